@@ -1,0 +1,25 @@
+# spark-dl-runner tasks: `just --list`
+
+python := env_var_or_default("PYTHON", "python")
+
+# install the CPU build of torch from local disk first, then the project and its dev tools
+setup:
+    {{python}} -m pip install torch==2.13.0
+    {{python}} -m pip install -e ".[dev]"
+
+# run an experiment: `just run model=cnn search.n_trials=4`
+run *overrides:
+    {{python}} -m runner {{overrides}}
+
+# the test suite (what CI runs)
+test *args:
+    {{python}} -m pytest {{args}}
+
+# benchmarks; tables land in outputs/bench/
+bench *which:
+    {{python}} -m runner.bench {{which}}
+
+# byte-compile everything and list repeated code
+lint:
+    {{python}} -m compileall -q runner models tests hydra_plugins
+    -duplicates

@@ -1,0 +1,3 @@
+"""spark-dl-runner: declarative deep-learning experiments on Spark and PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""``python -m runner [overrides]``: compose the config with Hydra and run the recipe."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from runner.config import register_configs
+from runner.errors import RunnerError
+
+register_configs()
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Run one experiment; return the best val metric (for Hydra sweepers)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from runner import pipeline
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        summary = pipeline.run(cfg, run_dir, Path(hydra.utils.get_original_cwd()))
+    except RunnerError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return summary["best"]["metrics"][cfg.search.metric]
+
+
+if __name__ == "__main__":
+    main()

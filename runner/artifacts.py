@@ -1,0 +1,62 @@
+"""The saved model: ``weights.pt`` (a state_dict) + ``model.json`` (its resolved config).
+
+Loaded with ``torch.load(weights_only=True)``: no pickled code is ever executed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """Everything needed to rebuild a trained model anywhere."""
+
+    model: dict[str, Any]  # resolved model config, with _target_
+    input_shape: tuple[int, ...]
+    num_classes: int
+    weights: bytes  # torch.save of the state_dict
+
+    def build(self, device: str = "cpu"):
+        """The model in eval mode with its weights loaded."""
+        import torch
+
+        from runner.trial import build_model
+
+        module = build_model(self.model, self.input_shape, self.num_classes)
+        state = torch.load(io.BytesIO(self.weights), map_location=device, weights_only=True)
+        module.load_state_dict(state)
+        return module.to(device).eval()
+
+
+def save(artifact: ModelArtifact, directory: Path) -> None:
+    """Write the artifact; files appear under their final names only when complete."""
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "model": artifact.model,
+        "input_shape": list(artifact.input_shape),
+        "num_classes": artifact.num_classes,
+    }
+    _atomic_write(directory / "weights.pt", artifact.weights)
+    _atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
+
+
+def load(directory: Path) -> ModelArtifact:
+    meta = json.loads((directory / "model.json").read_text())
+    return ModelArtifact(
+        model=meta["model"],
+        input_shape=tuple(meta["input_shape"]),
+        num_classes=meta["num_classes"],
+        weights=(directory / "weights.pt").read_bytes(),
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,9 @@
+"""The one exception type for bad input."""
+
+
+class RunnerError(Exception):
+    """Bad input from the user: a message naming the key or path and the fix.
+
+    ``python -m runner`` prints it as one line and exits with status 2; anything
+    else that raises is a bug and keeps its traceback.
+    """

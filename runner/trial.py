@@ -1,0 +1,148 @@
+"""One trial: build a model from its config and params, train it, score it on val.
+
+No pyspark here: a trial is a plain function of a ``TrialSpec``, run inside a Spark
+task by ``runner.sweep`` and testable without a JVM.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a trial needs, as plain data."""
+
+    number: int
+    params: dict[str, Any]
+    model: dict[str, Any]  # resolved model config with params applied (has _target_)
+    optimizer: dict[str, Any]
+    train: dict[str, Any]
+    data_path: str  # prepared data: <path>/split=<name>
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
+@dataclass
+class TrialOutcome:
+    """What a trial reports back to the driver."""
+
+    number: int
+    state: str  # COMPLETE | FAIL
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    error: str = ""
+    duration_s: float = 0.0
+    pid: int = 0
+    host: str = ""
+    device: str = "cpu"
+    weights: bytes = b""
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-ready record without the weights."""
+        record = asdict(self)
+        record.pop("weights")
+        return record
+
+
+@lru_cache(maxsize=8)
+def load_split(data_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32, rows x width) and labels of one split, cached per process."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(f"{data_path}/split={split}", columns=["features", "label"])
+    column = table.column("features").combine_chunks()
+    width = len(column[0]) if len(column) else 0
+    features = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    labels = table.column("label").to_numpy().astype(np.int64)
+    return features.reshape(len(labels), width), labels
+
+
+def build_model(model_cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int):
+    """Instantiate the configured ``nn.Module`` for this data's shape."""
+    from hydra.utils import instantiate
+
+    return instantiate(model_cfg, input_shape=list(input_shape), num_classes=num_classes)
+
+
+def run_trial(spec: TrialSpec, device: str = "cpu") -> TrialOutcome:
+    """Train and evaluate; any exception or a non-finite loss becomes a FAIL outcome."""
+    start = time.perf_counter()
+    outcome = TrialOutcome(number=spec.number, state="FAIL", pid=os.getpid(),
+                           host=socket.gethostname(), device=device)
+    try:
+        _train(spec, device, outcome)
+        outcome.state = "COMPLETE"
+    except Exception as err:  # a failed trial is data, not a crash
+        outcome.error = "".join(traceback.format_exception_only(err)).strip()
+    outcome.duration_s = time.perf_counter() - start
+    return outcome
+
+
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome) -> None:
+    import torch
+    from hydra.utils import instantiate
+
+    torch.manual_seed(spec.train["seed"] + spec.number)
+    x_train, y_train = load_split(spec.data_path, "train")
+    x_val, y_val = load_split(spec.data_path, "val")
+    shape = (-1, *spec.input_shape)
+    x_train_t = torch.from_numpy(x_train).reshape(shape).to(device)
+    y_train_t = torch.from_numpy(y_train).to(device)
+    x_val_t = torch.from_numpy(x_val).reshape(shape).to(device)
+    y_val_t = torch.from_numpy(y_val).to(device)
+
+    model = build_model(spec.model, spec.input_shape, spec.num_classes).to(device)
+    optimizer = instantiate(spec.optimizer, params=model.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    batch_size = int(spec.train["batch_size"])
+    generator = torch.Generator().manual_seed(spec.train["seed"] + spec.number)
+
+    for epoch in range(1, int(spec.train["epochs"]) + 1):
+        model.train()
+        order = torch.randperm(len(y_train_t), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train_t[idx]), y_train_t[idx])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        train_loss = total / len(order)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"non-finite training loss {train_loss} at epoch {epoch}")
+        val_loss, val_accuracy = _evaluate(model, x_val_t, y_val_t, loss_fn)
+        outcome.history.append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+             "val_accuracy": val_accuracy}
+        )
+    outcome.metrics = {k: v for k, v in outcome.history[-1].items() if k != "epoch"}
+    outcome.weights = _serialize(model)
+
+
+def _evaluate(model, x, y, loss_fn) -> tuple[float, float]:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        return loss_fn(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+
+def _serialize(model) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()

@@ -1,0 +1,83 @@
+"""``python -m runner`` end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_experiment_writes_every_artifact(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli([f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["test_metrics"]["test_accuracy"] >= 0.90
+    assert summary["trials"] == {"COMPLETE": 8}
+    assert set(summary["timings_s"]) == {"spark", "preprocess", "sweep", "infer", "total"}
+    assert summary["data"]["cache_hit"] is False
+
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "prepared" / "meta.json").exists()
+    assert (run_dir / "model" / "weights.pt").exists() and (run_dir / "model" / "model.json").exists()
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["number"] for t in trials) == list(range(8))
+    assert all(t["params"] and t["history"] and t["state"] == "COMPLETE" for t in trials)
+    predictions = pq.read_table(run_dir / "predictions.parquet")
+    assert predictions.num_rows == summary["data"]["rows"]["test"]
+
+    # plain output: no escape codes, a leaderboard and no Spark noise
+    assert "\x1b[" not in proc.stdout
+    assert "[leaderboard]" in proc.stdout and "[summary] test_accuracy" in proc.stdout
+    assert "WARN" not in proc.stdout + proc.stderr
+    # trials ran in Spark's Python workers, not the driver process
+    assert summary["driver_pid"] not in {t["pid"] for t in trials}
+
+
+def test_multirun_runs_two_whole_experiments(tmp_path):
+    sweep_dir = tmp_path / "multi"
+    proc = run_cli(
+        ["-m", "model=mlp,cnn", *TINY, f"hydra.sweep.dir={sweep_dir}",
+         f"data.cache_dir={tmp_path / 'cache'}"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in (0, 1)]
+    assert [s["data"]["cache_hit"] for s in summaries] == [False, True]
+    models = [json.loads((sweep_dir / str(i) / "model" / "model.json").read_text()) for i in (0, 1)]
+    assert [m["model"]["_target_"] for m in models] == ["models.mlp.MLP", "models.cnn.CNN"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model=nope", "model"),
+        ("search.n_trials=abc", "search.n_trials"),
+        ("search.n_trials=0", "search.n_trials: must be at least 1"),
+        ("search.sampler=annealing", "search.sampler"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_no_result(tmp_path, override, expected):
+    run_dir = tmp_path / "run"
+    proc = run_cli([override, f"hydra.run.dir={run_dir}"], tmp_path, timeout=60)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_missing_java_is_reported(tmp_path):
+    run_dir = tmp_path / "run"
+    no_java = {"PATH": str(Path(sys.executable).parent), "JAVA_HOME": str(tmp_path)}
+    proc = run_cli([f"hydra.run.dir={run_dir}"], tmp_path, timeout=60, env=no_java)
+    assert proc.returncode == 2
+    assert "Java not found" in proc.stderr and "JAVA_HOME" in proc.stderr
+    assert not (run_dir / "summary.json").exists()

@@ -1,0 +1,71 @@
+"""The config schema: groups compose, types and unknown keys are checked."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from runner.config import CNNConfig, MLPConfig, SearchConfig
+from runner.errors import RunnerError
+from runner.pipeline import validate
+from tests.conftest import compose_config
+
+
+def test_default_experiment_composes_typed_groups():
+    cfg = compose_config()
+    assert cfg.data.name == "digits" and list(cfg.data.image_shape) == [1, 8, 8]
+    assert cfg.model._target_ == MLPConfig._target_
+    assert cfg.search.n_trials == 8 and cfg.search.sampler == "tpe"
+    assert cfg.deploy.master == "local[*]"
+    validate(cfg)
+
+
+@pytest.mark.parametrize("option", ["mlp", "cnn"])
+def test_every_model_option_composes(option):
+    cfg = compose_config([f"model={option}"])
+    assert cfg.model._target_ in (MLPConfig._target_, CNNConfig._target_)
+
+
+def test_experiment_config_applies_its_deltas():
+    cfg = compose_config(["+experiment=digits_cnn"])
+    assert cfg.model._target_ == CNNConfig._target_
+    assert cfg.search.n_trials == 6 and cfg.train.epochs == 15
+    validate(cfg)
+
+
+def test_wrong_type_is_refused_naming_the_key():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config(["search.n_trials=abc"])
+    assert "search.n_trials" in str(err.value.__cause__ or err.value)
+
+
+def test_unknown_key_is_refused_naming_the_schema():
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config(["model.widht=3"])
+    assert "widht" in str(err.value)
+    assert "not in 'MLPConfig'" in str(err.value.__cause__)
+
+
+def test_unknown_option_is_refused():
+    with pytest.raises(Exception, match="model/nope"):
+        compose_config(["model=nope"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["search.n_trials=0"], "search.n_trials"),
+        (["search.sampler=annealing"], "search.sampler"),
+        (["data.split.train=0.9"], "data.split"),
+        (["model=cnn", "data=wine"], "model=cnn"),
+        (["+search.params.model.hiden='choice(1,2)'"], "search.params.model.hiden"),
+    ],
+)
+def test_bad_values_are_gathered_into_one_runner_error(overrides, key):
+    with pytest.raises(RunnerError, match=key.replace(".", r"\.")):
+        validate(compose_config(overrides))
+
+
+def test_search_schema_defaults():
+    schema = SearchConfig()
+    assert schema.parallelism is None and schema.direction == "maximize"
