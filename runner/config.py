@@ -102,6 +102,8 @@ class SearchConfig:
     metric: str = "val_accuracy"
     direction: str = "maximize"  # maximize | minimize
     sampler: str = "tpe"  # tpe | random | grid
+    pruner: str = "none"  # none | median | asha: stop bad trials after an epoch
+    trial_timeout: Optional[float] = None  # seconds; a trial past it fails
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # nested or dotted keys
 
@@ -114,6 +116,8 @@ class DeployConfig:
     master: str = "local[*]"
     app_name: str = "spark-dl-runner"
     conf: dict[str, str] = field(default_factory=dict)  # any spark.* setting, passed through
+    cpus_per_trial: int = 1  # cores (and torch threads) per trial
+    gpus_per_trial: float = 0.0  # GPUs per trial; fractions pack trials (0.25: four per GPU)
 
 
 @dataclass
