@@ -4,6 +4,7 @@ import atexit
 import logging
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
@@ -26,6 +27,7 @@ from pyspark.sql import SparkSession
 from .spark_launcher import SparkLauncher
 
 log = logging.getLogger(__name__)
+logging.getLogger("py4j").setLevel(logging.WARNING)  # not INFO through Hydra's logging
 
 RESULT_SCHEMA = "idx long, job_return binary"
 
@@ -34,6 +36,21 @@ DEFAULT_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
+
+# The driver JVM's logging while it starts (setLogLevel("ERROR") follows): warnings and up,
+# without Spark's default-profile banner or the native-hadoop warning. A root level other
+# than WARN would make Spark print "Setting default log level to WARN".
+LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
+logger.hadoop.level = error
+"""
 
 
 def launch(
@@ -45,6 +62,8 @@ def launch(
     assert launcher.hydra_context is not None
     assert launcher.task_function is not None
     config = launcher.config
+    if not job_overrides:
+        return []
 
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     # Executors run in other directories: give them the driver's sweep dir, absolute.
@@ -111,8 +130,16 @@ def _get_session(launcher: SparkLauncher) -> Tuple[SparkSession, bool]:
     for key, value in conf.items():
         builder = builder.config(key, value)
 
-    spark = builder.getOrCreate()
-    if not launcher.master.startswith("sc://"):
+    if launcher.master.startswith("sc://"):
+        spark = builder.getOrCreate()
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".properties") as log4j2:
+            log4j2.write(LOG4J2_PROPERTIES)
+            log4j2.flush()
+            if "spark.driver.extraJavaOptions" not in conf:
+                option = f"-Dlog4j2.configurationFile=file:{log4j2.name}"
+                builder = builder.config("spark.driver.extraJavaOptions", option)
+            spark = builder.getOrCreate()  # the JVM reads the file while starting
         spark.sparkContext.setLogLevel("ERROR")
     if not launcher.stop_session:
         atexit.register(spark.stop)
