@@ -61,9 +61,9 @@ def test_launcher_config_composes() -> None:
     assert cfg.hydra.launcher.master == "local[*]"
 
 
-def test_gpus_on_local_master_rejected() -> None:
+def test_job_resources_on_local_master_rejected() -> None:
     # SparkLauncherError, but test_discovery reloads the module: match its base class.
-    with pytest.raises(CompactHydraException, match="gpus_per_job"):
+    with pytest.raises(CompactHydraException, match="cpus_per_job/gpus_per_job"):
         SparkLauncher("local[2]", "app", None, None, 1.0, {}, True)
 
 
@@ -154,6 +154,7 @@ def test_local_cluster_master(tmp_path: Path) -> None:
         tmp_path,
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "hydra.launcher.master='local-cluster[2,1,1024]'",  # quoted for Hydra's grammar
+        "hydra.launcher.cpus_per_job=1",  # a task ResourceProfile: needs a cluster master
         "x=1,2",
     )
     assert run.returncode == 0, run.output

@@ -119,31 +119,34 @@ def _get_session(launcher: SparkLauncher) -> Tuple[SparkSession, bool]:
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if launcher.master.startswith("sc://"):
-        builder = SparkSession.builder.remote(launcher.master)
-        conf = launcher.spark_conf
-    else:
-        if launcher.master.startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = SparkSession.builder.master(launcher.master)
-        conf = {**DEFAULT_SPARK_CONF, **launcher.spark_conf}
-    builder = builder.appName(launcher.app_name)
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-
-    if launcher.master.startswith("sc://"):
+        builder = SparkSession.builder.remote(launcher.master).appName(launcher.app_name)
+        for key, value in launcher.spark_conf.items():
+            builder = builder.config(key, value)
         spark = builder.getOrCreate()
     else:
-        with tempfile.NamedTemporaryFile("w", suffix=".properties") as log4j2:
-            log4j2.write(LOG4J2_PROPERTIES)
-            log4j2.flush()
-            if "spark.driver.extraJavaOptions" not in conf:
-                option = f"-Dlog4j2.configurationFile=file:{log4j2.name}"
-                builder = builder.config("spark.driver.extraJavaOptions", option)
-            spark = builder.getOrCreate()  # the JVM reads the file while starting
-        spark.sparkContext.setLogLevel("ERROR")
+        spark = _start_driver(launcher)
     if not launcher.stop_session:
         atexit.register(spark.stop)
     return spark, True
+
+
+def _start_driver(launcher: SparkLauncher) -> SparkSession:
+    """A classic session, whose driver JVM starts quiet (unless spark_conf sets its options)."""
+    if launcher.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    conf = {**DEFAULT_SPARK_CONF, **launcher.spark_conf}
+    with tempfile.NamedTemporaryFile("w", suffix=".properties") as log4j2:
+        log4j2.write(LOG4J2_PROPERTIES)
+        log4j2.flush()
+        conf.setdefault(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j2.name}"
+        )
+        builder = SparkSession.builder.master(launcher.master).appName(launcher.app_name)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()  # the JVM reads the file while it starts
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 def _resource_profile(launcher: SparkLauncher) -> Optional[ResourceProfile]:

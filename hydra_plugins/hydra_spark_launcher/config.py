@@ -12,6 +12,7 @@ class SparkLauncherConf:
 
     # Spark master: local[*], local[N], local-cluster[W,C,M], spark://host:port, yarn,
     # or sc://host:port for Spark Connect. Ignored when a SparkSession is already active.
+    # Quote brackets on the command line: hydra.launcher.master='local[4]'.
     master: str = "local[*]"
 
     # Spark application name of a session the launcher creates.
@@ -22,11 +23,11 @@ class SparkLauncherConf:
     # partitions of consecutive jobs, each run one after the other in its task.
     parallelism: Optional[int] = None
 
-    # Task resources per job, applied as a stage-level ResourceProfile when set.
-    # Needs a cluster master (local-cluster, standalone, YARN, K8s) with dynamic
-    # allocation off; local[*] cannot schedule GPUs (the stage would wait forever), so
-    # gpus_per_job is refused there. Spark does not set CUDA_VISIBLE_DEVICES: read
-    # TaskContext.get().resources()["gpu"].addresses in the job.
+    # Task resources per job, applied as a stage-level ResourceProfile when set. Spark
+    # honours task profiles only on cluster masters (local-cluster, standalone, YARN, K8s)
+    # with dynamic allocation off, so local[...] masters are refused; local[*] could not
+    # schedule GPUs anyway. Executors must own the GPUs; Spark does not set
+    # CUDA_VISIBLE_DEVICES: read TaskContext.get().resources()["gpu"].addresses in the job.
     cpus_per_job: Optional[int] = None
     gpus_per_job: Optional[float] = None
 

@@ -46,10 +46,11 @@ class SparkLauncher(Launcher):
             problems.append(f"hydra.launcher.cpus_per_job={self.cpus_per_job}: use null or >= 1")
         if self.gpus_per_job is not None and self.gpus_per_job <= 0:
             problems.append(f"hydra.launcher.gpus_per_job={self.gpus_per_job}: use null or > 0")
-        if self.gpus_per_job is not None and self.master.startswith("local["):
+        local = self.master == "local" or self.master.startswith("local[")
+        if local and (self.cpus_per_job is not None or self.gpus_per_job is not None):
             problems.append(
-                f"hydra.launcher.gpus_per_job is set but master={self.master} cannot "
-                "schedule GPUs; use local-cluster[1,C,M] or a cluster master"
+                f"hydra.launcher.cpus_per_job/gpus_per_job need a cluster master, not "
+                f"master={self.master}; use local-cluster[W,C,M], standalone, YARN or K8s"
             )
         if problems:
             raise SparkLauncherError("; ".join(problems))
