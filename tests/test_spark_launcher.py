@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
@@ -10,10 +11,13 @@ from typing import Any, Callable, Iterator, List
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from omegaconf import OmegaConf
+from pyspark import cloudpickle
 
+from hydra_plugins.hydra_spark_launcher import _core
 from hydra_plugins.hydra_spark_launcher.spark_launcher import SparkLauncher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +69,14 @@ def test_job_resources_on_local_master_rejected() -> None:
     # SparkLauncherError, but test_discovery reloads the module: match its base class.
     with pytest.raises(CompactHydraException, match="cpus_per_job/gpus_per_job"):
         SparkLauncher("local[2]", "app", None, None, 1.0, {}, True)
+
+
+def test_unpicklable_return_value_becomes_a_failure() -> None:
+    hydra_cfg = OmegaConf.create({"hydra": {"job": {"num": 3}}})
+    ret = JobReturn(hydra_cfg=hydra_cfg, status=JobStatus.COMPLETED, _return_value=threading.Lock())
+    sent = cloudpickle.loads(_core._dump_return(ret))
+    assert sent.status == JobStatus.FAILED
+    assert "job 3: its result cannot be sent back" in str(sent._return_value)
 
 
 @pytest.mark.slow

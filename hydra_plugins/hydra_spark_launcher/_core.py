@@ -200,7 +200,8 @@ def _dump_return(ret: JobReturn) -> bytes:
     """Pickles a JobReturn for the driver, keeping a failed job's traceback as a note."""
     error = ret._return_value if ret.status == JobStatus.FAILED else None
     if isinstance(error, BaseException) and hasattr(error, "add_note"):
-        error.add_note("Traceback in the Spark task:\n" + "".join(traceback.format_exception(error)))
+        remote = "".join(traceback.format_exception(error))
+        error.add_note(f"Traceback in the Spark task:\n{remote}")
     try:
         blob = cloudpickle.dumps(ret)
         cloudpickle.loads(blob)  # the driver must be able to load it too

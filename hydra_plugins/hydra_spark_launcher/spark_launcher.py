@@ -1,4 +1,10 @@
-"""Hydra launcher that runs the jobs of a multirun as Spark tasks."""
+"""Hydra launcher that runs the jobs of a multirun as Spark tasks.
+
+    python my_app.py -m hydra/launcher=spark hydra.launcher.parallelism=2 lr=0.1,0.01,0.001
+
+Job output dirs, return values and failures are those of Hydra's basic launcher; the sweep
+dir must be on storage that the driver and the executors share.
+"""
 
 from typing import Dict, Optional, Sequence
 
