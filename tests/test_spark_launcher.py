@@ -33,11 +33,8 @@ class AppRun:
 
 def run_app(cwd: Path, *overrides: str) -> AppRun:
     """Runs the test app's multirun on the Spark launcher in a fresh Python process."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-    }
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "SPARK_LOCAL_IP": "127.0.0.1"}
     cmd = [sys.executable, str(APP), "-m", "hydra/launcher=spark", *overrides]
     with subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
