@@ -289,13 +289,14 @@ def _slot_task(url: str, cpus: int) -> Callable[[Iterator["pd.DataFrame"]], Iter
         from pyspark import TaskContext
 
         from runner.resources import device_for, task_gpu
-        from runner.trial import TrialSpec, run_trial
+        from runner.trial import TrialSpec, run_trial, warm_up
 
         slot = int(next(iter(batches))["id"].iloc[0])
         context = TaskContext.get()
         gpu = task_gpu(context)
         device = device_for(gpu)
         torch.set_num_threads(max(1, cpus))
+        warm_up()
         driver = xmlrpc.client.ServerProxy(url, allow_none=True)
         done = 0
         while payload := driver.next_trial(slot, context.attemptNumber()):

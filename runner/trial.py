@@ -99,13 +99,13 @@ def run_trial(
     """Train and evaluate, calling ``report`` after every epoch.
 
     A True answer from ``report`` ends the trial as PRUNED; any exception, a
-    non-finite loss or running past ``spec.timeout_s`` ends it as FAIL.
+    non-finite loss or training past ``spec.timeout_s`` ends it as FAIL.
     """
     start = time.perf_counter()
     outcome = TrialOutcome(number=spec.number, state="FAIL", pid=os.getpid(),
                            host=socket.gethostname(), device=device)
     try:
-        _train(spec, device, outcome, report, deadline=start + (spec.timeout_s or math.inf))
+        _train(spec, device, outcome, report)
         outcome.state = "COMPLETE"
     except TrialPruned:
         outcome.state = "PRUNED"
@@ -115,9 +115,7 @@ def run_trial(
     return outcome
 
 
-def _train(
-    spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter, deadline: float
-) -> None:
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter) -> None:
     import torch
     from hydra.utils import instantiate
 
@@ -135,6 +133,7 @@ def _train(
     loss_fn = torch.nn.CrossEntropyLoss()
     batch_size = int(spec.train["batch_size"])
     generator = torch.Generator().manual_seed(spec.train["seed"] + spec.number)
+    deadline = time.perf_counter() + (spec.timeout_s or math.inf)
 
     for epoch in range(1, int(spec.train["epochs"]) + 1):
         model.train()
@@ -161,6 +160,17 @@ def _train(
         if report(epoch, outcome.metrics[spec.metric]):
             raise TrialPruned(f"pruned after epoch {epoch}")
     outcome.weights = _serialize(model)
+
+
+def warm_up() -> None:
+    """Pay a worker process's one-time costs (the first optimizer step imports
+    ``torch._dynamo``) before its first trial, so trial durations compare fairly."""
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    layer(torch.zeros(1, 2)).sum().backward()
+    optimizer.step()
 
 
 def _evaluate(model, x, y, loss_fn) -> tuple[float, float]:
