@@ -8,6 +8,7 @@ the full key named.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -151,6 +152,19 @@ def register_configs() -> None:
     cs.store(group="model", name="base_cnn", node=CNNConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
     cs.store(group="deploy", name="base_deploy", node=DeployConfig)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose(overrides: list[str] | None = None) -> Any:
+    """The config ``python -m runner <overrides>`` runs, composed outside a Hydra app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return hydra_compose(config_name="config", overrides=overrides or [])
 
 
 def as_plain(node: Any) -> Any:
