@@ -28,7 +28,7 @@ def main() -> None:
     from runner.spark import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master=local[2]",
+    cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
                           f"train.epochs={EPOCHS}", "search.sampler=random"])
     spark = build_session(cfg.deploy, work / "logs")
     try:
