@@ -159,6 +159,10 @@ class FileSource(Source):
     """
 
     def validate(self, cfg: Any) -> list[str]:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_missing(cfg, "path"):
+            return [f"data.path: required for data={cfg.name}; set data.path=URI"]
         problems = []
         if cfg.format not in FILE_FORMATS:
             problems.append(f"data.format: {cfg.format!r} is not one of {', '.join(FILE_FORMATS)}")
