@@ -175,7 +175,8 @@ def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
     indexer = StringIndexer(inputCols=columns, outputCols=indexed, handleInvalid="keep",
                             stringOrderType="alphabetAsc").fit(df)
     df = indexer.transform(df)
-    encoder = OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep").fit(df)
+    # the indexer's last index holds unseen values; dropLast leaves them all-zero
+    encoder = OneHotEncoder(inputCols=indexed, outputCols=encoded, dropLast=True).fit(df)
     keep = [f"`{c}`" if c not in columns else f"`{c}__onehot` AS `{c}`"
             for c in df.columns if c not in indexed]
     return [indexer, encoder, _sql(f"SELECT {', '.join(keep)} FROM __THIS__")]
