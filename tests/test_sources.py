@@ -111,3 +111,14 @@ def test_missing_label_lists_the_columns(spark, tmp_path):
     with pytest.raises(RunnerError, match="data.label: no column 'target' .*available: a, b"):
         preprocess.run(spark, cfg, tmp_path / "cache")
     assert not any((tmp_path / "cache").iterdir())
+
+
+def test_cli_refuses_a_missing_file_in_one_line(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli(["data=csv", f"data.path={tmp_path / 'nope.csv'}",
+                    f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: data.path: {tmp_path / 'nope.csv'} not found; "
+                                   "set data.path to a file or folder")
+    assert not (tmp_path / "run" / "summary.json").exists()

@@ -90,11 +90,12 @@ def test_inference_reuses_the_fitted_transforms(spark, prepared, csv_rows):
     assert again.label.tolist() == written.label.tolist()
 
     new = spark.createDataFrame(pd.DataFrame(
-        {"x1": [None, 0.0], "x2": [1.0, -5.0], "color": ["purple", "red"], "note": ["", ""]}
+        {"x1": [None, 0.0], "x2": [1.0, -5.0], "color": ["purple", "red"], "note": ["", ""],
+         "animal": ["dog", "dog"]}
     ))
     out = preprocess.apply_transform(spark, prepared.entry, new).toPandas()
     assert len(out) == 1  # x2 < 0 is filtered as in training
-    assert out.label.isna().all()  # no label column in the new rows
+    assert out.label.tolist() == [1]  # "dog", indexed as in training
     assert out.features[0][2:].tolist() == [0.0, 0.0, 0.0]  # unseen colour: no one-hot bit
 
 
@@ -107,8 +108,15 @@ def test_standard_scaling_and_numeric_labels(spark, tmp_path):
     prepared = preprocess.run(spark, cfg, tmp_path / "cache")
     assert prepared.input_shape == (1,) and prepared.num_classes == 3
     train = pq.read_table(prepared.split_path("train")).to_pandas()
+    train_b = frame.b[train.id]
     values = np.stack(train.features)[:, 0]
     assert abs(values.mean()) < 1e-4 and abs(values.std(ddof=1) - 1) < 1e-3
+
+    unlabelled = spark.createDataFrame(frame.drop(columns="label").iloc[:3])
+    out = preprocess.apply_transform(spark, prepared.entry, unlabelled).toPandas()
+    assert out.label.isna().all() and len(out) == 3  # new rows need no label
+    scaled = (frame.b[:3] - train_b.mean()) / train_b.std(ddof=1)
+    assert np.allclose(np.stack(out.features)[:, 0], scaled, atol=1e-4)
 
 
 def test_step_configs_are_checked_before_spark(tmp_path):

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m runner.bench <name>`` writes ``outputs/bench/<name>.md``."""
