@@ -22,7 +22,7 @@ SEEDS = (0, 1, 2)
 BUDGET = 20
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
     from runner import preprocess, sweep
     from runner.config import compose
     from runner.spark import build_session, stop_session
@@ -78,6 +78,7 @@ def main() -> None:
                      f"{statistics.mean(values):.4f}",
                      "seeds " + ", ".join(f"{v:.4f}" for v in values)])
     write_table("sweep", "Sweep benchmark", ["measure", "value", "note"], rows)
+    return 0
 
 
 def _bare_trial(cfg, prepared, params: dict) -> float:
