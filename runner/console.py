@@ -97,7 +97,7 @@ class Reporter:
         shown = f"{self.metric}={value:.4f}" if value is not None else outcome.error.splitlines()[0]
         self._line(
             f"[trial {outcome.number}] {outcome.state} {shown} "
-            f"({outcome.duration_s:.1f}s, pid {outcome.pid}) {_format_params(params)}"
+            f"({outcome.duration_s:.1f}s, pid {outcome.pid}) {format_params(params)}"
         )
 
     def trial_table(self, limit: int | None = None, title: str = "Trials") -> Table:
@@ -112,7 +112,7 @@ class Reporter:
                 str(outcome.number),
                 outcome.state,
                 f"{value:.4f}" if value is not None else "-",
-                _format_params(params),
+                format_params(params),
                 f"{outcome.duration_s:.1f}s",
                 str(outcome.pid),
                 style="bold green" if i == 0 and outcome.state == "COMPLETE" else None,
@@ -125,7 +125,7 @@ class Reporter:
         if self.quiet:
             return
         lines = [
-            f"best trial: #{summary['best']['number']}  {_format_params(summary['best']['params'])}",
+            f"best trial: #{summary['best']['number']}  {format_params(summary['best']['params'])}",
             f"val {self.metric}: {summary['best']['metrics'][self.metric]:.4f}",
             *(f"{k}: {v:.4f}" for k, v in summary["test_metrics"].items()),
             "stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings_s"].items()),
@@ -138,7 +138,7 @@ class Reporter:
             ranked = sorted(self._trials, key=self._rank)
             for outcome, params in [tp for tp in ranked if tp[0].state == "COMPLETE"][:10]:
                 print(f"[leaderboard] #{outcome.number} {self.metric}="
-                      f"{outcome.metrics[self.metric]:.4f} {_format_params(params)}", flush=True)
+                      f"{outcome.metrics[self.metric]:.4f} {format_params(params)}", flush=True)
             for line in lines:
                 print(f"[summary] {line}", flush=True)
 
@@ -158,7 +158,7 @@ class Reporter:
         print(message, flush=True)
 
 
-def _format_params(params: dict[str, Any]) -> str:
+def format_params(params: dict[str, Any]) -> str:
     return " ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
