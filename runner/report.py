@@ -1,4 +1,5 @@
-"""Stage 4: the run's record: ``trials.jsonl`` and ``summary.json`` (written last)."""
+"""Stage 4: the run's record: ``trials.jsonl``, ``report.html``/``report.md`` and
+``summary.json`` (written last: its presence marks a finished run)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from runner.infer import InferenceResult
 from runner.preprocess import PreparedData
+from runner.reporting import render
 from runner.sweep import SweepResult
 
 
@@ -19,7 +21,7 @@ def run(
     predicted: InferenceResult,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """Write the trial log and the summary; return the summary."""
+    """Write the trial log, the reports and the summary; return the summary."""
     with open(run_dir / "trials.jsonl", "w") as fh:
         for outcome in swept.trials:
             fh.write(json.dumps({**outcome.as_record(), "params": swept.params[outcome.number]}))
@@ -44,6 +46,7 @@ def run(
         "run_dir": str(run_dir),
         "driver_pid": os.getpid(),
     }
+    render(run_dir, summary)
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, run_dir / "summary.json")

@@ -82,6 +82,7 @@ def run(
     run_dir: Path,
     on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
     on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
+    on_trial_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None,
 ) -> SweepResult:
     """Run ``cfg.search.n_trials`` trials, ``parallelism`` at a time; return them all.
 
@@ -120,6 +121,7 @@ def run(
                     return
                 asked[0] += 1
                 trial = study.ask(space)
+                on_trial_start(trial.number, dict(trial.params))
             spec = _spec(cfg, prepared, trial.number, trial.params)
             outcome = _run_on_executor(spark, spec)
             with lock:
