@@ -68,6 +68,7 @@ class Reporter:
         )
         self._trial_task: Any = None
         self._live: Live | None = None
+        self._finished = False  # the leaderboard replaces the live trial table
 
     def __enter__(self) -> "Reporter":
         if self.live_enabled:
@@ -84,7 +85,7 @@ class Reporter:
         parts: list[Any] = [self._stage_list()]
         if self._progress.tasks:
             parts.append(self._progress)
-        if self._trials or self._running:
+        if (self._trials or self._running) and not self._finished:
             parts.append(self.trial_table(limit=None if self.verbose else TABLE_ROWS))
         return Group(*parts)
 
@@ -136,7 +137,10 @@ class Reporter:
             stop.set()
             thread.join()
             done = sum(n for _, n in seen.values())
-            self._progress.update(task, completed=done, total=done)
+            if done:
+                self._progress.update(task, completed=done, total=done)
+            else:  # nothing ran on Spark (e.g. a cache hit)
+                self._progress.remove_task(task)
 
     def info(self, message: str) -> None:
         self._line(message)
@@ -199,6 +203,9 @@ class Reporter:
 
     def final(self, summary: dict[str, Any]) -> None:
         """The leaderboard and the summary panel, printed once at the end."""
+        self._finished = True
+        if self._live is not None:
+            self._live.refresh()
         self.__exit__(None, None, None)
         if self.quiet:
             return
