@@ -78,6 +78,9 @@ class Reporter:
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
+            if exc[0] is None:  # the final leaderboard follows; on failure the table stays
+                self._finished = True
+                self._live.refresh()
             self._live.__exit__(*exc)
             self._live = None
 
@@ -203,9 +206,6 @@ class Reporter:
 
     def final(self, summary: dict[str, Any]) -> None:
         """The leaderboard and the summary panel, printed once at the end."""
-        self._finished = True
-        if self._live is not None:
-            self._live.refresh()
         self.__exit__(None, None, None)
         if self.quiet:
             return
