@@ -83,8 +83,10 @@ def params_vs_metric(record: RunRecord) -> list[tuple[str, "Figure"]]:
         values = [p[0] for p in pairs]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             ax.scatter(values, [p[1] for p in pairs])
-            if min(values) > 0 and max(values) / min(values) >= 100:
+            searched = str(record.config["search"].get("params", {}).get(name, ""))
+            if min(values) > 0 and ("tag(log" in searched or max(values) / min(values) >= 100):
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(_no_labels())
         else:  # categorical
             labels = sorted({str(v) for v in values})
             ax.scatter([labels.index(str(v)) for v in values], [p[1] for p in pairs])
@@ -173,6 +175,12 @@ def timings(stage_times: dict[str, float]) -> "Figure":
 
 def _is_regression(predictions: "pd.DataFrame") -> bool:
     return predictions["label"].dtype.kind == "f"
+
+
+def _no_labels():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
 
 
 def _integer_ticks():
