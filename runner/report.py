@@ -1,5 +1,5 @@
-"""Stage 4: the run's record: ``trials.jsonl``, ``report.html``/``report.md`` and
-``summary.json`` (written last: its presence marks a finished run)."""
+"""Stage 4: ``report.html``/``report.md`` and the run's record, ``summary.json``, written
+last: its presence marks a finished run (the sweep wrote ``trials.jsonl``)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,7 @@ def run(
     predicted: InferenceResult,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """Write the trial log, the reports and the summary; return the summary."""
-    with open(run_dir / "trials.jsonl", "w") as fh:
-        for outcome in swept.trials:
-            fh.write(json.dumps({**outcome.as_record(), "params": swept.params[outcome.number]}))
-            fh.write("\n")
+    """Write the reports and the summary; return the summary."""
     summary = {
         "best": {
             "number": swept.best.number,
@@ -35,6 +31,8 @@ def run(
         "test_metrics": predicted.metrics,
         "trials": swept.counts,
         "parallelism": swept.parallelism,
+        "resumed_trials": swept.resumed,
+        "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
         "data": {
             "fingerprint": prepared.fingerprint,
             "cache_hit": prepared.cache_hit,
