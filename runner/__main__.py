@@ -1,4 +1,7 @@
-"""``python -m runner [overrides]``: compose the config with Hydra and run the recipe."""
+"""``python -m runner [overrides]``: compose the config with Hydra and run the recipe.
+
+``python -m runner report|compare ...`` are tools over finished runs (runner.reporting.cli).
+"""
 
 from __future__ import annotations
 
@@ -31,4 +34,8 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] in (["report"], ["compare"]):  # tools over finished runs, not experiments
+        from runner.reporting.cli import main as tool
+
+        sys.exit(tool(sys.argv[1:]))
     main()

@@ -42,8 +42,8 @@ def save(artifact: ModelArtifact, directory: Path) -> None:
         "input_shape": list(artifact.input_shape),
         "num_classes": artifact.num_classes,
     }
-    _atomic_write(directory / "weights.pt", artifact.weights)
-    _atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
+    atomic_write(directory / "weights.pt", artifact.weights)
+    atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
 
 
 def load(directory: Path) -> ModelArtifact:
@@ -56,7 +56,7 @@ def load(directory: Path) -> ModelArtifact:
     )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -172,6 +172,24 @@ class InferenceConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where runs are recorded besides the run directory; ``none`` records nowhere else."""
+
+    name: str = "none"
+
+
+@dataclass
+class MLflowTrackingConfig(TrackingConfig):
+    """The experiment as an MLflow run, each trial a nested run (``pip install .[tracking]``)."""
+
+    name: str = "mlflow"
+    # a directory (file store; relative to where the runner started) or any tracking URI
+    uri: str = "mlruns"
+    experiment: str = "spark-dl-runner"
+    run_name: Optional[str] = None  # null: the run directory's name
+
+
+@dataclass
 class RunnerConfig:
     """The whole experiment."""
 
@@ -182,8 +200,10 @@ class RunnerConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    tracking: TrackingConfig = MISSING
     seed: int = 0
-    quiet: bool = False
+    quiet: bool = False  # no output but errors
+    verbose: bool = False  # every trial in the live table; per-epoch lines in plain output
 
 
 def register_configs() -> None:
@@ -197,6 +217,8 @@ def register_configs() -> None:
     cs.store(group="model", name="base_cnn", node=CNNConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
     cs.store(group="deploy", name="base_deploy", node=DeployConfig)
+    cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
+    cs.store(group="tracking", name="base_mlflow", node=MLflowTrackingConfig)
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,17 +11,29 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from runner.trial import TrialOutcome
 
+TABLE_ROWS = 12  # trials shown live unless verbose
+
 
 class Reporter:
-    """Stage progress, the trial table as trials finish, and the final leaderboard.
+    """Stage progress, the trial table as trials start and finish, and the final leaderboard.
 
-    On a terminal everything is one ``rich.live.Live`` display; when stdout is not a
-    terminal (CI logs, pipes) each event is one plain line, with no escape codes.
+    On a terminal everything is one ``rich.live.Live`` display: the stages with their
+    status and elapsed time, progress bars with ETA (Spark tasks of preprocessing and
+    inference; trials done / running / failed / pruned of total) and the trial table,
+    best first. When stdout is not a terminal (CI logs, pipes) each event is one plain
+    line, with no escape codes.
     """
 
     def __init__(
@@ -29,24 +42,33 @@ class Reporter:
         direction: str = "maximize",
         quiet: bool = False,
         console: Console | None = None,
+        verbose: bool = False,
     ):
         self.console = console or Console()
         self._sign = -1.0 if direction == "maximize" else 1.0
         self.live_enabled = self.console.is_terminal and not quiet
         self.quiet = quiet
+        self.verbose = verbose
         self.metric = metric
         self.timings: dict[str, float] = {}
         self._stages: dict[str, str] = {}
+        self._stage_start: dict[str, float] = {}
         self._trials: list[tuple[TrialOutcome, dict[str, Any]]] = []
+        self._running: dict[int, tuple[dict[str, Any], float]] = {}  # number -> params, start
+        self._n_trials = 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=self.console,
         )
         self._trial_task: Any = None
         self._live: Live | None = None
+        self._finished = False  # the leaderboard replaces the live trial table
 
     def __enter__(self) -> "Reporter":
         if self.live_enabled:
@@ -56,15 +78,18 @@ class Reporter:
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
+            if exc[0] is None:  # the final leaderboard follows; on failure the table stays
+                self._finished = True
+                self._live.refresh()
             self._live.__exit__(*exc)
             self._live = None
 
     def __rich__(self) -> Group:
-        parts: list[Any] = [self._stage_line()]
-        if self._trial_task is not None:
+        parts: list[Any] = [self._stage_list()]
+        if self._progress.tasks:
             parts.append(self._progress)
-        if self._trials:
-            parts.append(self.trial_table(limit=12))
+        if (self._trials or self._running) and not self._finished:
+            parts.append(self.trial_table(limit=None if self.verbose else TABLE_ROWS))
         return Group(*parts)
 
     @contextmanager
@@ -72,51 +97,111 @@ class Reporter:
         """Time a stage and show it running, then done."""
         self._stages[name] = "running"
         self._line(f"[stage] {name} started{(' - ' + detail) if detail else ''}")
-        start = time.perf_counter()
+        start = self._stage_start[name] = time.perf_counter()
         try:
             yield
         except BaseException:
             self._stages[name] = "failed"
             raise
         self.timings[name] = time.perf_counter() - start
-        self._stages[name] = f"done {self.timings[name]:.1f}s"
+        self._stages[name] = "done"
         self._line(f"[stage] {name} done in {self.timings[name]:.1f}s")
+
+    @contextmanager
+    def spark_tasks(self, spark: Any, description: str) -> Iterator[None]:
+        """A live bar of the Spark tasks run inside the block (terminal only).
+
+        Polls the driver's status tracker; over Spark Connect (no SparkContext) no bar.
+        """
+        tracker = _status_tracker(spark) if self._live is not None else None
+        if tracker is None:
+            yield
+            return
+        task = self._progress.add_task(description, total=None, counts="spark tasks")
+        stop = threading.Event()
+        known = set(tracker.getActiveStageIds())  # stages of earlier work are not ours
+        seen: dict[int, tuple[int, int]] = {}
+
+        def poll() -> None:
+            while not stop.wait(0.25):
+                for stage_id in tracker.getActiveStageIds():
+                    info = tracker.getStageInfo(stage_id)
+                    if stage_id not in known and info is not None:
+                        seen[stage_id] = (info.numCompletedTasks, info.numTasks)
+                if seen:
+                    self._progress.update(task, completed=sum(d for d, _ in seen.values()),
+                                          total=sum(n for _, n in seen.values()))
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            done = sum(n for _, n in seen.values())
+            if done:
+                self._progress.update(task, completed=done, total=done)
+            else:  # nothing ran on Spark (e.g. a cache hit)
+                self._progress.remove_task(task)
 
     def info(self, message: str) -> None:
         self._line(message)
 
     def sweep_started(self, n_trials: int, parallelism: int) -> None:
-        self._trial_task = self._progress.add_task("trials", total=n_trials)
+        self._n_trials = n_trials
+        self._trial_task = self._progress.add_task("trials", total=n_trials,
+                                                   counts=self._counts())
         self._line(f"[sweep] {n_trials} trials, {parallelism} at a time")
 
+    def trial_started(self, number: int, params: dict[str, Any]) -> None:
+        self._running[number] = (params, time.perf_counter())
+        self._update_trials()
+        self._line(f"[trial {number}] started {format_params(params)}")
+
     def trial_finished(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
+        self._running.pop(outcome.number, None)
         self._trials.append((outcome, params))
         if self._trial_task is not None:
             self._progress.advance(self._trial_task)
+        self._update_trials()
         value = outcome.metrics.get(self.metric)
         shown = f"{self.metric}={value:.4f}" if value is not None else outcome.error.splitlines()[0]
         self._line(
             f"[trial {outcome.number}] {outcome.state} {shown} "
-            f"({outcome.duration_s:.1f}s, pid {outcome.pid}) {_format_params(params)}"
+            f"({outcome.duration_s:.1f}s, {len(outcome.history)} epochs, {outcome.device}, "
+            f"pid {outcome.pid}) {format_params(params)}"
         )
+        if self.verbose:
+            for h in outcome.history:
+                self._line(f"[trial {outcome.number}] epoch {h['epoch']} " + " ".join(
+                    f"{k}={v:.4f}" for k, v in h.items() if k != "epoch"))
 
     def trial_table(self, limit: int | None = None, title: str = "Trials") -> Table:
-        """Trials sorted best first (finished ones), failures last."""
+        """Finished trials best first, then running ones, then failed or pruned ones."""
         table = Table(title=title, title_justify="left")
-        for col in ("#", "status", self.metric, "params", "duration", "pid"):
-            table.add_column(col, justify="right" if col in ("#", "duration", "pid") else "left")
+        for col in ("#", "status", self.metric, "epochs", "device", "duration", "params"):
+            table.add_column(col, justify="right" if col in ("#", "epochs", "duration") else "left")
         ranked = sorted(self._trials, key=self._rank)
-        for i, (outcome, params) in enumerate(ranked[:limit]):
-            value = outcome.metrics.get(self.metric)
-            table.add_row(
-                str(outcome.number),
-                outcome.state,
-                f"{value:.4f}" if value is not None else "-",
-                _format_params(params),
-                f"{outcome.duration_s:.1f}s",
-                str(outcome.pid),
-                style="bold green" if i == 0 and outcome.state == "COMPLETE" else None,
-            )
+        done = [tp for tp in ranked if tp[0].state == "COMPLETE"]
+        rest = [tp for tp in ranked if tp[0].state != "COMPLETE"]
+        rows: list[tuple[Any, ...]] = [
+            (str(o.number), o.state, _fmt(o.metrics.get(self.metric)), str(len(o.history)),
+             o.device, f"{o.duration_s:.1f}s", format_params(p), None)
+            for o, p in done
+        ]
+        now = time.perf_counter()
+        rows += [
+            (str(n), "RUNNING", "-", "-", "-", f"{now - t0:.1f}s", format_params(p), "yellow")
+            for n, (p, t0) in sorted(self._running.items())
+        ]
+        rows += [
+            (str(o.number), o.state, "-", str(len(o.history)), o.device,
+             f"{o.duration_s:.1f}s", format_params(p), "red" if o.state == "FAIL" else "dim")
+            for o, p in rest
+        ]
+        for i, (*cells, style) in enumerate(rows[:limit]):
+            table.add_row(*cells, style="bold green" if i == 0 and done else style)
         return table
 
     def final(self, summary: dict[str, Any]) -> None:
@@ -125,7 +210,7 @@ class Reporter:
         if self.quiet:
             return
         lines = [
-            f"best trial: #{summary['best']['number']}  {_format_params(summary['best']['params'])}",
+            f"best trial: #{summary['best']['number']}  {format_params(summary['best']['params'])}",
             f"val {self.metric}: {summary['best']['metrics'][self.metric]:.4f}",
             "trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
             + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
@@ -133,6 +218,7 @@ class Reporter:
             *(f"{k}: {v:.4f}" for k, v in summary["test_metrics"].items()),
             "stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings_s"].items()),
             f"run dir: {summary['run_dir']}",
+            f"report: {summary['run_dir']}/report.html",
         ]
         if self.console.is_terminal:
             self.console.print(self.trial_table(limit=10, title="Leaderboard"))
@@ -141,18 +227,30 @@ class Reporter:
             ranked = sorted(self._trials, key=self._rank)
             for outcome, params in [tp for tp in ranked if tp[0].state == "COMPLETE"][:10]:
                 print(f"[leaderboard] #{outcome.number} {self.metric}="
-                      f"{outcome.metrics[self.metric]:.4f} {_format_params(params)}", flush=True)
+                      f"{outcome.metrics[self.metric]:.4f} {format_params(params)}", flush=True)
             for line in lines:
                 print(f"[summary] {line}", flush=True)
+
+    def _counts(self) -> str:
+        states = [o.state for o, _ in self._trials]
+        return (f"[green]{states.count('COMPLETE')} done[/] [yellow]{len(self._running)} running[/] "
+                f"[red]{states.count('FAIL')} failed[/] [dim]{states.count('PRUNED')} pruned[/]")
+
+    def _update_trials(self) -> None:
+        if self._trial_task is not None:
+            self._progress.update(self._trial_task, counts=self._counts())
 
     def _rank(self, item: tuple[TrialOutcome, dict[str, Any]]) -> tuple[bool, float]:
         outcome = item[0]
         return outcome.state != "COMPLETE", self._sign * outcome.metrics.get(self.metric, 0.0)
 
-    def _stage_line(self) -> Table:
+    def _stage_list(self) -> Table:
         grid = Table.grid(padding=(0, 2))
+        now = time.perf_counter()
         for name, status in self._stages.items():
-            grid.add_row(f"[bold]{name}[/]", status)
+            elapsed = self.timings.get(name, now - self._stage_start[name])
+            style = {"done": "green", "failed": "red"}.get(status, "yellow")
+            grid.add_row(f"[bold]{name}[/]", f"[{style}]{status}[/]", f"{elapsed:.1f}s")
         return grid
 
     def _line(self, message: str) -> None:
@@ -161,7 +259,18 @@ class Reporter:
         print(message, flush=True)
 
 
-def _format_params(params: dict[str, Any]) -> str:
+def format_params(params: dict[str, Any]) -> str:
     return " ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
+
+
+def _fmt(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"
+
+
+def _status_tracker(spark: Any) -> Any:
+    try:
+        return spark.sparkContext.statusTracker()
+    except Exception:  # Spark Connect has no SparkContext
+        return None

@@ -41,6 +41,7 @@ class Coordinator:
     metric: str
     make_spec: Callable[[int, dict[str, Any]], dict[str, Any]]
     on_finish: Callable[[TrialOutcome, dict[str, Any]], None]
+    on_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None
     pruning: bool = False
     started: int = 0
     outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
@@ -71,6 +72,7 @@ class Coordinator:
             self._trials[trial.number] = trial
             self.params[trial.number] = dict(trial.params)
             self._slot_trial[slot] = (attempt, trial.number)
+            self.on_start(trial.number, dict(trial.params))
             return json.dumps(self.make_spec(trial.number, dict(trial.params)))
 
     def report(self, number: int, step: int, value: float) -> bool:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner import artifacts, infer, preprocess, report, resources, sweep
+from runner import artifacts, infer, preprocess, report, resources, sweep, tracking
 from runner.console import Reporter
 from runner.errors import RunnerError
 from runner.spark import build_session
@@ -15,7 +15,7 @@ from runner.spark import build_session
 
 def validate(cfg: Any) -> None:
     """Every problem with the config at once, before Spark starts."""
-    problems = preprocess.validate(cfg.data) + sweep.validate(cfg)
+    problems = preprocess.validate(cfg.data) + sweep.validate(cfg) + tracking.validate(cfg)
     if cfg.inference.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.inference.batch_size}")
     if cfg.model._target_ == "models.cnn.CNN" and not cfg.data.get("image_shape"):
@@ -31,11 +31,12 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
     """Run the whole experiment into ``run_dir``; return the summary."""
     validate(cfg)
     start = time.perf_counter()
-    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
+    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet,
+                        verbose=cfg.verbose)
     cache_root = Path(cfg.data.cache_dir)
     if not cache_root.is_absolute():
         cache_root = original_cwd / cache_root
-    with reporter:
+    with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter:
         gpu_plan = resources.plan(cfg.deploy)
         if gpu_plan.note:
             reporter.info(f"[deploy] {gpu_plan.note}")
@@ -44,12 +45,17 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
             spark = build_session(cfg.deploy, run_dir / "logs")
 
         with reporter.stage("preprocess", cfg.data.name):
-            prepared = preprocess.run(spark, cfg.data, cache_root)
+            with reporter.spark_tasks(spark, "preprocess"):
+                prepared = preprocess.run(spark, cfg.data, cache_root)
             _link(run_dir / "prepared", Path(prepared.path).parent)
         reporter.info(
             f"[preprocess] {'cache hit' if prepared.cache_hit else 'prepared'} "
             f"{prepared.fingerprint}: rows {prepared.rows}"
         )
+
+        def on_trial(outcome: Any, params: dict[str, Any]) -> None:
+            reporter.trial_finished(outcome, params)
+            tracker.trial(outcome, params)
 
         with reporter.stage("sweep", f"{cfg.search.n_trials} trials"):
             swept = sweep.run(
@@ -58,7 +64,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                 cfg,
                 run_dir,
                 on_start=reporter.sweep_started,
-                on_trial=reporter.trial_finished,
+                on_trial=on_trial,
+                on_trial_start=reporter.trial_started,
             )
 
         with reporter.stage("infer"):
@@ -69,11 +76,14 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                 weights=swept.best.weights,
             )
             artifacts.save(artifact, run_dir / "model")
-            predicted = infer.run(spark, prepared, artifact, cfg.inference,
-                                  run_dir / "predictions.parquet")
+            with reporter.spark_tasks(spark, f"infer {prepared.rows['test']} rows"):
+                predicted = infer.run(spark, prepared, artifact, cfg.inference,
+                                      run_dir / "predictions.parquet")
 
-    timings = {**reporter.timings, "total": time.perf_counter() - start}
-    summary = report.run(run_dir, prepared, swept, predicted, timings)
+        with reporter.stage("report"):
+            timings = {**reporter.timings, "total": time.perf_counter() - start}
+            summary = report.run(run_dir, prepared, swept, predicted, timings)
+        tracker.finish(run_dir, summary)
     reporter.final(summary)
     return summary
 

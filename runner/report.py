@@ -1,4 +1,5 @@
-"""Stage 4: the run's record, ``summary.json``, written last (the sweep wrote ``trials.jsonl``)."""
+"""Stage 4: ``report.html``/``report.md`` and the run's record, ``summary.json``, written
+last: its presence marks a finished run (the sweep wrote ``trials.jsonl``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from runner.infer import InferenceResult
 from runner.preprocess import PreparedData
+from runner.reporting import render
 from runner.sweep import SweepResult
 
 
@@ -19,7 +21,7 @@ def run(
     predicted: InferenceResult,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """Write the summary; return it."""
+    """Write the reports and the summary; return the summary."""
     summary = {
         "best": {
             "number": swept.best.number,
@@ -42,6 +44,7 @@ def run(
         "run_dir": str(run_dir),
         "driver_pid": os.getpid(),
     }
+    render(run_dir, summary)
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, run_dir / "summary.json")

@@ -99,6 +99,7 @@ def run(
     run_dir: Path,
     on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
     on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
+    on_trial_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None,
 ) -> SweepResult:
     """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time."""
     import optuna
@@ -141,6 +142,7 @@ def run(
         metric=search.metric,
         make_spec=lambda number, params: _spec(cfg, prepared, number, params),
         on_finish=finished,
+        on_start=on_trial_start,
         pruning=search.pruner != "none",
         started=len(earlier),
         outcomes={n: o for n, (o, _) in earlier.items()},

@@ -54,3 +54,64 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli_in_terminal(args: list[str], cwd: Path, timeout: float = 600,
+                        size: tuple[int, int] = (50, 160)) -> tuple[int, bytes]:
+    """``python -m runner <args>`` on a pseudo-terminal of ``size`` (rows, columns).
+
+    Returns the exit code and every byte written to the screen (escape codes included).
+    """
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT),
+           "TERM": "xterm-256color"}
+    for key in ("HYDRA_FULL_ERROR", "NO_COLOR", "COLUMNS", "LINES"):
+        env.pop(key, None)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=cwd, env=env,
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    screen = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif proc.poll() is not None:
+                break
+        else:
+            proc.kill()
+        return proc.wait(timeout=30), bytes(screen)
+    finally:
+        os.close(master)
+
+
+@pytest.fixture(scope="session")
+def terminal_multirun(tmp_path_factory):
+    """One multirun of two tiny experiments (mlp, cnn) on a pseudo-terminal, tracked in
+    MLflow: (multirun dir, screen bytes, mlflow store dir), shared by the report, tracking
+    and console tests."""
+    tmp = tmp_path_factory.mktemp("terminal-multirun")
+    sweep_dir, mlruns = tmp / "multi", tmp / "mlruns"
+    code, screen = run_cli_in_terminal(
+        ["-m", "model=mlp,cnn", *TINY, f"hydra.sweep.dir={sweep_dir}",
+         f"data.cache_dir={tmp / 'cache'}", "tracking=mlflow", f"tracking.uri={mlruns}"],
+        tmp,
+    )
+    assert code == 0, screen.decode(errors="replace")[-3000:]
+    return sweep_dir, screen, mlruns

@@ -1,0 +1,81 @@
+"""One run directory read back from disk: summary, trials, config, predictions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything a report shows, as read from a run directory."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    trials: list[dict[str, Any]]  # trials.jsonl records, in trial order
+    config: dict[str, Any]  # .hydra/config.yaml
+    config_text: str
+    overrides: list[str]  # .hydra/overrides.yaml
+
+    @property
+    def metric(self) -> str:
+        return self.config["search"]["metric"]
+
+    @property
+    def direction(self) -> str:
+        return self.config["search"]["direction"]
+
+    def ranked(self) -> list[dict[str, Any]]:
+        """Complete trials best first, then the others by number."""
+        sign = -1.0 if self.direction == "maximize" else 1.0
+        return sorted(
+            self.trials,
+            key=lambda t: (t["state"] != "COMPLETE",
+                           sign * t["metrics"].get(self.metric, 0.0), t["number"]),
+        )
+
+    def predictions(self) -> "pd.DataFrame | None":
+        """The test predictions (id, label, prediction[, probability]), if written."""
+        import pandas as pd
+
+        path = self.run_dir / "predictions.parquet"
+        return pd.read_parquet(path, columns=["label", "prediction"]) if path.exists() else None
+
+
+def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
+    """Read a finished run; ``summary`` stands in for a ``summary.json`` not yet written."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunnerError(f"{run_dir}: no such directory; pass a run directory (outputs/DATE/TIME)")
+    if summary is None:
+        if not (run_dir / "summary.json").exists():
+            raise RunnerError(
+                f"{run_dir}: not a finished run (no summary.json); pass a run directory "
+                "such as outputs/DATE/TIME"
+            )
+        summary = json.loads((run_dir / "summary.json").read_text())
+    config_path = run_dir / ".hydra" / "config.yaml"
+    if not config_path.exists():
+        raise RunnerError(f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner")
+    config_text = config_path.read_text()
+    overrides_path = run_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_path.read_text()) or [] if overrides_path.exists() else []
+    trials_path = run_dir / "trials.jsonl"
+    trials = [json.loads(line) for line in trials_path.read_text().splitlines() if line.strip()]
+    return RunRecord(
+        run_dir=run_dir,
+        summary=summary,
+        trials=sorted(trials, key=lambda t: t["number"]),
+        config=yaml.safe_load(config_text),
+        config_text=config_text,
+        overrides=[str(o) for o in overrides],
+    )

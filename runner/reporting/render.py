@@ -1,0 +1,22 @@
+"""Write ``report.html`` and ``report.md`` into a run directory, atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.artifacts import atomic_write
+from runner.reporting.html import render_html
+from runner.reporting.markdown import render_markdown
+from runner.reporting.plots import all_plots
+from runner.reporting.record import load
+
+
+def render(run_dir: Path, summary: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Render both reports from the run's files; return their paths."""
+    record = load(run_dir, summary)
+    html_path = record.run_dir / "report.html"
+    md_path = record.run_dir / "report.md"
+    atomic_write(html_path, render_html(record, all_plots(record)).encode())
+    atomic_write(md_path, render_markdown(record).encode())
+    return html_path, md_path

@@ -1,0 +1,48 @@
+"""``python -m runner compare``: one leaderboard across the runs of a multirun."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from runner.reporting.compare import COLUMNS, compare, find_runs
+from runner.errors import RunnerError
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_compare_over_a_multirun_prints_and_writes_the_leaderboard(terminal_multirun):
+    sweep_dir = terminal_multirun[0]
+    proc = run_cli(["compare", str(sweep_dir)], sweep_dir, timeout=120,
+                   env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Leaderboard (2 runs)" in proc.stdout
+    with open(sweep_dir / "leaderboard.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["rank"] for r in rows] == ["1", "2"]
+    assert sorted(r["overrides"] for r in rows) == ["model=cnn", "model=mlp"]
+    assert sorted(r["model"] for r in rows) == ["CNN", "MLP"]
+    vals = [float(r["best val"]) for r in rows]
+    assert vals == sorted(vals, reverse=True)
+    assert all(r["test"].startswith("test_accuracy=") for r in rows)
+    md = (sweep_dir / "leaderboard.md").read_text()
+    assert "| " + " | ".join(COLUMNS) + " |" in md
+    for r in rows:
+        assert r["run"] in proc.stdout and r["run"] in md
+
+
+def test_compare_takes_run_directories_too(terminal_multirun, tmp_path):
+    sweep_dir = terminal_multirun[0]
+    rows, md = compare([sweep_dir / "1", sweep_dir / "0"], tmp_path)
+    assert md == tmp_path / "leaderboard.md" and len(rows) == 2
+    assert find_runs([sweep_dir]) == [sweep_dir / "0", sweep_dir / "1"]
+
+
+def test_compare_refuses_folders_without_runs(tmp_path):
+    with pytest.raises(RunnerError, match="no finished runs"):
+        find_runs([tmp_path])
+    proc = run_cli(["compare", str(tmp_path / "nope")], tmp_path, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,80 @@
+"""``runner.console.Reporter``: plain lines off a terminal; the live display on a real one."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from rich.console import Console
+from rich.text import Text
+
+from runner.console import Reporter
+from runner.trial import TrialOutcome
+
+_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _outcome(number, state="COMPLETE", acc=None, epochs=2):
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0 / e, "val_accuracy": acc or 0.0}
+               for e in range(1, epochs + 1)]
+    return TrialOutcome(number=number, state=state, history=history if state == "COMPLETE" else [],
+                        metrics={"val_accuracy": acc} if acc is not None else {},
+                        error="" if acc is not None else "ValueError: boom", duration_s=1.5,
+                        pid=7, device="cpu")
+
+
+def _drive(reporter: Reporter) -> None:
+    reporter.sweep_started(3, 2)
+    reporter.trial_started(0, {"lr": 0.01})
+    reporter.trial_started(1, {"lr": 0.1})
+    reporter.trial_finished(_outcome(1, acc=0.9), {"lr": 0.1})
+    reporter.trial_started(2, {"lr": 1.0})
+    reporter.trial_finished(_outcome(2, state="FAIL"), {"lr": 1.0})
+
+
+def test_plain_lines_tell_every_event(capsys):
+    reporter = Reporter("val_accuracy", console=Console(file=io.StringIO()), verbose=True)
+    _drive(reporter)
+    out = capsys.readouterr().out
+    assert "[trial 0] started lr=0.01" in out
+    assert "[trial 1] COMPLETE val_accuracy=0.9000 (1.5s, 2 epochs, cpu, pid 7) lr=0.1" in out
+    assert "[trial 1] epoch 2 train_loss=0.5000" in out  # verbose: per-epoch lines
+    assert "[trial 2] FAIL ValueError: boom" in out
+    assert "\x1b[" not in out
+
+
+def test_quiet_prints_nothing(capsys):
+    _drive(Reporter("val_accuracy", quiet=True, console=Console(file=io.StringIO())))
+    assert capsys.readouterr().out == ""
+
+
+def test_trial_table_ranks_done_then_running_then_failed():
+    reporter = Reporter("val_accuracy", console=Console(file=io.StringIO()))
+    _drive(reporter)
+    reporter.trial_finished(_outcome(0, acc=0.95), {"lr": 0.01})
+    reporter.trial_started(3, {"lr": 0.5})
+    console = Console(file=io.StringIO(), width=120, record=True)
+    console.print(reporter.trial_table())
+    text = console.export_text()
+    order = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
+    assert order == ["0", "1", "3", "2"]
+    assert "RUNNING" in text and "FAIL" in text and "epochs" in text and "device" in text
+    counts = Text.from_markup(reporter._counts()).plain
+    assert counts == "2 done 1 running 1 failed 0 pruned"
+
+
+def test_live_display_on_a_pseudo_terminal(terminal_multirun):
+    screen = terminal_multirun[1]
+    text = _ANSI.sub(b"", screen).decode("utf-8", errors="replace")
+    assert b"\x1b[" in screen  # a live, redrawn display, not plain lines
+    assert "[trial " not in text and "[summary]" not in text
+    for stage in ("spark", "preprocess", "sweep", "infer", "report"):
+        assert re.search(rf"{stage}\s+done\s+\d+\.\ds", text), stage
+    assert re.search(r"trials\s+━+\s+2/2 2 done 0 running 0 failed 0 pruned", text)
+    assert "RUNNING" in text  # trials in flight were shown while the sweep ran
+    assert re.search(r"infer \d+ rows\s+━+\s+\d+/\d+ spark tasks", text)
+    for title in ("Trials", "Leaderboard", "Summary"):
+        assert title in text
+    assert re.search(r"┃ # ┃ status\s+┃ val_accuracy ┃ epochs ┃ device ┃ duration ┃ params", text)
+    assert text.count("╭─") >= 2  # one summary panel per experiment of the multirun
+    assert "WARN" not in text and "Traceback" not in text
