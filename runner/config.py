@@ -81,11 +81,20 @@ class OptimizerConfig:
 
 @dataclass
 class TrainConfig:
-    """How one trial trains its model."""
+    """How a model trains: every sweep trial, and the distributed ``train`` stage.
+
+    The train stage retrains the best trial's configuration (or, without a sweep, this
+    config's own) on train+val with ``num_processes`` DDP processes launched by
+    TorchDistributor. It runs when ``enabled`` and ``train`` is in ``stages``.
+    """
 
     epochs: int = 20
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: each of N processes takes batch_size / N
     seed: int = 0
+    enabled: bool = False
+    num_processes: int = 2
+    use_gpu: Optional[bool] = None  # null: GPUs when the deploy target has them
+    local_mode: Optional[bool] = None  # null: torchrun on the driver for local[...] masters
 
 
 @dataclass
@@ -136,6 +145,8 @@ class RunnerConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     seed: int = 0
     quiet: bool = False
+    # Which stages run, in this order; see runner/stages.py for the subsets allowed.
+    stages: list[str] = field(default_factory=lambda: ["preprocess", "sweep", "train", "infer"])
 
 
 def register_configs() -> None:

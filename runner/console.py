@@ -124,10 +124,13 @@ class Reporter:
         self.__exit__(None, None, None)
         if self.quiet:
             return
+        best, trained = summary.get("best"), summary.get("train")
         lines = [
-            f"best trial: #{summary['best']['number']}  {_format_params(summary['best']['params'])}",
-            f"val {self.metric}: {summary['best']['metrics'][self.metric]:.4f}",
-            *(f"{k}: {v:.4f}" for k, v in summary["test_metrics"].items()),
+            *([f"best trial: #{best['number']}  {_format_params(best['params'])}",
+               f"val {self.metric}: {best['metrics'][self.metric]:.4f}"] if best else []),
+            *([f"trained: {trained['num_processes']} processes on {trained['device']}, "
+               f"train_loss {trained['metrics']['train_loss']:.4f}"] if trained else []),
+            *(f"{k}: {v:.4f}" for k, v in summary.get("test_metrics", {}).items()),
             "stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings_s"].items()),
             f"run dir: {summary['run_dir']}",
         ]

@@ -5,45 +5,66 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from runner.infer import InferenceResult
 from runner.preprocess import PreparedData
 from runner.sweep import SweepResult
+from runner.train import TrainResult
 
 
 def run(
     run_dir: Path,
     prepared: PreparedData,
-    swept: SweepResult,
-    predicted: InferenceResult,
+    swept: Optional[SweepResult],
+    predicted: Optional[InferenceResult],
     timings: dict[str, float],
+    trained: Optional[TrainResult] = None,
 ) -> dict[str, Any]:
-    """Write the trial log and the summary; return the summary."""
-    with open(run_dir / "trials.jsonl", "w") as fh:
-        for outcome in swept.trials:
-            fh.write(json.dumps({**outcome.as_record(), "params": swept.params[outcome.number]}))
-            fh.write("\n")
-    summary = {
-        "best": {
+    """Write the trial log and the summary; return the summary.
+
+    ``best``/``trials``/``parallelism`` are there when the sweep ran, ``train`` when the
+    train stage ran, ``test_metrics``/``predictions`` when infer ran.
+    """
+    summary: dict[str, Any] = {}
+    if swept:
+        with open(run_dir / "trials.jsonl", "w") as fh:
+            for outcome in swept.trials:
+                fh.write(json.dumps({**outcome.as_record(), "params": swept.params[outcome.number]}))
+                fh.write("\n")
+        summary["best"] = {
             "number": swept.best.number,
             "params": swept.params[swept.best.number],
             "metrics": swept.best.metrics,
-        },
-        "test_metrics": predicted.metrics,
-        "trials": swept.counts,
-        "parallelism": swept.parallelism,
+        }
+    if trained:
+        summary["train"] = {
+            "metrics": trained.metrics,
+            "history": trained.history,
+            "start_epoch": trained.start_epoch,
+            "num_processes": trained.num_processes,
+            "local_mode": trained.local_mode,
+            "device": trained.device,
+            "checkpoint": trained.checkpoint,
+        }
+    if predicted:
+        summary["test_metrics"] = predicted.metrics
+        summary["deployed"] = "train" if trained else "sweep"
+    if swept:
+        summary["trials"] = swept.counts
+        summary["parallelism"] = swept.parallelism
+    summary.update({
         "data": {
             "fingerprint": prepared.fingerprint,
             "cache_hit": prepared.cache_hit,
             "rows": prepared.rows,
             "path": prepared.path,
         },
-        "predictions": {"path": predicted.path, "rows": predicted.rows},
+        **({"predictions": {"path": predicted.path, "rows": predicted.rows}} if predicted else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "run_dir": str(run_dir),
         "driver_pid": os.getpid(),
-    }
+    })
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, run_dir / "summary.json")

@@ -60,7 +60,11 @@ def load_split(data_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32, rows x width) and labels of one split, cached per process."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(f"{data_path}/split={split}", columns=["features", "label"])
+    return table_arrays(pq.read_table(f"{data_path}/split={split}", columns=["features", "label"]))
+
+
+def table_arrays(table) -> tuple[np.ndarray, np.ndarray]:
+    """A pyarrow table's ``features`` (float32, rows x width) and ``label`` as numpy."""
     column = table.column("features").combine_chunks()
     width = len(column[0]) if len(column) else 0
     features = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
