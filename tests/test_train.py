@@ -90,7 +90,7 @@ def test_cli_trains_on_local_cluster_and_deploys_the_trained_model(tmp_path):
         ["deploy=local_cluster", "stages=[preprocess,train,infer]", "train.enabled=true",
          "train.epochs=6", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
         tmp_path,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
