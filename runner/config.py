@@ -8,6 +8,7 @@ the full key named.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -94,7 +95,7 @@ class TrainConfig:
     enabled: bool = False
     num_processes: int = 2
     use_gpu: Optional[bool] = None  # null: GPUs when the deploy target has them
-    local_mode: Optional[bool] = None  # null: torchrun on the driver for local[...] masters
+    local_mode: Optional[bool] = None  # null: torchrun on the driver for local* masters
 
 
 @dataclass
@@ -111,6 +112,8 @@ class SearchConfig:
     metric: str = "val_accuracy"
     direction: str = "maximize"  # maximize | minimize
     sampler: str = "tpe"  # tpe | random | grid
+    pruner: str = "none"  # none | median | asha: stop bad trials after an epoch
+    trial_timeout: Optional[float] = None  # seconds; a trial past it fails
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # nested or dotted keys
 
@@ -123,6 +126,8 @@ class DeployConfig:
     master: str = "local[*]"
     app_name: str = "spark-dl-runner"
     conf: dict[str, str] = field(default_factory=dict)  # any spark.* setting, passed through
+    cpus_per_trial: int = 1  # cores (and torch threads) per trial
+    gpus_per_trial: float = 0.0  # GPUs per trial; fractions pack trials (0.25: four per GPU)
 
 
 @dataclass
@@ -158,6 +163,19 @@ def register_configs() -> None:
     cs.store(group="model", name="base_cnn", node=CNNConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
     cs.store(group="deploy", name="base_deploy", node=DeployConfig)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose(overrides: list[str] | None = None) -> Any:
+    """The config ``python -m runner <overrides>`` runs, composed outside a Hydra app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return hydra_compose(config_name="config", overrides=overrides or [])
 
 
 def as_plain(node: Any) -> Any:

@@ -127,7 +127,10 @@ class Reporter:
         best, trained = summary.get("best"), summary.get("train")
         lines = [
             *([f"best trial: #{best['number']}  {_format_params(best['params'])}",
-               f"val {self.metric}: {best['metrics'][self.metric]:.4f}"] if best else []),
+               f"val {self.metric}: {best['metrics'][self.metric]:.4f}",
+               "trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
+               + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
+                  if summary["pruning"]["epochs_saved"] else "")] if best else []),
             *([f"trained: {trained['num_processes']} processes on {trained['device']}, "
                f"train_loss {trained['metrics']['train_loss']:.4f}"] if trained else []),
             *(f"{k}: {v:.4f}" for k, v in summary.get("test_metrics", {}).items()),

@@ -1,4 +1,4 @@
-"""Stage 4: the run's record: ``trials.jsonl`` and ``summary.json`` (written last)."""
+"""Stage 4: the run's record, ``summary.json``, written last (the sweep wrote ``trials.jsonl``)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,13 @@ def run(
     timings: dict[str, float],
     trained: Optional[TrainResult] = None,
 ) -> dict[str, Any]:
-    """Write the trial log and the summary; return the summary.
+    """Write the summary; return it.
 
-    ``best``/``trials``/``parallelism`` are there when the sweep ran, ``train`` when the
-    train stage ran, ``test_metrics``/``predictions`` when infer ran.
+    ``best``/``trials``/``parallelism``/``pruning`` are there when the sweep ran, ``train``
+    when the train stage ran, ``test_metrics``/``predictions`` when infer ran.
     """
     summary: dict[str, Any] = {}
     if swept:
-        with open(run_dir / "trials.jsonl", "w") as fh:
-            for outcome in swept.trials:
-                fh.write(json.dumps({**outcome.as_record(), "params": swept.params[outcome.number]}))
-                fh.write("\n")
         summary["best"] = {
             "number": swept.best.number,
             "params": swept.params[swept.best.number],
@@ -51,8 +47,12 @@ def run(
         summary["test_metrics"] = predicted.metrics
         summary["deployed"] = "train" if trained else "sweep"
     if swept:
-        summary["trials"] = swept.counts
-        summary["parallelism"] = swept.parallelism
+        summary.update({
+            "trials": swept.counts,
+            "parallelism": swept.parallelism,
+            "resumed_trials": swept.resumed,
+            "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
+        })
     summary.update({
         "data": {
             "fingerprint": prepared.fingerprint,

@@ -70,10 +70,15 @@ def validate(cfg: Any) -> list[str]:
 
 
 def resolve_local_mode(local_mode: Any, master: str) -> bool:
-    """``null`` means local mode (torchrun on the driver) for embedded ``local[...]`` masters."""
+    """``null``: local mode (torchrun on the driver) on one machine, barrier tasks on a cluster.
+
+    One machine means ``local``, ``local[...]`` and ``local-cluster[...]``: the driver sees
+    every core and GPU there, and executors' GPUs are usually claimed per sweep trial by
+    stage-level profiles, which TorchDistributor cannot use.
+    """
     if local_mode is not None:
         return bool(local_mode)
-    return master == "local" or master.startswith("local[")
+    return master.startswith("local")
 
 
 def run(
@@ -166,13 +171,23 @@ def _resolve_gpu(spark: "SparkSession", train: dict[str, Any], local_mode: bool)
             f"{gpus} CUDA devices; lower train.num_processes or set train.use_gpu=false"
         )
     # Spark manages driver GPUs only when spark.driver.resource.gpu.* is configured.
-    return use_gpu, use_gpu and "gpu" in spark.sparkContext.resources
+    return use_gpu, use_gpu and "gpu" in _driver_resources(spark)
+
+
+def _driver_resources(spark: "SparkSession") -> dict[str, Any]:
+    try:
+        return dict(spark.sparkContext.resources)
+    except Exception:  # Spark Connect: no SparkContext on the client
+        return {}
 
 
 def _require_slots(spark: "SparkSession", num_processes: int) -> None:
     from runner.spark import task_slots
 
-    slots = task_slots(spark)
+    try:
+        slots = task_slots(spark)
+    except Exception:  # Spark Connect: no SparkContext to ask; let Spark refuse
+        return
     if slots < num_processes:
         raise RunnerError(
             f"train.num_processes: {num_processes} barrier tasks need as many task slots but "

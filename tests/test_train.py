@@ -66,7 +66,8 @@ def test_barrier_tasks_need_enough_slots(spark, cfg, prepared, tmp_path):
     [
         (["train.num_processes=0"], "train.num_processes: must be at least 1"),
         (["train.num_processes=4", "train.batch_size=2"], "train.batch_size: 2 is the global batch"),
-        (["deploy=local_cluster", "train.use_gpu=true"], "spark.task.resource.gpu.amount"),
+        (["deploy=local_cluster", "train.local_mode=false", "train.use_gpu=true"],
+         "spark.task.resource.gpu.amount"),
     ],
 )
 def test_validate_names_the_key(overrides, expected):
@@ -76,7 +77,8 @@ def test_validate_names_the_key(overrides, expected):
 
 def test_local_mode_follows_the_master():
     assert train.resolve_local_mode(None, "local[*]") and train.resolve_local_mode(None, "local")
-    assert not train.resolve_local_mode(None, "local-cluster[2,1,1024]")
+    assert train.resolve_local_mode(None, "local-cluster[2,1,1024]")
+    assert not train.resolve_local_mode(False, "local-cluster[2,1,1024]")
     assert not train.resolve_local_mode(None, "spark://host:7077")
     assert train.resolve_local_mode(True, "spark://host:7077")
 
@@ -87,7 +89,8 @@ def test_cli_trains_on_local_cluster_and_deploys_the_trained_model(tmp_path):
     """Two barrier tasks on separate executor JVMs; the CLI's own session, stopped at exit."""
     run_dir = tmp_path / "run"
     proc = run_cli(
-        ["deploy=local_cluster", "stages=[preprocess,train,infer]", "train.enabled=true",
+        ["deploy=local_cluster", "train.local_mode=false", "stages=[preprocess,train,infer]",
+         "train.enabled=true",
          "train.epochs=6", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
         tmp_path,
         timeout=900,
