@@ -60,7 +60,7 @@ def read_shard(data_path: str, splits: list[str], rank: int, world: int) -> tupl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from runner.trial import table_arrays
+    from runner.dataset import read_arrays
 
     pieces = []  # (rows, file, row group)
     for split in splits:
@@ -71,7 +71,7 @@ def read_shard(data_path: str, splits: list[str], rank: int, world: int) -> tupl
     columns = ["features", "label"]
     if len(pieces) < world:
         tables = [pq.ParquetFile(f).read_row_group(g, columns=columns) for _, f, g in pieces]
-        x, y = table_arrays(pa.concat_tables(tables))
+        x, y = read_arrays(pa.concat_tables(tables))
         return x[rank::world], y[rank::world]
     loads = [0] * world
     mine = []
@@ -80,7 +80,7 @@ def read_shard(data_path: str, splits: list[str], rank: int, world: int) -> tupl
         loads[owner] += rows
         if owner == rank:
             mine.append(pq.ParquetFile(path).read_row_group(group, columns=columns))
-    return table_arrays(pa.concat_tables(mine))
+    return read_arrays(pa.concat_tables(mine))
 
 
 def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> dict[str, Any]:

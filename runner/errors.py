@@ -7,3 +7,9 @@ class RunnerError(Exception):
     ``python -m runner`` prints it as one line and exits with status 2; anything
     else that raises is a bug and keeps its traceback.
     """
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message (Spark's run to pages)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

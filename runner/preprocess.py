@@ -1,4 +1,10 @@
-"""Stage 1: source -> split -> scale (pyspark.ml) -> Parquet, cached by fingerprint."""
+"""Stage 1: source -> split -> steps fitted on train (pyspark.ml) -> Parquet, cached.
+
+A cache entry ``<cache_dir>/<fingerprint>/`` holds ``data/split=<name>/*.parquet``
+(``id`` long, ``label`` long, ``features`` array<float>), ``transform/`` (the fitted
+PipelineModel that ``apply_transform`` reuses on new rows) and ``meta.json``, written
+last: an entry without it is incomplete and never read.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import sources
+from runner import sources, steps
 from runner.config import as_plain
-from runner.errors import RunnerError
+from runner.errors import RunnerError, first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+_HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,14 @@ class PreparedData:
     def split_path(self, split: str) -> str:
         return f"{self.path}/split={split}"
 
+    @property
+    def entry(self) -> str:
+        """The cache entry: ``data/``, ``transform/`` and ``meta.json``."""
+        return str(Path(self.path).parent)
+
 
 def validate(cfg: Any) -> list[str]:
-    """Problems with a ``data`` config, each naming its key."""
+    """Problems with a ``data`` config found without Spark, each naming its key."""
     problems = []
     ratios = [cfg.split.train, cfg.split.val, cfg.split.test]
     if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
@@ -50,14 +62,19 @@ def validate(cfg: Any) -> list[str]:
         problems.append("data.split: train, val and test each need a ratio above 0")
     if cfg.scaling not in ("standard", "minmax", "none"):
         problems.append(f"data.scaling: {cfg.scaling!r} is not one of standard, minmax, none")
-    return problems
+    return problems + steps.validate(cfg.steps) + sources.source_for(cfg).validate(cfg)
 
 
-def fingerprint(cfg: Any) -> str:
-    """A content key over the source's identity and every preparation setting."""
+def fingerprint(spark: "SparkSession", cfg: Any) -> str:
+    """A content key over every preparation setting and the input's identity.
+
+    The identity is what the config cannot say: the scikit-learn version, the
+    generator's version, or each input file's path, size and modification time.
+    """
     settings = {k: v for k, v in as_plain(cfg).items() if k not in ("cache", "cache_dir")}
     blob = json.dumps(
-        {"v": _FORMAT_VERSION, "data": settings, "source": sources.identity(cfg)},
+        {"v": _FORMAT_VERSION, "data": settings,
+         "source": sources.source_for(cfg).identity(spark, cfg)},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -65,17 +82,20 @@ def fingerprint(cfg: Any) -> str:
 
 def run(spark: "SparkSession", cfg: Any, cache_root: Path) -> PreparedData:
     """Prepare the data set, or reuse a complete cache entry with the same fingerprint."""
-    key = fingerprint(cfg)
+    problems = validate(cfg)
+    if problems:
+        raise RunnerError("; ".join(problems))
+    key = fingerprint(spark, cfg)
     final = cache_root / key
     if cfg.cache and (final / "meta.json").exists():
         return _read_entry(final, key, cache_hit=True)
-    if final.exists():
-        shutil.rmtree(final)
 
     tmp = cache_root / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
     try:
         _prepare(spark, cfg, tmp)
+        if final.exists():  # cache=false, or an incomplete entry: replace it
+            shutil.rmtree(final)
         try:
             tmp.rename(final)
         except OSError:  # a concurrent job finished the same entry first
@@ -86,76 +106,124 @@ def run(spark: "SparkSession", cfg: Any, cache_root: Path) -> PreparedData:
     return _read_entry(final, key, cache_hit=False)
 
 
+def apply_transform(spark: "SparkSession", entry: "str | Path", df: "DataFrame") -> "DataFrame":
+    """New rows -> the prepared layout, through the entry's fitted preprocessing.
+
+    ``df`` has the source's columns; it may lack the label (the output's is then
+    null, as it is for a string label unseen in training) and ``id`` (one is added).
+    """
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
+
+    meta = json.loads((Path(entry) / "meta.json").read_text())
+    label = meta["label"]
+    if "id" not in df.columns:
+        df = df.withColumn("id", F.monotonically_increasing_id())
+    if label["column"] not in df.columns:
+        df = df.withColumn(label["column"], F.lit(None).cast(label["type"]))
+    model = PipelineModel.load(str(Path(entry) / "transform"))
+    return steps.to_output(model.transform(steps.to_input(df)), label["classes"], label["column"])
+
+
 def _prepare(spark: "SparkSession", cfg: Any, out: Path) -> None:
     from pyspark.sql import functions as F
 
-    df = _assign_split(sources.load(spark, cfg), cfg.split).persist()
-    input_width = len(df.select("features").first()[0])
-    shape = tuple(cfg.image_shape) if cfg.image_shape else (input_width,)
-    if math.prod(shape) != input_width:
-        raise RunnerError(
-            f"data.image_shape: {list(shape)} holds {math.prod(shape)} values but rows have "
-            f"{input_width} features"
-        )
-    scaled = _scale(df, cfg.scaling, out / "transform")
-    scaled.select("id", "label", "features", "split").write.partitionBy("split").parquet(
-        str(out / "data")
-    )
-    counts = {r["split"]: r["count"] for r in df.groupBy("split").count().collect()}
-    num_classes = int(df.agg(F.max("label")).first()[0]) + 1
-    df.unpersist()
-    meta = {
-        "input_shape": list(shape),
-        "num_classes": num_classes,
-        "rows": {s: int(counts.get(s, 0)) for s in SPLITS},
-        "config": as_plain(cfg),
-    }
-    for split in SPLITS:
-        if meta["rows"][split] == 0:
-            raise RunnerError(f"data.split: the {split} split is empty; raise data.split.{split}")
+    raw = sources.source_for(cfg).load(spark, cfg)
+    df = _assign_split(raw.df, raw.label, cfg.split)
+    train = df.where(F.col("split") == "train").drop("split")
+    fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
+    fitted.model.write().save(str(out / "transform"))
+
+    parts = [
+        steps.to_output(
+            fitted.model.transform(steps.to_input(df.where(F.col("split") == s).drop("split"))),
+            fitted.labels,
+            raw.label,
+        ).withColumn("split", F.lit(s))
+        for s in SPLITS
+    ]
+    prepared = parts[0].unionByName(parts[1]).unionByName(parts[2])
+    try:
+        prepared.write.partitionBy("split").parquet(str(out / "data"))
+    except Exception as err:
+        raise steps.spark_error(err, f"data: preparing the rows failed ({first_line(err)})")
+    meta = _describe(spark, cfg, out / "data", fitted)
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
-def _assign_split(df: "DataFrame", split: Any) -> "DataFrame":
-    """Add ``split`` by a seeded hash of ``id``: the same rows land in the same split every run.
-
-    Stratified: rows are ranked by hash within their label, so each split gets each
-    class in proportion.
-    """
-    from pyspark.sql import Window
+def _describe(spark: "SparkSession", cfg: Any, data: Path, fitted: steps.Fitted) -> dict:
+    """Check the written rows and describe them for ``meta.json``."""
     from pyspark.sql import functions as F
 
-    hashed = F.abs(F.xxhash64("id", F.lit(split.seed))) % 1_000_003 / 1_000_003.0
-    df = df.withColumn("_u", hashed)
+    written = spark.read.parquet(str(data))
+    stats = {
+        r["split"]: r
+        for r in written.groupBy("split").agg(
+            F.count("*").alias("rows"),
+            F.min("label").alias("low"),
+            F.max("label").alias("high"),
+            F.count_if(F.col("label").isNull()).alias("unlabelled"),
+        ).collect()
+    }
+    rows = {s: int(stats[s]["rows"]) if s in stats else 0 for s in SPLITS}
+    for split in SPLITS:
+        if rows[split] == 0:
+            raise RunnerError(f"data.split: the {split} split is empty; raise data.split.{split} "
+                              "or loosen the filters in data.steps")
+    unlabelled = sum(int(r["unlabelled"]) for r in stats.values())
+    if unlabelled:
+        raise RunnerError(f"data.label: {unlabelled} rows have no label; add "
+                          f"{{op: dropna, columns: [{fitted.label}]}} to data.steps")
+    low = min(int(r["low"]) for r in stats.values())
+    if low < 0:
+        raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, found {low}")
+    num_classes = (len(fitted.labels) if fitted.labels is not None
+                   else max(int(r["high"]) for r in stats.values()) + 1)
+
+    width = written.where(F.col("split") == "train").select(F.size("features")).first()[0]
+    shape = tuple(cfg.get("image_shape") or (width,))
+    if math.prod(shape) != width:
+        raise RunnerError(
+            f"data.image_shape: {list(shape)} holds {math.prod(shape)} values but rows have "
+            f"{width} features"
+        )
+    return {
+        "input_shape": list(shape),
+        "num_classes": num_classes,
+        "rows": rows,
+        "label": {"column": fitted.label, "type": fitted.label_type, "classes": fitted.labels},
+        "features": fitted.features,
+        "config": as_plain(cfg),
+    }
+
+
+def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
+    """Add ``split`` from a seeded hash of ``id``: the same rows land in the same split.
+
+    Stratified: each label's train/val cut points are that label's quantiles of the
+    hash (one small aggregation, kept on the driver as a literal map), so every split
+    gets each class in proportion without sorting or shuffling the rows.
+    """
+    from itertools import chain
+
+    from pyspark.sql import functions as F
+
+    u = F.pmod(F.xxhash64("id", F.lit(split.seed)), F.lit(_HASH_MOD)) / float(_HASH_MOD)
+    df = df.withColumn("_u", u)
+    ratios = [split.train, split.train + split.val]
     if split.stratify:
-        df = df.withColumn("_u", F.percent_rank().over(Window.partitionBy("label").orderBy("_u")))
+        cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 100_000).alias("c"))
+        table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
+        lookup = F.create_map(*chain.from_iterable(
+            (F.lit(k), F.array(F.lit(c[0]), F.lit(c[1]))) for k, c in table.items()
+        ))[F.col(label)]
+        first, second = lookup[0], lookup[1]
+    else:
+        first, second = F.lit(ratios[0]), F.lit(ratios[1])
     return df.withColumn(
         "split",
-        F.when(F.col("_u") < split.train, "train")
-        .when(F.col("_u") < split.train + split.val, "val")
-        .otherwise("test"),
+        F.when(F.col("_u") < first, "train").when(F.col("_u") < second, "val").otherwise("test"),
     ).drop("_u")
-
-
-def _scale(df: "DataFrame", scaling: str, save_to: Path) -> "DataFrame":
-    """Fit the scaler on the train split only, save it, and apply it to every split."""
-    from pyspark.ml import Pipeline
-    from pyspark.ml.feature import MinMaxScaler, StandardScaler
-    from pyspark.ml.functions import array_to_vector, vector_to_array
-    from pyspark.sql import functions as F
-
-    if scaling == "none":
-        return df.withColumn("features", F.col("features").cast("array<float>"))
-    scaler_cls = StandardScaler if scaling == "standard" else MinMaxScaler
-    kwargs = {"withMean": True, "withStd": True} if scaling == "standard" else {}
-    vectors = df.withColumn("_vec", array_to_vector("features"))
-    model = Pipeline(stages=[scaler_cls(inputCol="_vec", outputCol="_scaled", **kwargs)]).fit(
-        vectors.where(F.col("split") == "train")
-    )
-    model.write().save(str(save_to))
-    return model.transform(vectors).withColumn(
-        "features", vector_to_array("_scaled", dtype="float32")
-    )
 
 
 def _read_entry(path: Path, key: str, cache_hit: bool) -> PreparedData:
@@ -168,4 +236,3 @@ def _read_entry(path: Path, key: str, cache_hit: bool) -> PreparedData:
         num_classes=meta["num_classes"],
         rows=meta["rows"],
     )
-

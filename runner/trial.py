@@ -75,16 +75,9 @@ def load_split(data_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32, rows x width) and labels of one split, cached per process."""
     import pyarrow.parquet as pq
 
-    return table_arrays(pq.read_table(f"{data_path}/split={split}", columns=["features", "label"]))
+    from runner.dataset import read_arrays
 
-
-def table_arrays(table) -> tuple[np.ndarray, np.ndarray]:
-    """A pyarrow table's ``features`` (float32, rows x width) and ``label`` as numpy."""
-    column = table.column("features").combine_chunks()
-    width = len(column[0]) if len(column) else 0
-    features = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    labels = table.column("label").to_numpy().astype(np.int64)
-    return features.reshape(len(labels), width), labels
+    return read_arrays(pq.read_table(f"{data_path}/split={split}", columns=["features", "label"]))
 
 
 def build_model(model_cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int):
@@ -124,35 +117,30 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter
     from hydra.utils import instantiate
 
     torch.manual_seed(spec.train["seed"] + spec.number)
-    x_train, y_train = load_split(spec.data_path, "train")
     x_val, y_val = load_split(spec.data_path, "val")
     shape = (-1, *spec.input_shape)
-    x_train_t = torch.from_numpy(x_train).reshape(shape).to(device)
-    y_train_t = torch.from_numpy(y_train).to(device)
     x_val_t = torch.from_numpy(x_val).reshape(shape).to(device)
     y_val_t = torch.from_numpy(y_val).to(device)
 
     model = build_model(spec.model, spec.input_shape, spec.num_classes).to(device)
     optimizer = instantiate(spec.optimizer, params=model.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
-    batch_size = int(spec.train["batch_size"])
-    generator = torch.Generator().manual_seed(spec.train["seed"] + spec.number)
+    batches = _train_batches(spec, device)
     deadline = time.perf_counter() + (spec.timeout_s or math.inf)
 
     for epoch in range(1, int(spec.train["epochs"]) + 1):
         model.train()
-        order = torch.randperm(len(y_train_t), generator=generator).to(device)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        total, seen = 0.0, 0
+        for x, y in batches():
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train_t[idx]), y_train_t[idx])
+            loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
+            total += loss.item() * len(y)
+            seen += len(y)
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"trial ran past search.trial_timeout={spec.timeout_s}s")
-        train_loss = total / len(order)
+        train_loss = total / seen
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"non-finite training loss {train_loss} at epoch {epoch}")
         val_loss, val_accuracy = _evaluate(model, x_val_t, y_val_t, loss_fn)
@@ -175,6 +163,39 @@ def warm_up() -> None:
     optimizer = torch.optim.AdamW(layer.parameters())
     layer(torch.zeros(1, 2)).sum().backward()
     optimizer.step()
+
+
+def _train_batches(spec: TrialSpec, device: str):
+    """A function giving one epoch of shuffled ``(x, y)`` tensor batches of the train split.
+
+    ``train.streaming``: read Parquet row group by row group (``runner.dataset``);
+    otherwise the split is loaded once into memory.
+    """
+    import torch
+
+    from runner.dataset import ParquetBatches
+
+    shape = (-1, *spec.input_shape)
+    batch_size = int(spec.train["batch_size"])
+    seed = spec.train["seed"] + spec.number
+    if spec.train.get("streaming"):
+        stream = ParquetBatches(spec.data_path, "train", batch_size, seed=seed)
+        return lambda: (
+            (torch.from_numpy(x).reshape(shape).to(device), torch.from_numpy(y).to(device))
+            for x, y in stream
+        )
+    x_train, y_train = load_split(spec.data_path, "train")
+    x_all = torch.from_numpy(x_train).reshape(shape).to(device)
+    y_all = torch.from_numpy(y_train).to(device)
+    generator = torch.Generator().manual_seed(seed)
+
+    def epoch():
+        order = torch.randperm(len(y_all), generator=generator).to(device)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield x_all[idx], y_all[idx]
+
+    return epoch
 
 
 def _evaluate(model, x, y, loss_fn) -> tuple[float, float]:

@@ -57,13 +57,13 @@ def test_second_run_is_a_cache_hit_and_cache_false_recomputes(spark, cfg, tmp_pa
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
 
 
-def test_fingerprint_follows_settings(cfg):
-    base = preprocess.fingerprint(cfg.data)
+def test_fingerprint_follows_settings(spark, cfg):
+    base = preprocess.fingerprint(spark, cfg.data)
     cfg.data.split.seed = 1
-    assert preprocess.fingerprint(cfg.data) != base
+    assert preprocess.fingerprint(spark, cfg.data) != base
     cfg.data.split.seed = 0
     cfg.data.cache = False
-    assert preprocess.fingerprint(cfg.data) == base
+    assert preprocess.fingerprint(spark, cfg.data) == base
 
 
 def test_same_seed_same_split(spark, cfg, tmp_path):

@@ -73,3 +73,10 @@ def test_split_loader_shapes(blobs):
     features, labels = load_split(blobs, "val")
     assert features.shape == (100, 4) and features.dtype == np.float32
     assert labels.shape == (100,)
+
+
+def test_streaming_trial_learns_from_row_groups(blobs):
+    outcome = run_trial(spec(blobs, train={"epochs": 5, "batch_size": 32, "seed": 0,
+                                           "streaming": True}))
+    assert outcome.state == "COMPLETE", outcome.error
+    assert outcome.metrics["val_accuracy"] >= 0.95

@@ -1,25 +1,22 @@
-"""``python -m runner.bench [name ...]``: run the named benchmarks (all by default)."""
+"""``python -m runner.bench [name [args]]``: run one benchmark, or all of them."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = {
-    "sweep": "runner.bench.sweep",
-    "train": "runner.bench.train",
-}
+BENCHMARKS = ("preprocess", "sweep", "train")
 
 
-def main(names: list[str]) -> int:
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if unknown:
-        print(f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
-              file=sys.stderr)
+def main(argv: list[str]) -> int:
+    if argv and argv[0] not in BENCHMARKS:
+        print(f"usage: python -m runner.bench [{'|'.join(BENCHMARKS)}] [args]", file=sys.stderr)
         return 2
-    for name in names or list(BENCHMARKS):
-        importlib.import_module(BENCHMARKS[name]).main()
-    return 0
+    names = [argv[0]] if argv else list(BENCHMARKS)
+    status = 0
+    for name in names:
+        status |= importlib.import_module(f"runner.bench.{name}").main(argv[1:]) or 0
+    return status
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from runner.bench import write_table
 N_TRIALS = 16
 EPOCHS = 12
 SEEDS = (0, 1, 2)
-BUDGET = 12
+BUDGET = 20
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
     from runner import preprocess, sweep
     from runner.config import compose
     from runner.spark import build_session, stop_session
@@ -48,7 +48,14 @@ def main() -> None:
 
         quality = {"random": [], "tpe": []}
         cfg.search.n_trials = BUDGET
-        cfg.train.epochs = 6
+        cfg.train.epochs = 4
+        cfg.search.params = {  # a wider space, where the sampler matters
+            "optimizer.lr": "tag(log, interval(1e-4, 1e-1))",
+            "model.hidden": "choice(16, 32, 64, 128, 256)",
+            "model.depth": "range(1, 4)",
+            "model.dropout": "interval(0.0, 0.6)",
+            "train.batch_size": "choice(16, 32, 64, 128, 256)",
+        }
         for sampler in quality:
             for seed in SEEDS:
                 cfg.search.sampler, cfg.search.seed = sampler, seed
@@ -71,6 +78,7 @@ def main() -> None:
                      f"{statistics.mean(values):.4f}",
                      "seeds " + ", ".join(f"{v:.4f}" for v in values)])
     write_table("sweep", "Sweep benchmark", ["measure", "value", "note"], rows)
+    return 0
 
 
 def _bare_trial(cfg, prepared, params: dict) -> float:

@@ -1,7 +1,7 @@
 """Distributed training: epoch time with 1 vs 2 processes, and final accuracy, on synthetic data.
 
-``python -m runner.bench train`` writes ``outputs/bench/train.md`` (``BENCH_TRAIN_ROWS``,
-``BENCH_TRAIN_EPOCHS``, ``BENCH_TRAIN_SEEDS`` change the size). Each configuration runs the real train stage
+``python -m runner.bench train [--rows N] [--epochs E] [--seeds S]`` writes
+``outputs/bench/train.md``. Each configuration runs the real train stage
 (TorchDistributor local mode, DDP over gloo) once per seed; the 1-process runs' spread
 over seeds is the noise the 2-process accuracy is compared with.
 """
@@ -22,10 +22,12 @@ from runner.bench import write_table
 CLASSES, WIDTH, FILES = 10, 64, 8
 
 
-def main() -> None:
-    args = argparse.Namespace(rows=int(os.environ.get("BENCH_TRAIN_ROWS", 40_000)),
-                              epochs=int(os.environ.get("BENCH_TRAIN_EPOCHS", 5)),
-                              seeds=int(os.environ.get("BENCH_TRAIN_SEEDS", 2)))
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m runner.bench train")
+    parser.add_argument("--rows", type=int, default=40_000, help="train rows (val, test: a quarter)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args(argv)
     import torch
     from omegaconf import OmegaConf
 

@@ -1,0 +1,124 @@
+"""Data sources: scikit-learn, synthetic rows generated on the executors, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from runner import preprocess, sources
+from runner.config import FileDataConfig, SklearnDataConfig, SyntheticDataConfig
+from runner.errors import RunnerError
+
+
+def _synthetic(**kw):
+    return OmegaConf.structured(SyntheticDataConfig(name="synthetic", **kw))
+
+
+def _file(path, fmt="parquet", **kw):
+    return OmegaConf.structured(FileDataConfig(name=fmt, format=fmt, path=str(path), **kw))
+
+
+def _collect(df):
+    return df.toPandas().sort_values("id").reset_index(drop=True)
+
+
+def test_sklearn_source_gives_id_label_features(spark):
+    cfg = OmegaConf.structured(SklearnDataConfig(name="wine", dataset="wine"))
+    raw = sources.source_for(cfg).load(spark, cfg)
+    assert raw.label == "label" and raw.features is None
+    assert raw.df.dtypes == [("id", "bigint"), ("label", "bigint"), ("features", "array<double>")]
+    assert raw.df.count() == 178
+
+
+def test_synthetic_rows_do_not_depend_on_partitioning(spark):
+    one = _collect(sources.source_for(_synthetic()).load(spark, _synthetic(rows=3000, partitions=1)).df)
+    three = _collect(sources.source_for(_synthetic()).load(spark, _synthetic(rows=3000, partitions=3)).df)
+    assert len(one) == 3000 and one["id"].tolist() == list(range(3000))
+    assert one["label"].equals(three["label"])
+    assert np.array_equal(np.stack(one["features"]), np.stack(three["features"]))
+    other_seed = sources.synthetic_rows(np.arange(3000), 1, sources.synthetic_centroids(_synthetic()))
+    assert not np.array_equal(other_seed[0], one["label"].to_numpy())
+
+
+def test_synthetic_signal_is_learnable_and_image_shaped():
+    cfg = _synthetic(image_shape=[1, 4, 4], num_classes=3, class_sep=3.0)
+    centroids = sources.synthetic_centroids(cfg)
+    labels, features = sources.synthetic_rows(np.arange(5000), 0, centroids)
+    assert features.shape == (5000, 16) and set(labels) == {0, 1, 2}
+    nearest = ((features[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (nearest == labels).mean() > 0.9  # nearest centroid recovers the class
+
+
+def test_synthetic_prepares_through_the_stage(spark, tmp_path):
+    cfg = _synthetic(rows=2000, num_features=5, num_classes=3)
+    prepared = preprocess.run(spark, cfg, tmp_path / "cache")
+    assert sum(prepared.rows.values()) == 2000
+    assert prepared.input_shape == (5,) and prepared.num_classes == 3
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_file_sources_read_label_and_columns(spark, tmp_path, fmt):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4, 5, 6], "y": ["u", "v", "u"]})
+    path = tmp_path / f"rows.{fmt}"
+    {"parquet": frame.to_parquet, "csv": lambda p: frame.to_csv(p, index=False),
+     "json": lambda p: frame.to_json(p, orient="records", lines=True)}[fmt](path)
+    options = {"header": "true", "inferSchema": "true"} if fmt == "csv" else {}
+    cfg = _file(path, fmt, label="y", options=options)
+    raw = sources.source_for(cfg).load(spark, cfg)
+    assert raw.label == "y" and raw.features is None
+    rows = _collect(raw.df)
+    assert rows["a"].tolist() == [1.0, 2.0, 3.0] and rows["y"].tolist() == ["u", "v", "u"]
+    assert rows["id"].is_unique
+
+
+def test_file_fingerprint_follows_the_files(spark, tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("a,label\n1,0\n2,1\n")
+    cfg = _file(path, "csv", options={"header": "true"})
+    before = preprocess.fingerprint(spark, cfg)
+    assert preprocess.fingerprint(spark, cfg) == before
+    path.write_text("a,label\n1,0\n2,1\n3,1\n")
+    assert preprocess.fingerprint(spark, cfg) != before
+
+
+def test_missing_path_is_refused_before_spark(tmp_path):
+    problems = preprocess.validate(_file(tmp_path / "nope.parquet"))
+    assert problems == [f"data.path: {tmp_path / 'nope.parquet'} not found; "
+                        "set data.path to a file or folder"]
+
+
+def test_required_path_and_unknown_format(tmp_path):
+    cfg = OmegaConf.structured(FileDataConfig(name="csv"))
+    assert preprocess.validate(cfg) == ["data.path: required for data=csv; set data.path=URI"]
+    (tmp_path / "x").write_text("")
+    assert "data.format: 'xls' is not one of" in preprocess.validate(_file(tmp_path / "x", "xls"))[0]
+
+
+def test_unreadable_file_is_one_clear_error(spark, tmp_path):
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"not a parquet file at all")
+    cfg = _file(bad)
+    with pytest.raises(RunnerError, match=r"data.path: cannot read .*broken.parquet as parquet"):
+        preprocess.run(spark, cfg, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_missing_label_lists_the_columns(spark, tmp_path):
+    pd.DataFrame({"a": [1.0], "b": [2.0]}).to_parquet(tmp_path / "rows.parquet")
+    cfg = _file(tmp_path / "rows.parquet", label="target")
+    with pytest.raises(RunnerError, match="data.label: no column 'target' .*available: a, b"):
+        preprocess.run(spark, cfg, tmp_path / "cache")
+    assert not any((tmp_path / "cache").iterdir())
+
+
+def test_cli_refuses_a_missing_file_in_one_line(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli(["data=csv", f"data.path={tmp_path / 'nope.csv'}",
+                    f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: data.path: {tmp_path / 'nope.csv'} not found; "
+                                   "set data.path to a file or folder")
+    assert not (tmp_path / "run" / "summary.json").exists()

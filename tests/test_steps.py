@@ -1,0 +1,151 @@
+"""Declarative steps: every op fitted on train into one PipelineModel, reused on new rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from omegaconf import OmegaConf
+
+from runner import preprocess, steps
+from runner.config import FileDataConfig
+from runner.errors import RunnerError
+
+STEPS = [
+    {"op": "filter", "expr": "x2 >= 0"},
+    {"op": "dropna", "columns": ["animal"]},
+    {"op": "impute", "columns": ["x1"], "strategy": "mean"},
+    {"op": "onehot", "columns": ["color"]},
+    {"op": "select", "exprs": ["animal", "x1", "x2 * 2 AS x2", "color"]},
+]
+
+
+def _rows(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "x1": rng.normal(size=n),
+        "x2": rng.normal(size=n),
+        "color": rng.choice(["red", "green", "blue"], size=n),
+        "animal": rng.choice(["cat", "dog"], size=n),
+        "note": "text",
+    })
+    frame.loc[::7, "x1"] = np.nan
+    frame.loc[::11, "animal"] = None
+    return frame
+
+
+def _cfg(path, cache_dir, **kw):
+    kw.setdefault("steps", STEPS)
+    kw.setdefault("scaling", "minmax")
+    return OmegaConf.merge(FileDataConfig, dict(
+        name="csv", format="csv", path=str(path), label="animal", cache_dir=str(cache_dir),
+        options={"header": "true", "inferSchema": "true"}, **kw))
+
+
+@pytest.fixture(scope="module")
+def csv_rows(tmp_path_factory):
+    path = tmp_path_factory.mktemp("steps") / "rows.csv"
+    frame = _rows()
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+@pytest.fixture(scope="module")
+def prepared(spark, csv_rows, tmp_path_factory):
+    path, _ = csv_rows
+    cache = tmp_path_factory.mktemp("cache")
+    return preprocess.run(spark, _cfg(path, cache), cache)
+
+
+def test_every_step_applies_in_order(prepared, csv_rows):
+    _, frame = csv_rows
+    kept = frame[(frame.x2 >= 0) & frame.animal.notna()]
+    assert sum(prepared.rows.values()) == len(kept)
+    assert prepared.input_shape == (5,)  # x1, x2, color one-hot over 3 colours (last dropped)
+    assert prepared.num_classes == 2
+    meta = json.loads(Path(prepared.entry, "meta.json").read_text())
+    assert meta["label"]["classes"] == ["cat", "dog"] and meta["features"] == ["x1", "x2", "color"]
+    table = pq.read_table(prepared.path)
+    features = np.stack(table.column("features").to_pylist())
+    assert not np.isnan(features).any()  # imputed
+    train = np.stack(pq.read_table(prepared.split_path("train")).column("features").to_pylist())
+    assert np.allclose(train.min(0), 0) and np.allclose(train.max(0), 1)  # min-max on train
+
+
+def test_inference_reuses_the_fitted_transforms(spark, prepared, csv_rows):
+    path, _ = csv_rows
+    source = spark.read.options(header="true", inferSchema="true").csv(str(path))
+    from pyspark.sql import functions as F
+
+    again = preprocess.apply_transform(
+        spark, prepared.entry, source.withColumn("id", F.monotonically_increasing_id())
+    ).toPandas().set_index("id").sort_index()
+    written = pq.read_table(prepared.path).to_pandas().set_index("id").sort_index()
+    assert list(again.index) == list(written.index)  # the same filters drop the same rows
+    assert np.allclose(np.stack(again.features), np.stack(written.features))
+    assert again.label.tolist() == written.label.tolist()
+
+    new = spark.createDataFrame(pd.DataFrame(
+        {"x1": [None, 0.0], "x2": [1.0, -5.0], "color": ["purple", "red"], "note": ["", ""],
+         "animal": ["dog", "dog"]}
+    ))
+    out = preprocess.apply_transform(spark, prepared.entry, new).toPandas()
+    assert len(out) == 1  # x2 < 0 is filtered as in training
+    assert out.label.tolist() == [1]  # "dog", indexed as in training
+    assert out.features[0][2:].tolist() == [0.0, 0.0, 0.0]  # unseen colour: no one-hot bit
+
+
+def test_standard_scaling_and_numeric_labels(spark, tmp_path):
+    frame = pd.DataFrame({"a": np.arange(60.0), "b": np.arange(60.0) ** 2, "label": [0, 1, 2] * 20})
+    frame.to_parquet(tmp_path / "rows.parquet")
+    cfg = OmegaConf.structured(FileDataConfig(
+        name="parquet", path=str(tmp_path / "rows.parquet"), features=["b"],
+        cache_dir=str(tmp_path / "cache")))
+    prepared = preprocess.run(spark, cfg, tmp_path / "cache")
+    assert prepared.input_shape == (1,) and prepared.num_classes == 3
+    train = pq.read_table(prepared.split_path("train")).to_pandas()
+    train_b = frame.b[train.id]
+    values = np.stack(train.features)[:, 0]
+    assert abs(values.mean()) < 1e-4 and abs(values.std(ddof=1) - 1) < 1e-3
+
+    unlabelled = spark.createDataFrame(frame.drop(columns="label").iloc[:3])
+    out = preprocess.apply_transform(spark, prepared.entry, unlabelled).toPandas()
+    assert out.label.isna().all() and len(out) == 3  # new rows need no label
+    scaled = (frame.b[:3] - train_b.mean()) / train_b.std(ddof=1)
+    assert np.allclose(np.stack(out.features)[:, 0], scaled, atol=1e-4)
+
+
+def test_step_configs_are_checked_before_spark(tmp_path):
+    cfg = _cfg(tmp_path, tmp_path, steps=[{"op": "explode"}, {"op": "filter"},
+                                          {"op": "impute", "strategy": "mode!"}])
+    assert steps.validate(cfg.steps) == [
+        "data.steps[0].op: 'explode' is not one of filter, select, dropna, impute, onehot",
+        "data.steps[1]: filter needs expr, a Spark SQL condition",
+        "data.steps[2].strategy: 'mode!' is not mean, median or mode",
+    ]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"steps": [{"op": "filter", "expr": "x2 > 100"}]},
+     r"data.steps\[0\] \(filter\): leaves no rows"),
+    ({"steps": [{"op": "dropna"}], "features": ["x1", "x9"]},
+     r"data.features: no column 'x9' after data.steps; available: x1, x2, color, animal, note"),
+    ({"steps": [{"op": "dropna"}], "features": ["x1", "color"]},
+     r"data.features: non-numeric feature color \(string\)"),
+    ({"steps": [{"op": "impute", "columns": ["nope"]}]},
+     r"data.steps\[0\] \(impute\): no column 'nope'; available: x1, x2"),
+    ({"steps": [{"op": "dropna", "columns": ["animal"]}]},
+     r"data.features: some rows have null or NaN features; add \{op: dropna\}"),
+])
+def test_bad_inputs_are_one_clear_error_and_cache_nothing(spark, csv_rows, tmp_path,
+                                                          overrides, message):
+    path, _ = csv_rows
+    overrides.setdefault("features", ["x1", "x2"])
+    cfg = _cfg(path, tmp_path / "cache", **overrides)
+    with pytest.raises(RunnerError, match=message):
+        preprocess.run(spark, cfg, tmp_path / "cache")
+    assert not any((tmp_path / "cache").iterdir())
