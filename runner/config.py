@@ -124,12 +124,21 @@ class OptimizerConfig:
 
 @dataclass
 class TrainConfig:
-    """How one trial trains its model."""
+    """How a model trains: every sweep trial, and the distributed ``train`` stage.
+
+    The train stage retrains the best trial's configuration (or, without a sweep, this
+    config's own) on train+val with ``num_processes`` DDP processes launched by
+    TorchDistributor. It runs when ``enabled`` and ``train`` is in ``stages``.
+    """
 
     epochs: int = 20
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: each of N processes takes batch_size / N
     seed: int = 0
     streaming: bool = False  # stream train batches from Parquet row groups (data > memory)
+    enabled: bool = False
+    num_processes: int = 2
+    use_gpu: Optional[bool] = None  # null: GPUs when the deploy target has them
+    local_mode: Optional[bool] = None  # null: torchrun on the driver for local* masters
 
 
 @dataclass
@@ -204,6 +213,8 @@ class RunnerConfig:
     seed: int = 0
     quiet: bool = False  # no output but errors
     verbose: bool = False  # every trial in the live table; per-epoch lines in plain output
+    # Which stages run, in this order; see runner/stages.py for the subsets allowed.
+    stages: list[str] = field(default_factory=lambda: ["preprocess", "sweep", "train", "infer"])
 
 
 def register_configs() -> None:

@@ -209,13 +209,16 @@ class Reporter:
         self.__exit__(None, None, None)
         if self.quiet:
             return
+        best, trained = summary.get("best"), summary.get("train")
         lines = [
-            f"best trial: #{summary['best']['number']}  {format_params(summary['best']['params'])}",
-            f"val {self.metric}: {summary['best']['metrics'][self.metric]:.4f}",
-            "trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
-            + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
-               if summary["pruning"]["epochs_saved"] else ""),
-            *(f"{k}: {v:.4f}" for k, v in summary["test_metrics"].items()),
+            *([f"best trial: #{best['number']}  {format_params(best['params'])}",
+               f"val {self.metric}: {best['metrics'][self.metric]:.4f}",
+               "trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
+               + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
+                  if summary["pruning"]["epochs_saved"] else "")] if best else []),
+            *([f"trained: {trained['num_processes']} processes on {trained['device']}, "
+               f"train_loss {trained['metrics']['train_loss']:.4f}"] if trained else []),
+            *(f"{k}: {v:.4f}" for k, v in summary.get("test_metrics", {}).items()),
             "stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings_s"].items()),
             f"run dir: {summary['run_dir']}",
             f"report: {summary['run_dir']}/report.html",

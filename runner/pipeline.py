@@ -1,4 +1,4 @@
-"""The recipe: preprocess -> sweep -> infer -> report, one stage after another."""
+"""The recipe: preprocess -> sweep -> train -> infer -> report; ``stages`` picks which."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner import artifacts, infer, preprocess, report, resources, sweep, tracking
+from runner import artifacts, infer, preprocess, report, resources, stages, sweep, tracking, train
 from runner.console import Reporter
 from runner.errors import RunnerError
 from runner.spark import build_session
@@ -15,7 +15,14 @@ from runner.spark import build_session
 
 def validate(cfg: Any) -> None:
     """Every problem with the config at once, before Spark starts."""
-    problems = preprocess.validate(cfg.data) + sweep.validate(cfg) + tracking.validate(cfg)
+    problems = (
+        stages.validate(cfg)
+        + preprocess.validate(cfg.data)
+        + sweep.validate(cfg)
+        + tracking.validate(cfg)
+    )
+    if "train" in stages.selected(cfg):
+        problems += train.validate(cfg)
     if cfg.inference.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.inference.batch_size}")
     if cfg.model._target_ == "models.cnn.CNN" and not cfg.data.get("image_shape"):
@@ -57,32 +64,47 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
             reporter.trial_finished(outcome, params)
             tracker.trial(outcome, params)
 
-        with reporter.stage("sweep", f"{cfg.search.n_trials} trials"):
-            swept = sweep.run(
-                spark,
-                prepared,
-                cfg,
-                run_dir,
-                on_start=reporter.sweep_started,
-                on_trial=on_trial,
-                on_trial_start=reporter.trial_started,
-            )
+        selected = stages.selected(cfg)
+        swept = None
+        if "sweep" in selected:
+            with reporter.stage("sweep", f"{cfg.search.n_trials} trials"):
+                swept = sweep.run(
+                    spark,
+                    prepared,
+                    cfg,
+                    run_dir,
+                    on_start=reporter.sweep_started,
+                    on_trial=on_trial,
+                    on_trial_start=reporter.trial_started,
+                )
+        params = swept.params[swept.best.number] if swept else {}
 
-        with reporter.stage("infer"):
+        trained = None
+        if "train" in selected:
+            with reporter.stage("train", f"{cfg.train.num_processes} processes"):
+                trained = train.run(spark, prepared, sweep.trial_config(cfg, params), run_dir)
+
+        artifact = trained.artifact if trained else None  # the model infer deploys
+        if swept and not trained:
             artifact = artifacts.ModelArtifact(
-                model=sweep.trial_config(cfg, swept.params[swept.best.number])["model"],
+                model=sweep.trial_config(cfg, params)["model"],
                 input_shape=prepared.input_shape,
                 num_classes=prepared.num_classes,
                 weights=swept.best.weights,
             )
+        if artifact:
             artifacts.save(artifact, run_dir / "model")
-            with reporter.spark_tasks(spark, f"infer {prepared.rows['test']} rows"):
-                predicted = infer.run(spark, prepared, artifact, cfg.inference,
-                                      run_dir / "predictions.parquet")
+
+        predicted = None
+        if "infer" in selected:
+            with reporter.stage("infer"):
+                with reporter.spark_tasks(spark, f"infer {prepared.rows['test']} rows"):
+                    predicted = infer.run(spark, prepared, artifact, cfg.inference,
+                                          run_dir / "predictions.parquet")
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
-            summary = report.run(run_dir, prepared, swept, predicted, timings)
+            summary = report.run(run_dir, prepared, swept, predicted, timings, trained)
         tracker.finish(run_dir, summary)
     reporter.final(summary)
     return summary

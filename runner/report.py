@@ -6,44 +6,67 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from runner.infer import InferenceResult
 from runner.preprocess import PreparedData
 from runner.reporting import render
 from runner.sweep import SweepResult
+from runner.train import TrainResult
 
 
 def run(
     run_dir: Path,
     prepared: PreparedData,
-    swept: SweepResult,
-    predicted: InferenceResult,
+    swept: Optional[SweepResult],
+    predicted: Optional[InferenceResult],
     timings: dict[str, float],
+    trained: Optional[TrainResult] = None,
 ) -> dict[str, Any]:
-    """Write the reports and the summary; return the summary."""
-    summary = {
-        "best": {
+    """Write the summary; return it.
+
+    ``best``/``trials``/``parallelism``/``pruning`` are there when the sweep ran, ``train``
+    when the train stage ran, ``test_metrics``/``predictions`` when infer ran.
+    """
+    summary: dict[str, Any] = {}
+    if swept:
+        summary["best"] = {
             "number": swept.best.number,
             "params": swept.params[swept.best.number],
             "metrics": swept.best.metrics,
-        },
-        "test_metrics": predicted.metrics,
-        "trials": swept.counts,
-        "parallelism": swept.parallelism,
-        "resumed_trials": swept.resumed,
-        "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
+        }
+    if trained:
+        summary["train"] = {
+            "metrics": trained.metrics,
+            "history": trained.history,
+            "start_epoch": trained.start_epoch,
+            "num_processes": trained.num_processes,
+            "local_mode": trained.local_mode,
+            "device": trained.device,
+            "checkpoint": trained.checkpoint,
+        }
+    if predicted:
+        summary["test_metrics"] = predicted.metrics
+        summary["deployed"] = "train" if trained else "sweep"
+    if swept:
+        summary.update({
+            "trials": swept.counts,
+            "parallelism": swept.parallelism,
+            "resumed_trials": swept.resumed,
+            "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
+        })
+    summary.update({
         "data": {
             "fingerprint": prepared.fingerprint,
             "cache_hit": prepared.cache_hit,
             "rows": prepared.rows,
             "path": prepared.path,
         },
-        "predictions": {"path": predicted.path, "rows": predicted.rows},
+        **({"predictions": {"path": predicted.path, "rows": predicted.rows}} if predicted else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "run_dir": str(run_dir),
         "driver_pid": os.getpid(),
-    }
+    })
     render(run_dir, summary)
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,135 @@
+"""DDP training processes without Spark: sharding, identical ranks, resume from checkpoint."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from runner.ddp import CHECKPOINT, read_shard, train_process
+
+
+def write_split(root, split: str, features: np.ndarray, labels: np.ndarray, files: int) -> None:
+    """``files`` Parquet files in the prepared layout, ids kept in ``label`` order."""
+    (root / f"split={split}").mkdir(parents=True)
+    for i, rows in enumerate(np.array_split(np.arange(len(labels)), files)):
+        table = pa.table({
+            "id": rows,
+            "label": labels[rows],
+            "features": pa.array(list(features[rows]), type=pa.list_(pa.float32())),
+        })
+        pq.write_table(table, root / f"split={split}" / f"part-{i}.parquet", row_group_size=40)
+
+
+@pytest.fixture
+def blobs(tmp_path):
+    """Two separable Gaussian blobs, train in 3 files, val in 2 (row groups of 40)."""
+    rng = np.random.default_rng(0)
+    for split, n, files in (("train", 300, 3), ("val", 100, 2)):
+        labels = rng.integers(0, 2, n)
+        features = (rng.normal(size=(n, 4)) + labels[:, None] * 3.0).astype(np.float32)
+        write_split(tmp_path / "data", split, features, labels, files)
+    return tmp_path
+
+
+def job(root, **train) -> dict:
+    return {
+        "data_path": str(root / "data"),
+        "splits": ["train", "val"],
+        "model": {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.1},
+        "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.01},
+        "train": {"epochs": 3, "batch_size": 32, "seed": 0, **train},
+        "input_shape": [4],
+        "num_classes": 2,
+        "checkpoint_dir": str(root / "train"),
+        "key": "k",
+        "use_gpu": False,
+        "threads": 1,
+    }
+
+
+def _process(rank: int, world: int, port: int, spec: dict, results) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    results.put((rank, train_process(spec)))
+
+
+def launch(spec: dict, world: int) -> list[dict]:
+    """What torchrun does: ``world`` processes with the rendezvous environment set."""
+    ctx = torch.multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = [ctx.Process(target=_process, args=(r, world, port, spec, results)) for r in range(world)]
+    for p in procs:
+        p.start()
+    out = dict(results.get(timeout=180) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return [out[r] for r in range(world)]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 7, 20])
+def test_shards_split_the_rows_exactly_once(blobs, world):
+    ids = []
+    for rank in range(world):
+        x, y = read_shard(str(blobs / "data"), ["train", "val"], rank, world)
+        assert len(x) == len(y) and x.shape[1:] == (4,)
+        ids.append({tuple(row) for row in x})
+    assert sum(len(s) for s in ids) == 400
+    assert len(set().union(*ids)) == 400
+    sizes = [len(s) for s in ids]
+    assert max(sizes) - min(sizes) <= 40  # balanced to within a row group
+
+
+def test_two_processes_agree_and_learn(blobs):
+    results = launch(job(blobs), world=2)
+    assert results[0] == results[1]  # any rank's value will do
+    out = results[0]
+    assert out["world_size"] == 2 and out["backend"] == "gloo" and out["rows"] == 400
+    assert [h["epoch"] for h in out["history"]] == [1, 2, 3]
+    assert out["train_accuracy"] >= 0.95
+
+
+def in_process(spec: dict, monkeypatch) -> dict:
+    """A one-process world in the test's own process (no start-up cost)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name, value in dict(RANK=0, WORLD_SIZE=1, LOCAL_RANK=0, MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT=port).items():
+        monkeypatch.setenv(name, str(value))
+    return train_process(spec)
+
+
+def test_resume_continues_after_the_last_checkpoint(blobs, monkeypatch):
+    first = in_process(job(blobs, epochs=2), monkeypatch)
+    assert (blobs / "train" / CHECKPOINT).exists()
+    resumed = in_process(job(blobs, epochs=4), monkeypatch)
+    assert resumed["start_epoch"] == 3
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
+    assert resumed["history"][:2] == first["history"]
+    assert torch.load(blobs / "train" / CHECKPOINT, weights_only=True)["epoch"] == 4
+
+    # an uninterrupted run lands on the same weights: shuffles and dropout are seeded per epoch
+    (blobs / "train" / CHECKPOINT).unlink()
+    straight = in_process(job(blobs, epochs=4), monkeypatch)
+    assert straight["start_epoch"] == 1
+    a = torch.load(io.BytesIO(resumed["weights"]), weights_only=True)
+    b = torch.load(io.BytesIO(straight["weights"]), weights_only=True)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+
+
+def test_a_finished_checkpoint_is_not_trained_again(blobs, monkeypatch):
+    done = in_process(job(blobs, epochs=2), monkeypatch)
+    again = in_process(job(blobs, epochs=2), monkeypatch)
+    assert again["start_epoch"] == 3 and again["weights"] == done["weights"]
