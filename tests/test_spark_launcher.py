@@ -116,24 +116,6 @@ def test_batches_keep_job_numbers(tmp_path: Path) -> None:
     assert [value for value, _ in job_results(tmp_path / "sweep")] == [2, 4, 6]
 
 
-@pytest.fixture
-def spark() -> Iterator[Any]:
-    """A SparkSession started before the multirun, as a notebook or a caller would."""
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 @pytest.mark.slow
 def test_return_values_reach_the_sweeper(
     spark: Any, hydra_sweep_runner: Callable[..., Any], tmp_path: Path

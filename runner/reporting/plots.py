@@ -27,13 +27,13 @@ class Plot:
 
 def all_plots(record: RunRecord) -> list[Plot]:
     """Every figure the run's artifacts allow, in report order."""
-    plots = [
-        _plot("history", "Optimization history", optimization_history(record)),
-        *(
+    plots = []
+    if record.trials:  # a run without the sweep stage has none
+        plots.append(_plot("history", "Optimization history", optimization_history(record)))
+        plots += [
             _plot(f"param-{name}", f"{name} against {record.metric}", fig)
             for name, fig in params_vs_metric(record)
-        ),
-    ]
+        ]
     if any(t["history"] for t in record.trials):
         plots.append(_plot("curves", f"Learning curves, top {TOP_CURVES} trials",
                            learning_curves(record)))

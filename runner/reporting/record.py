@@ -70,7 +70,8 @@ def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
     overrides_path = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_path.read_text()) or [] if overrides_path.exists() else []
     trials_path = run_dir / "trials.jsonl"
-    trials = [json.loads(line) for line in trials_path.read_text().splitlines() if line.strip()]
+    lines = trials_path.read_text().splitlines() if trials_path.exists() else []  # no sweep: none
+    trials = [json.loads(line) for line in lines if line.strip()]
     return RunRecord(
         run_dir=run_dir,
         summary=summary,

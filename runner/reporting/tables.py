@@ -28,13 +28,15 @@ def trial_rows(record: RunRecord) -> list[list[str]]:
 def summary_rows(record: RunRecord) -> list[list[str]]:
     """Key facts of the run as (name, value) rows."""
     s = record.summary
-    best = s["best"]
+    best = s.get("best")  # absent when the sweep stage did not run
     rows = [
-        ["data", f"{record.config['data']['name']} (rows: " + ", ".join(f"{k} {v}" for k, v in s['data']['rows'].items()) + ")"],
+        ["data", f"{record.config['data']['name']} (rows: "
+         + ", ".join(f"{k} {v}" for k, v in s["data"]["rows"].items()) + ")"],
         ["model", str(record.config["model"].get("_target_", "?"))],
         ["overrides", " ".join(record.overrides) or "-"],
-        ["best trial", f"#{best['number']} {format_params(best['params'])}"],
-        [f"best val {record.metric}", f"{best['metrics'].get(record.metric, float('nan')):.4f}"],
+        *([["best trial", f"#{best['number']} {format_params(best['params'])}"],
+           [f"best val {record.metric}", f"{best['metrics'].get(record.metric, float('nan')):.4f}"]]
+          if best else []),
         *([k, f"{v:.4f}"] for k, v in s.get("test_metrics", {}).items()),
         ["trials", ", ".join(f"{k} {v}" for k, v in s.get("trials", {}).items())],
         ["parallelism", str(s.get("parallelism", "?"))],
