@@ -15,8 +15,8 @@ register_configs()
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Run one experiment; return the best val metric (for Hydra sweepers)."""
+def main(cfg: DictConfig) -> float | None:
+    """Run one experiment; return the best val metric (for Hydra sweepers; None for stage=infer)."""
     from hydra.core.hydra_config import HydraConfig
 
     from runner import pipeline
@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> float:
     except RunnerError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
-    return summary["best"]["metrics"][cfg.search.metric]
+    return summary["best"]["metrics"][cfg.search.metric] if "best" in summary else None
 
 
 if __name__ == "__main__":

@@ -141,20 +141,38 @@ def _scale(df: "DataFrame", scaling: str, save_to: Path) -> "DataFrame":
     """Fit the scaler on the train split only, save it, and apply it to every split."""
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import MinMaxScaler, StandardScaler
-    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
 
     if scaling == "none":
-        return df.withColumn("features", F.col("features").cast("array<float>"))
+        return _transformed(None, df)
     scaler_cls = StandardScaler if scaling == "standard" else MinMaxScaler
     kwargs = {"withMean": True, "withStd": True} if scaling == "standard" else {}
-    vectors = df.withColumn("_vec", array_to_vector("features"))
     model = Pipeline(stages=[scaler_cls(inputCol="_vec", outputCol="_scaled", **kwargs)]).fit(
-        vectors.where(F.col("split") == "train")
+        df.where(F.col("split") == "train").withColumn("_vec", array_to_vector("features"))
     )
     model.write().save(str(save_to))
-    return model.transform(vectors).withColumn(
-        "features", vector_to_array("_scaled", dtype="float32")
+    return _transformed(model, df)
+
+
+def apply_transform(df: "DataFrame", entry: Path) -> "DataFrame":
+    """New rows prepared like a cache entry's data: its fitted ``transform/``, if it has one."""
+    from pyspark.ml import PipelineModel
+
+    transform = entry / "transform"
+    return _transformed(PipelineModel.load(str(transform)) if transform.exists() else None, df)
+
+
+def _transformed(model: Any, df: "DataFrame") -> "DataFrame":
+    """``features`` as float32 arrays, scaled by ``model`` (a fitted PipelineModel) if given."""
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+    from pyspark.sql import functions as F
+
+    if model is None:
+        return df.withColumn("features", F.col("features").cast("array<float>"))
+    scaled = model.transform(df.withColumn("_vec", array_to_vector("features")))
+    return scaled.withColumn("features", vector_to_array("_scaled", dtype="float32")).drop(
+        "_vec", "_scaled"
     )
 
 
