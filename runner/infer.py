@@ -32,12 +32,12 @@ class InferenceResult:
     metrics: dict[str, float]
 
 
-def validate(cfg: Any, out: Path) -> list[str]:
-    """Problems with an ``inference`` config writing to ``out``, each naming its key."""
+def validate(cfg: Any, out: Path | None) -> list[str]:
+    """Problems with an ``inference`` config (writing to ``out``, if known), each naming its key."""
     problems = []
     if cfg.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.batch_size}")
-    if out.exists() and not cfg.overwrite:
+    if out is not None and out.exists() and not cfg.overwrite:
         problems.append(f"inference.output: {out} exists; remove it, choose another "
                         "inference.output, or set inference.overwrite=true")
     bad = [c for c in cfg.partition_by if c not in OUTPUT_COLUMNS or c == "probability"]

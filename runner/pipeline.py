@@ -16,8 +16,8 @@ from runner.spark import build_session
 STAGES = ("all", "infer")
 
 
-def validate(cfg: Any, out: Path) -> None:
-    """Every problem with the config at once, before Spark starts."""
+def validate(cfg: Any, out: Path | None = None) -> None:
+    """Every problem with the config (and its output path ``out``) at once, before Spark starts."""
     problems = [
         *preprocess.validate(cfg.data), *sweep.validate(cfg), *infer.validate(cfg.inference, out)
     ]
