@@ -8,6 +8,7 @@ the full key named.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -102,6 +103,8 @@ class SearchConfig:
     metric: str = "val_accuracy"
     direction: str = "maximize"  # maximize | minimize
     sampler: str = "tpe"  # tpe | random | grid
+    pruner: str = "none"  # none | median | asha: stop bad trials after an epoch
+    trial_timeout: Optional[float] = None  # seconds; a trial past it fails
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # nested or dotted keys
 
@@ -116,6 +119,8 @@ class DeployConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)  # any spark.* setting, passed through
     python: Optional[str] = None  # the executors' Python; null: the driver's interpreter
     connect_timeout_s: float = 10.0  # probe of the master's host:port before Spark starts
+    cpus_per_trial: int = 1  # cores (and torch threads) per trial
+    gpus_per_trial: float = 0.0  # GPUs per trial; fractions pack trials (0.25: four per GPU)
 
 
 @dataclass
@@ -130,8 +135,7 @@ class ClusterDeployConfig(DeployConfig):
     executor_cores: Optional[int] = None
     executor_memory: Optional[str] = None  # e.g. 2g
     gpus_per_executor: int = 0  # 0: CPU only
-    gpus_per_task: float = 1.0  # fractions <= 1 share a GPU between tasks
-    gpu_discovery_script: Optional[str] = None  # null: runner/scripts/gpu_discovery.sh (nvidia-smi)
+    gpu_discovery_script: Optional[str] = None  # null: runner/gpu_discovery.sh (nvidia-smi)
     executor_wait_s: float = 60.0  # how long to wait for the first executor to register
 
 
@@ -231,6 +235,19 @@ def register_configs() -> None:
     cs.store(group="search", name="base_search", node=SearchConfig)
     for name, node in DEPLOY_SCHEMAS.items():
         cs.store(group="deploy", name=f"base_{name}", node=node)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose(overrides: list[str] | None = None) -> Any:
+    """The config ``python -m runner <overrides>`` runs, composed outside a Hydra app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return hydra_compose(config_name="config", overrides=overrides or [])
 
 
 def as_plain(node: Any) -> Any:

@@ -127,6 +127,9 @@ class Reporter:
         lines = [
             f"best trial: #{summary['best']['number']}  {_format_params(summary['best']['params'])}",
             f"val {self.metric}: {summary['best']['metrics'][self.metric]:.4f}",
+            "trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
+            + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
+               if summary["pruning"]["epochs_saved"] else ""),
             *(f"{k}: {v:.4f}" for k, v in summary["test_metrics"].items()),
             "stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings_s"].items()),
             f"run dir: {summary['run_dir']}",

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner import artifacts, infer, preprocess, report, sweep
+from runner import artifacts, infer, preprocess, report, resources, sweep
 from runner.console import Reporter
 from runner.errors import RunnerError
 from runner.spark import build_session
@@ -44,6 +44,10 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
     if not cache_root.is_absolute():
         cache_root = original_cwd / cache_root
     with reporter:
+        gpu_plan = resources.plan(cfg.deploy)
+        if gpu_plan.note:
+            reporter.info(f"[deploy] {gpu_plan.note}")
+        cfg.deploy = gpu_plan.deploy
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(cfg.deploy, run_dir / "logs")
 

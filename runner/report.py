@@ -1,4 +1,4 @@
-"""Stage 4: the run's record: ``trials.jsonl`` and ``summary.json`` (written last)."""
+"""Stage 4: the run's record, ``summary.json``, written last (the sweep wrote ``trials.jsonl``)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,7 @@ def run(
     predicted: InferenceResult,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """Write the trial log and the summary; return the summary."""
-    with open(run_dir / "trials.jsonl", "w") as fh:
-        for outcome in swept.trials:
-            fh.write(json.dumps({**outcome.as_record(), "params": swept.params[outcome.number]}))
-            fh.write("\n")
+    """Write the summary; return it."""
     summary = {
         "best": {
             "number": swept.best.number,
@@ -33,6 +29,8 @@ def run(
         "test_metrics": predicted.metrics,
         "trials": swept.counts,
         "parallelism": swept.parallelism,
+        "resumed_trials": swept.resumed,
+        "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
         "data": {
             "fingerprint": prepared.fingerprint,
             "cache_hit": prepared.cache_hit,

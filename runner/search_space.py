@@ -56,8 +56,9 @@ def parse(params: Mapping[str, Any]) -> dict[str, Any]:
 def create_study(name: str, seed: int, space: Mapping[str, Any], **study_args: Any):
     """An Optuna study sampling ``space`` with the sampler called ``name``, seeded.
 
-    ``grid`` enqueues every combination in a seeded order (Optuna's ``GridSampler``
-    calls ``study.stop()``, which ask/tell does not allow).
+    An existing study of the same name in ``study_args["storage"]`` is loaded, not
+    replaced. ``grid`` enqueues every combination in a seeded order (Optuna's
+    ``GridSampler`` calls ``study.stop()``, which ask/tell does not allow).
     """
     import itertools
     import random
@@ -70,12 +71,15 @@ def create_study(name: str, seed: int, space: Mapping[str, Any], **study_args: A
         grid = grid_values(space)
         points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
         random.Random(seed).shuffle(points)
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed), **study_args)
-        for point in points:
-            study.enqueue_trial(point)
+        study = optuna.create_study(
+            sampler=optuna.samplers.RandomSampler(seed), load_if_exists=True, **study_args
+        )
+        if not study.trials:
+            for point in points:
+                study.enqueue_trial(point)
         return study
     sampler = getattr(optuna.samplers, SAMPLERS[name])(seed=seed)
-    return optuna.create_study(sampler=sampler, **study_args)
+    return optuna.create_study(sampler=sampler, load_if_exists=True, **study_args)
 
 
 def grid_values(space: Mapping[str, Any]) -> dict[str, list[Any]]:

@@ -47,7 +47,7 @@ appender.file.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
 
 _active: dict[str, Any] = {}
 
-_GPU_DISCOVERY = Path(__file__).with_name("scripts") / "gpu_discovery.sh"
+_GPU_DISCOVERY = Path(__file__).with_name("gpu_discovery.sh")
 
 
 def target_settings(deploy: Any) -> dict[str, str]:
@@ -201,7 +201,11 @@ def _none(deploy: Any) -> dict[str, str]:
 
 
 def _executors(deploy: Any) -> dict[str, str]:
-    """Executor sizes and GPU amounts, common to every cluster target."""
+    """Executor sizes and GPUs, common to every cluster target.
+
+    No default task GPU amount: trials ask for theirs (``deploy.gpus_per_trial``) through a
+    task resource profile, which Spark allows only when the default is left unset.
+    """
     conf = {}
     if deploy.executor_cores is not None:
         conf["spark.executor.cores"] = str(deploy.executor_cores)
@@ -212,7 +216,6 @@ def _executors(deploy: Any) -> dict[str, str]:
         conf.update({
             "spark.executor.resource.gpu.amount": str(deploy.gpus_per_executor),
             "spark.executor.resource.gpu.discoveryScript": script,
-            "spark.task.resource.gpu.amount": f"{deploy.gpus_per_task:g}",
         })
     return conf
 

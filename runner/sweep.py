@@ -1,15 +1,22 @@
-"""Stage 2: hyperparameter trials as Spark tasks, sampled and scored by Optuna.
+"""Stage 2: hyperparameter trials as Spark tasks, sampled, pruned and scored by Optuna.
 
-The driver keeps ``parallelism`` trials in flight: each driver thread asks Optuna for
-a trial, runs it as a one-task Spark job (a one-row DataFrame of the trial's spec
--> ``mapInPandas``), then tells Optuna the result. DataFrame-only, so the same code
-runs over Spark Connect; trials run in executors' Python workers, never the driver.
+One Spark job runs ``parallelism`` slot tasks (a DataFrame of slot ids ->
+``mapInPandas``, so it runs on every target, Spark Connect included). Each slot pulls
+trials from the driver's :class:`~runner.coordinator.Coordinator` until none are left,
+so slots never idle while trials remain, and Python workers (with torch imported and
+the data cached) are reused from trial to trial. Trials run on executors, never on
+the driver. A failed trial is recorded and the sweep goes on.
+
+The study is journaled to ``run_dir/study.journal`` and each finished trial appended
+to ``run_dir/trials.jsonl``: running the same run dir again finishes only the
+missing trials.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import os
+import xmlrpc.client
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,29 +24,32 @@ from typing import TYPE_CHECKING, Any
 
 from runner import search_space
 from runner.config import as_plain
+from runner.coordinator import Coordinator
 from runner.errors import RunnerError
 from runner.preprocess import PreparedData
-from runner.trial import TrialOutcome, TrialSpec
+from runner.resources import slots_per_cluster
+from runner.spark import task_slots
+from runner.trial import TrialOutcome
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import SparkSession
 
-_SPEC_SCHEMA = "spec string"
-_OUTCOME_SCHEMA = (
-    "number int, state string, metrics string, history string, error string, "
-    "duration_s double, pid int, host string, device string, weights binary"
-)
+METRICS = ("val_accuracy", "val_loss", "train_loss")
+PRUNERS = {"none": None, "median": "MedianPruner", "asha": "SuccessiveHalvingPruner"}
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    """All trials in the order they were numbered, and the best one."""
+    """All trials by number, the best one (with its weights) and what pruning saved."""
 
     trials: list[TrialOutcome]
     best: TrialOutcome
     params: dict[int, dict[str, Any]]  # trial number -> sampled params
     parallelism: int
+    resumed: int  # trials taken over from an earlier, interrupted run
+    epochs_run: int
+    epochs_saved: int  # epochs pruned trials did not run
 
     @property
     def counts(self) -> dict[str, int]:
@@ -51,26 +61,33 @@ class SweepResult:
 
 def validate(cfg: Any) -> list[str]:
     """Problems with the search settings, each naming its key."""
+    search = cfg.search
     problems = []
-    if cfg.search.n_trials < 1:
-        problems.append(f"search.n_trials: must be at least 1, got {cfg.search.n_trials}")
-    if cfg.search.parallelism is not None and cfg.search.parallelism < 1:
-        problems.append(f"search.parallelism: must be at least 1 or null, got {cfg.search.parallelism}")
-    if cfg.search.direction not in ("maximize", "minimize"):
-        problems.append(f"search.direction: {cfg.search.direction!r} is not maximize or minimize")
-    if cfg.search.sampler not in search_space.SAMPLERS:
+    if search.n_trials < 1:
+        problems.append(f"search.n_trials: must be at least 1, got {search.n_trials}")
+    if search.parallelism is not None and search.parallelism < 1:
+        problems.append(f"search.parallelism: must be at least 1 or null, got {search.parallelism}")
+    if search.direction not in ("maximize", "minimize"):
+        problems.append(f"search.direction: {search.direction!r} is not maximize or minimize")
+    if search.metric not in METRICS:
+        problems.append(f"search.metric: {search.metric!r} is not one of {', '.join(METRICS)}")
+    if search.sampler not in search_space.SAMPLERS:
         problems.append(
-            f"search.sampler: {cfg.search.sampler!r} is not one of {', '.join(search_space.SAMPLERS)}"
+            f"search.sampler: {search.sampler!r} is not one of {', '.join(search_space.SAMPLERS)}"
         )
+    if search.pruner not in PRUNERS:
+        problems.append(f"search.pruner: {search.pruner!r} is not one of {', '.join(PRUNERS)}")
+    if search.trial_timeout is not None and search.trial_timeout <= 0:
+        problems.append(f"search.trial_timeout: must be positive seconds or null")
     try:
-        space = search_space.parse(cfg.search.params)
+        space = search_space.parse(search.params)
     except RunnerError as err:
         return problems + [str(err)]
     for key in space:
-        if _select(cfg, key) is _MISSING_KEY:
+        if key.split(".")[0] not in _TRIAL_SECTIONS or _select(cfg, key) is _MISSING_KEY:
             problems.append(
-                f"search.params.{key}: no such key in the config; search over keys under "
-                "model., optimizer. or train."
+                f"search.params.{key}: no such key in the config; search over existing keys "
+                "under model., optimizer. or train."
             )
     return problems
 
@@ -83,162 +100,219 @@ def run(
     on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
     on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
 ) -> SweepResult:
-    """Run ``cfg.search.n_trials`` trials, ``parallelism`` at a time; return them all.
-
-    The Optuna study is journaled to ``run_dir/study.journal``.
-    """
+    """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = search_space.parse(cfg.search.params)
-    n_trials = cfg.search.n_trials
-    if cfg.search.sampler == "grid":
+    search = cfg.search
+    space = search_space.parse(search.params)
+    n_trials = search.n_trials
+    if search.sampler == "grid":
         n_trials = min(n_trials, search_space.grid_size(space))
     run_dir.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal"))
-    )
+    log = _TrialLog(run_dir, search.metric, search.direction)
     study = search_space.create_study(
-        cfg.search.sampler,
-        cfg.search.seed,
+        search.sampler,
+        search.seed,
         space,
-        storage=storage,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal"))
+        ),
         study_name="sweep",
-        direction=cfg.search.direction,
+        direction=search.direction,
+        pruner=_pruner(search.pruner),
     )
-    parallelism = min(n_trials, cfg.search.parallelism or _task_slots(spark))
+    earlier = log.read()
+    _requeue_interrupted(study, finished=set(earlier))
+    parallelism = min(
+        max(1, n_trials - len(earlier)),
+        search.parallelism or slots_per_cluster(task_slots(spark), cfg.deploy),
+    )
     on_start(n_trials, parallelism)
-    lock = threading.Lock()
-    outcomes: dict[int, TrialOutcome] = {}
-    params: dict[int, dict[str, Any]] = {}
-    asked = [0]
 
-    def worker() -> None:
-        while True:
-            with lock:
-                if asked[0] >= n_trials:
-                    return
-                asked[0] += 1
-                trial = study.ask(space)
-            spec = _spec(cfg, prepared, trial.number, trial.params)
-            outcome = _run_on_executor(spark, spec)
-            with lock:
-                value = outcome.metrics.get(cfg.search.metric)
-                if outcome.state == "COMPLETE" and value is not None:
-                    study.tell(trial, value)
-                else:
-                    if outcome.state == "COMPLETE":
-                        outcome.state = "FAIL"
-                        outcome.error = f"search.metric: trial reported no {cfg.search.metric!r}"
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                outcomes[trial.number] = outcome
-                params[trial.number] = dict(trial.params)
-                on_trial(outcome, params[trial.number])
+    def finished(outcome: TrialOutcome, params: dict[str, Any]) -> None:
+        log.append(outcome, params)
+        on_trial(outcome, params)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallelism)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    coordinator = Coordinator(
+        study=study,
+        space=space,
+        n_trials=n_trials,
+        metric=search.metric,
+        make_spec=lambda number, params: _spec(cfg, prepared, number, params),
+        on_finish=finished,
+        pruning=search.pruner != "none",
+        started=len(earlier),
+        outcomes={n: o for n, (o, _) in earlier.items()},
+        params={n: p for n, (_, p) in earlier.items()},
+    )
+    for outcome, params in earlier.values():
+        on_trial(outcome, params)
+    if len(earlier) < n_trials:
+        _run_slots(spark, coordinator, parallelism, cfg.deploy)
 
-    trials = [outcomes[n] for n in sorted(outcomes)]
-    complete = [t for t in trials if t.state == "COMPLETE"]
-    if not complete:
-        first_error = trials[0].error.splitlines()[0] if trials and trials[0].error else "?"
-        raise RunnerError(f"sweep: all {len(trials)} trials failed; first error: {first_error}")
-    pick = max if cfg.search.direction == "maximize" else min
-    best = pick(complete, key=lambda t: t.metrics[cfg.search.metric])
-    return SweepResult(trials=trials, best=best, params=params, parallelism=parallelism)
+    trials = [coordinator.outcomes[n] for n in sorted(coordinator.outcomes)]
+    if not any(t.state == "COMPLETE" for t in trials):
+        errors = [t.error.splitlines()[0] for t in trials if t.error] or ["none recorded"]
+        raise RunnerError(f"sweep: all {len(trials)} trials failed; first error: {errors[0]}")
+    best = log.best()
+    epochs = int(cfg.train.epochs)
+    return SweepResult(
+        trials=trials,
+        best=best,
+        params=coordinator.params,
+        parallelism=parallelism,
+        resumed=len(earlier),
+        epochs_run=sum(len(t.history) for t in trials),
+        epochs_saved=sum(epochs - len(t.history) for t in trials if t.state == "PRUNED"),
+    )
 
 
 def trial_config(cfg: Any, params: dict[str, Any]) -> dict[str, Any]:
     """The ``model``/``optimizer``/``train`` sections with ``params`` applied."""
     from omegaconf import OmegaConf
 
-    sections = OmegaConf.create(
-        {k: as_plain(cfg[k]) for k in ("model", "optimizer", "train")}
-    )
+    sections = OmegaConf.create({k: as_plain(cfg[k]) for k in _TRIAL_SECTIONS})
     for key, value in params.items():
         OmegaConf.update(sections, key, value, merge=False)
     return OmegaConf.to_container(sections, resolve=True)
 
 
-def _spec(cfg: Any, prepared: PreparedData, number: int, params: dict[str, Any]) -> TrialSpec:
+class _TrialLog:
+    """``trials.jsonl`` (one line per finished trial) and the best trial's weights."""
+
+    def __init__(self, run_dir: Path, metric: str, direction: str):
+        self.path = run_dir / "trials.jsonl"
+        self.best_weights = run_dir / "best_trial.pt"
+        self.metric = metric
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self._best: TrialOutcome | None = None
+
+    def read(self) -> dict[int, tuple[TrialOutcome, dict[str, Any]]]:
+        """Trials an earlier run of this run dir finished, by number."""
+        if not self.path.exists():
+            return {}
+        earlier = {}
+        for line in self.path.read_text().splitlines():
+            record = json.loads(line)
+            params = record.pop("params")
+            outcome = TrialOutcome(**record)
+            earlier[outcome.number] = (outcome, params)
+            self._consider(outcome, from_disk=True)
+        return earlier
+
+    def append(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({**outcome.as_record(), "params": params}) + "\n")
+        self._consider(outcome, from_disk=False)
+
+    def best(self) -> TrialOutcome:
+        assert self._best is not None
+        self._best.weights = self.best_weights.read_bytes()
+        return self._best
+
+    def _consider(self, outcome: TrialOutcome, from_disk: bool) -> None:
+        if outcome.state != "COMPLETE":
+            return
+        score = self.sign * outcome.metrics[self.metric]
+        if self._best is not None and score <= self.sign * self._best.metrics[self.metric]:
+            return
+        self._best = outcome
+        if not from_disk:
+            tmp = self.best_weights.with_suffix(".tmp")
+            tmp.write_bytes(outcome.weights)
+            os.replace(tmp, self.best_weights)
+
+
+def _requeue_interrupted(study: Any, finished: set[int]) -> None:
+    """Trials an interrupted run left RUNNING are failed and their params asked again."""
+    import optuna
+
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.number not in finished:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(trial.params)
+
+
+def _pruner(name: str):
+    import optuna
+
+    if PRUNERS[name] is None:
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    return getattr(optuna.pruners, PRUNERS[name])()
+
+
+def _spec(cfg: Any, prepared: PreparedData, number: int, params: dict[str, Any]) -> dict:
     sections = trial_config(cfg, params)
-    return TrialSpec(
-        number=number,
-        params=params,
-        model=sections["model"],
-        optimizer=sections["optimizer"],
-        train=sections["train"],
-        data_path=prepared.path,
-        input_shape=prepared.input_shape,
-        num_classes=prepared.num_classes,
-    )
+    return {
+        "number": number,
+        "params": params,
+        "model": sections["model"],
+        "optimizer": sections["optimizer"],
+        "train": sections["train"],
+        "data_path": prepared.path,
+        "input_shape": list(prepared.input_shape),
+        "num_classes": prepared.num_classes,
+        "metric": cfg.search.metric,
+        "timeout_s": cfg.search.trial_timeout,
+    }
 
 
-def _run_on_executor(spark: "SparkSession", spec: TrialSpec) -> TrialOutcome:
-    """One Spark job, one task: the trial runs in an executor's Python worker."""
-    payload = json.dumps(spec.__dict__)
+def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int, deploy: Any) -> None:
+    """One Spark job of ``slots`` tasks, each pulling trials until none are left."""
+    from runner.resources import trial_profile
+
+    host = os.environ.get("SPARK_LOCAL_IP") or spark.conf.get("spark.driver.host", "127.0.0.1")
+    server = coordinator.serve(host)
     try:
-        rows = (
-            spark.createDataFrame([(payload,)], _SPEC_SCHEMA)
-            .mapInPandas(_execute_specs, _OUTCOME_SCHEMA)
-            .collect()
-        )
-    except Exception as err:  # the task failed past Spark's retries (e.g. executors lost)
+        profile = trial_profile(deploy)
+        slot_ids = spark.range(slots, numPartitions=slots)
+        kwargs = {"profile": profile} if profile is not None else {}
+        slot_ids.mapInPandas(
+            _slot_task(server.url, int(deploy.cpus_per_trial)), "slot long, trials long", **kwargs
+        ).collect()
+    except Exception as err:  # the job failed past Spark's task retries
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return TrialOutcome(number=spec.number, state="FAIL", error=f"Spark task failed: {first}")
-    row = rows[0]
-    return TrialOutcome(
-        number=row.number,
-        state=row.state,
-        metrics=json.loads(row.metrics),
-        history=json.loads(row.history),
-        error=row.error,
-        duration_s=row.duration_s,
-        pid=row.pid,
-        host=row.host,
-        device=row.device,
-        weights=bytes(row.weights),
-    )
+        coordinator.fail_unfinished(f"Spark task failed: {first}")
+    finally:
+        server.close()
 
 
-def _execute_specs(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
-    """Runs on the executor: each spec row -> one trial -> one outcome row."""
-    import pandas as pd
+def _slot_task(url: str, cpus: int) -> Callable[[Iterator["pd.DataFrame"]], Iterator["pd.DataFrame"]]:
+    """The executor side: pull a trial, train it, report epochs, send the outcome; repeat."""
 
-    from runner.trial import run_trial
+    def run_slot(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
+        import pandas as pd
+        import torch
+        from pyspark import TaskContext
 
-    for batch in batches:
-        rows = []
-        for payload in batch["spec"]:
-            raw = json.loads(payload)
-            raw["input_shape"] = tuple(raw["input_shape"])
-            outcome = run_trial(TrialSpec(**raw))
-            rows.append(
-                {
-                    "number": outcome.number,
-                    "state": outcome.state,
-                    "metrics": json.dumps(outcome.metrics),
-                    "history": json.dumps(outcome.history),
-                    "error": outcome.error,
-                    "duration_s": outcome.duration_s,
-                    "pid": outcome.pid,
-                    "host": outcome.host,
-                    "device": outcome.device,
-                    "weights": outcome.weights,
-                }
+        from runner.resources import device_for, task_gpu
+        from runner.trial import TrialSpec, run_trial, warm_up
+
+        slot = int(next(iter(batches))["id"].iloc[0])
+        context = TaskContext.get()
+        gpu = task_gpu(context)
+        device = device_for(gpu)
+        torch.set_num_threads(max(1, cpus))
+        warm_up()
+        driver = xmlrpc.client.ServerProxy(url, allow_none=True)
+        done = 0
+        while payload := driver.next_trial(slot, context.attemptNumber()):
+            spec = TrialSpec.from_json(payload)
+            outcome = run_trial(
+                spec, device, report=lambda epoch, value: driver.report(spec.number, epoch, value)
             )
-        yield pd.DataFrame(rows)
+            outcome.gpu = gpu
+            driver.finish(json.dumps(outcome.as_record()), xmlrpc.client.Binary(outcome.weights))
+            done += 1
+        yield pd.DataFrame({"slot": [slot], "trials": [done]})
+
+    return run_slot
 
 
-def _task_slots(spark: "SparkSession") -> int:
-    from runner.spark import task_slots
-
-    return task_slots(spark)
-
-
+_TRIAL_SECTIONS = ("model", "optimizer", "train")
 _MISSING_KEY = object()
 
 

@@ -7,11 +7,13 @@ task by ``runner.sweep`` and testable without a JVM.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,6 +33,18 @@ class TrialSpec:
     data_path: str  # prepared data: <path>/split=<name>
     input_shape: tuple[int, ...]
     num_classes: int
+    metric: str = "val_accuracy"  # reported every epoch, for pruning
+    timeout_s: float | None = None
+
+    @classmethod
+    def from_json(cls, payload: str) -> "TrialSpec":
+        raw = json.loads(payload)
+        raw["input_shape"] = tuple(raw["input_shape"])
+        return cls(**raw)
+
+
+class TrialPruned(Exception):
+    """The sweep's pruner stopped this trial after an epoch."""
 
 
 @dataclass
@@ -38,7 +52,7 @@ class TrialOutcome:
     """What a trial reports back to the driver."""
 
     number: int
-    state: str  # COMPLETE | FAIL
+    state: str  # COMPLETE | PRUNED | FAIL
     metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     error: str = ""
@@ -46,6 +60,7 @@ class TrialOutcome:
     pid: int = 0
     host: str = ""
     device: str = "cpu"
+    gpu: str = ""  # the GPU address Spark assigned, if any
     weights: bytes = b""
 
     def as_record(self) -> dict[str, Any]:
@@ -75,21 +90,32 @@ def build_model(model_cfg: dict[str, Any], input_shape: tuple[int, ...], num_cla
     return instantiate(model_cfg, input_shape=list(input_shape), num_classes=num_classes)
 
 
-def run_trial(spec: TrialSpec, device: str = "cpu") -> TrialOutcome:
-    """Train and evaluate; any exception or a non-finite loss becomes a FAIL outcome."""
+Reporter = Callable[[int, float], bool]  # (epoch, metric) -> stop now?
+
+
+def run_trial(
+    spec: TrialSpec, device: str = "cpu", report: Reporter = lambda epoch, value: False
+) -> TrialOutcome:
+    """Train and evaluate, calling ``report`` after every epoch.
+
+    A True answer from ``report`` ends the trial as PRUNED; any exception, a
+    non-finite loss or training past ``spec.timeout_s`` ends it as FAIL.
+    """
     start = time.perf_counter()
     outcome = TrialOutcome(number=spec.number, state="FAIL", pid=os.getpid(),
                            host=socket.gethostname(), device=device)
     try:
-        _train(spec, device, outcome)
+        _train(spec, device, outcome, report)
         outcome.state = "COMPLETE"
+    except TrialPruned:
+        outcome.state = "PRUNED"
     except Exception as err:  # a failed trial is data, not a crash
         outcome.error = "".join(traceback.format_exception_only(err)).strip()
     outcome.duration_s = time.perf_counter() - start
     return outcome
 
 
-def _train(spec: TrialSpec, device: str, outcome: TrialOutcome) -> None:
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter) -> None:
     import torch
     from hydra.utils import instantiate
 
@@ -107,6 +133,7 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome) -> None:
     loss_fn = torch.nn.CrossEntropyLoss()
     batch_size = int(spec.train["batch_size"])
     generator = torch.Generator().manual_seed(spec.train["seed"] + spec.number)
+    deadline = time.perf_counter() + (spec.timeout_s or math.inf)
 
     for epoch in range(1, int(spec.train["epochs"]) + 1):
         model.train()
@@ -119,6 +146,8 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome) -> None:
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"trial ran past search.trial_timeout={spec.timeout_s}s")
         train_loss = total / len(order)
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"non-finite training loss {train_loss} at epoch {epoch}")
@@ -127,8 +156,21 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome) -> None:
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
              "val_accuracy": val_accuracy}
         )
-    outcome.metrics = {k: v for k, v in outcome.history[-1].items() if k != "epoch"}
+        outcome.metrics = {k: v for k, v in outcome.history[-1].items() if k != "epoch"}
+        if report(epoch, outcome.metrics[spec.metric]):
+            raise TrialPruned(f"pruned after epoch {epoch}")
     outcome.weights = _serialize(model)
+
+
+def warm_up() -> None:
+    """Pay a worker process's one-time costs (the first optimizer step imports
+    ``torch._dynamo``) before its first trial, so trial durations compare fairly."""
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    layer(torch.zeros(1, 2)).sum().backward()
+    optimizer.step()
 
 
 def _evaluate(model, x, y, loss_fn) -> tuple[float, float]:

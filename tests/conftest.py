@@ -7,24 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from runner.config import register_configs
+from runner.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
 
 # A few seconds per run: a digits subset is not needed, 3 epochs and 2 trials are enough.
 TINY = ["search.n_trials=2", "train.epochs=3", "search.parallelism=2"]
 
 
-def compose_config(overrides: list[str] | None = None):
-    """The config ``python -m runner <overrides>`` would run, outside a Hydra app."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=overrides or [])
-
+compose_config = compose
 
 @pytest.fixture
 def cfg(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 from runner.cluster import free_port
 from runner.errors import RunnerError
 from runner.spark import build_session, target_settings, task_slots
-from tests.conftest import CONF_DIR, compose_config
+from runner.config import CONF_DIR
+from tests.conftest import compose_config
 
 GPU = "spark.executor.resource.gpu.amount"
 
@@ -25,9 +26,9 @@ def test_every_deploy_option_composes_and_maps(option):
 
 
 def test_cluster_targets_ask_for_gpus_and_a_discovery_script():
-    gpu = ["deploy.gpus_per_executor=1", "deploy.gpus_per_task=0.25"]
+    gpu = ["deploy.gpus_per_executor=1"]
     local_cluster = target_settings(compose_config(["deploy=local_cluster", *gpu]).deploy)
-    assert local_cluster[GPU] == "1" and local_cluster["spark.task.resource.gpu.amount"] == "0.25"
+    assert local_cluster[GPU] == "1" and "spark.task.resource.gpu.amount" not in local_cluster
     assert local_cluster["spark.worker.resource.gpu.amount"] == "2"  # one worker owns them all
     assert local_cluster["spark.worker.resource.gpu.discoveryScript"].endswith("gpu_discovery.sh")
 

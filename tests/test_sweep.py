@@ -1,19 +1,24 @@
-"""The sweep fans trials out to executors and isolates their failures."""
+"""The sweep: trials on executors, failure isolation, pruning, timeouts and resume."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import optuna
 import pytest
 
-from runner import preprocess, sweep
+from runner import preprocess, search_space, sweep
 from runner.errors import RunnerError
 
 
 @pytest.fixture
 def prepared(spark, cfg, tmp_path):
     return preprocess.run(spark, cfg.data, tmp_path / "cache")
+
+
+def _records(run_dir):
+    return [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
 
 
 def test_trials_run_in_executor_processes(spark, cfg, prepared, tmp_path):
@@ -27,10 +32,11 @@ def test_trials_run_in_executor_processes(spark, cfg, prepared, tmp_path):
     assert result.best.metrics["val_accuracy"] == max(
         t.metrics["val_accuracy"] for t in result.trials
     )
+    assert result.best.weights == (tmp_path / "best_trial.pt").read_bytes()
     assert result.parallelism == 2
-    for n, params in result.params.items():
+    for params in result.params.values():
         assert set(params) == {"optimizer.lr", "model.hidden", "train.batch_size"}
-    assert (tmp_path / "study.journal").exists()
+    assert len(_records(tmp_path)) == 4 and (tmp_path / "study.journal").exists()
 
 
 def test_params_are_applied_to_the_trial_config(cfg):
@@ -45,10 +51,66 @@ def test_a_failing_trial_does_not_stop_the_sweep(spark, cfg, prepared, tmp_path)
     result = sweep.run(spark, prepared, cfg, tmp_path)
     states = {json.dumps(result.params[t.number]): t.state for t in result.trials}
     assert states == {'{"optimizer.lr": 0.01}': "COMPLETE", '{"optimizer.lr": -1.0}': "FAIL"}
-    assert result.counts == {"COMPLETE": 1, "FAIL": 1}
+    failed = next(t for t in result.trials if t.state == "FAIL")
+    assert "Invalid learning rate" in failed.error
 
 
 def test_sweep_fails_only_when_every_trial_fails(spark, cfg, prepared, tmp_path):
     cfg.search.params = {"optimizer.lr": "choice(-1.0, -2.0)"}
     with pytest.raises(RunnerError, match="all 2 trials failed"):
         sweep.run(spark, prepared, cfg, tmp_path)
+
+
+def test_trial_timeout_fails_the_slow_trial(spark, cfg, prepared, tmp_path):
+    cfg.search.sampler = "grid"
+    cfg.search.params = {"train.epochs": "choice(1, 100000)"}
+    cfg.search.trial_timeout = 8.0
+    result = sweep.run(spark, prepared, cfg, tmp_path)
+    by_epochs = {result.params[t.number]["train.epochs"]: t for t in result.trials}
+    assert by_epochs[1].state == "COMPLETE"
+    slow = by_epochs[100000]
+    assert slow.state == "FAIL" and "trial_timeout" in slow.error
+    assert slow.duration_s < 40
+
+
+def test_pruner_stops_bad_trials_early(spark, cfg, prepared, tmp_path):
+    """Good learning rates first; then hopeless ones are stopped after the warm-up epochs."""
+    cfg.search.sampler = "grid"
+    cfg.search.pruner = "median"
+    cfg.search.parallelism = 1
+    cfg.search.n_trials = 5
+    cfg.train.epochs = 6
+    cfg.search.params = {"optimizer.lr": "choice(0.003, 0.01, 1e-7, 2e-7, 3e-7)"}
+    # grid order is a seeded shuffle: enqueue explicitly to put the good trials first
+    cfg.search.seed = 0
+    result = sweep.run(spark, prepared, cfg, tmp_path)
+    states = {result.params[t.number]["optimizer.lr"]: t.state for t in result.trials}
+    tiny = [states[lr] for lr in (1e-7, 2e-7, 3e-7)]
+    assert tiny.count("PRUNED") >= 2, states
+    assert result.epochs_saved > 0
+    pruned = [t for t in result.trials if t.state == "PRUNED"]
+    assert all(len(t.history) < 6 for t in pruned)
+    assert {states[0.003], states[0.01]} == {"COMPLETE"}
+
+
+def test_rerun_in_the_same_dir_runs_only_the_missing_trials(spark, cfg, prepared, tmp_path):
+    cfg.search.n_trials = 2
+    first = sweep.run(spark, prepared, cfg, tmp_path)
+    first_pids = {t.number: t.pid for t in first.trials}
+    # simulate a crash: a trial asked but never finished
+    study = optuna.load_study(
+        study_name="sweep",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.journal"))
+        ),
+    )
+    interrupted = study.ask(search_space.parse(cfg.search.params))
+    cfg.search.n_trials = 4
+    ran = []
+    again = sweep.run(spark, prepared, cfg, tmp_path, on_trial=lambda o, p: ran.append(o.number))
+    assert again.resumed == 2
+    assert len(again.trials) == 4 and again.counts == {"COMPLETE": 4}
+    assert {t.number: t.pid for t in again.trials if t.number in first_pids} == first_pids
+    assert len(_records(tmp_path)) == 4
+    rerun = [p for n, p in again.params.items() if n not in first_pids]
+    assert any(p["optimizer.lr"] == interrupted.params["optimizer.lr"] for p in rerun)

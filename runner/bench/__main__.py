@@ -1,21 +1,26 @@
-"""``python -m runner.bench NAME [args]``: run one benchmark (all of them without NAME)."""
+"""``python -m runner.bench [name ...]``: run the named benchmarks (all by default)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-from runner.bench import BENCHES
+BENCHMARKS = {
+    "sweep": "runner.bench.sweep",
+    "infer": "runner.bench.infer",
+}
 
 
-def main(argv: list[str]) -> None:
-    names = [argv[0]] if argv else list(BENCHES)
-    unknown = [n for n in names if n not in BENCHES]
+def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        sys.exit(f"error: unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHES)}")
-    for name in names:
-        importlib.import_module(BENCHES[name]).main(argv[1:])
+        print(f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+              file=sys.stderr)
+        return 2
+    for name in names or list(BENCHMARKS):
+        importlib.import_module(BENCHMARKS[name]).main()
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

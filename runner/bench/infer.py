@@ -7,7 +7,8 @@ vs C warm processes, each looping over its share of the files with one torch thr
 Both sides are warmed up first; the stage's time includes its feature-width check and
 the read-back count of what it wrote.
 
-    python -m runner.bench infer [--rows 1000000] [--batch-sizes 256,1024,4096] [--cores C]
+    python -m runner.bench infer
+    python -m runner.bench.infer [--rows 1000000] [--batch-sizes 256,1024,4096] [--cores C]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -30,7 +32,7 @@ WIDTH = 64
 MODEL = {"_target_": "models.mlp.MLP", "hidden": 128, "depth": 2, "dropout": 0.0}
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runner.bench infer")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-sizes", default="256,1024,4096")
@@ -206,3 +208,7 @@ def _table(results: list[dict], args, load_before, load_after) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

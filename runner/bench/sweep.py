@@ -1,0 +1,105 @@
+"""Sweep benchmark: parallel efficiency and per-trial overhead vs a bare torch loop,
+and TPE vs random search at equal budgets.
+
+- efficiency = T_seq / (W x T_sweep): the same trials (same params, epochs, data) run
+  one after another in this process by a bare torch loop (T_seq) and by our sweep with
+  W slots (T_sweep, wall time of ``sweep.run``, Python workers already started).
+- overhead per trial = (W x T_sweep - T_seq) / N.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from runner.bench import write_table
+
+N_TRIALS = 16
+EPOCHS = 12
+SEEDS = (0, 1, 2)
+BUDGET = 12
+
+
+def main() -> None:
+    from runner import preprocess, sweep
+    from runner.config import compose
+    from runner.spark import build_session, stop_session
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
+                          f"train.epochs={EPOCHS}", "search.sampler=random"])
+    spark = build_session(cfg.deploy, work / "logs")
+    try:
+        prepared = preprocess.run(spark, cfg.data, work / "cache")
+        cfg.search.n_trials = 2
+        sweep.run(spark, prepared, cfg, work / "warm")  # start and warm the Python workers
+
+        cfg.search.n_trials = N_TRIALS
+        start = time.perf_counter()
+        swept = sweep.run(spark, prepared, cfg, work / "timed")
+        t_sweep = time.perf_counter() - start
+        slots = swept.parallelism
+        t_seq = sum(_bare_trial(cfg, prepared, swept.params[t.number]) for t in swept.trials)
+        efficiency = t_seq / (slots * t_sweep)
+        overhead = (slots * t_sweep - t_seq) / N_TRIALS
+        mean_trial = t_seq / N_TRIALS
+
+        quality = {"random": [], "tpe": []}
+        cfg.search.n_trials = BUDGET
+        cfg.train.epochs = 6
+        for sampler in quality:
+            for seed in SEEDS:
+                cfg.search.sampler, cfg.search.seed = sampler, seed
+                result = sweep.run(spark, prepared, cfg, work / f"{sampler}-{seed}")
+                quality[sampler].append(result.best.metrics["val_accuracy"])
+    finally:
+        stop_session()
+
+    rows = [
+        ["trials x epochs", f"{N_TRIALS} x {EPOCHS} (digits, MLP)", ""],
+        ["slots W", str(slots), ""],
+        ["bare loop, sequential (T_seq)", f"{t_seq:.1f} s", f"{mean_trial:.2f} s/trial"],
+        ["our sweep (T_sweep)", f"{t_sweep:.1f} s", ""],
+        ["parallel efficiency T_seq/(W*T_sweep)", f"{efficiency:.2f}", "target >= 0.9"],
+        ["overhead per trial", f"{overhead:.3f} s",
+         f"{100 * overhead / mean_trial:.1f} % (target <= 0.2 s and <= 3 %)"],
+    ]
+    for sampler, values in quality.items():
+        rows.append([f"best val accuracy, {sampler}, {BUDGET} trials",
+                     f"{statistics.mean(values):.4f}",
+                     "seeds " + ", ".join(f"{v:.4f}" for v in values)])
+    write_table("sweep", "Sweep benchmark", ["measure", "value", "note"], rows)
+
+
+def _bare_trial(cfg, prepared, params: dict) -> float:
+    """The same training as one trial, as a plain torch loop in this process; seconds."""
+    import torch
+
+    from models.mlp import MLP
+    from runner.sweep import trial_config
+    from runner.trial import load_split
+
+    sections = trial_config(cfg, params)
+    x, y = (torch.from_numpy(a) for a in load_split(prepared.path, "train"))
+    xv, yv = (torch.from_numpy(a) for a in load_split(prepared.path, "val"))
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    model_args = {k: v for k, v in sections["model"].items() if k != "_target_"}
+    model = MLP(prepared.input_shape, prepared.num_classes, **model_args)
+    opt = torch.optim.AdamW(model.parameters(), lr=sections["optimizer"]["lr"],
+                            weight_decay=sections["optimizer"]["weight_decay"])
+    batch = sections["train"]["batch_size"]
+    for _ in range(sections["train"]["epochs"]):
+        model.train()
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), batch):
+            idx = order[i : i + batch]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            (model(xv).argmax(1) == yv).float().mean().item()
+    return time.perf_counter() - start

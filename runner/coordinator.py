@@ -1,0 +1,139 @@
+"""The driver side of a sweep: hands trials to executor slots, relays pruning, collects outcomes.
+
+Executors call it over XML-RPC (standard library, no extra dependency): each slot task
+loops ``next_trial`` -> train -> ``report`` every epoch (the answer says whether to
+prune) -> ``finish``. Optuna's ask happens when a slot is free, so a model-based
+sampler always sees every finished trial, and the cluster never waits on a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import Any
+from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+
+from runner.trial import TrialOutcome
+
+_NO_MORE_TRIALS = ""
+
+
+class _QuietHandler(SimpleXMLRPCRequestHandler):
+    def log_message(self, *args: Any) -> None:  # no per-request lines on the terminal
+        pass
+
+
+class _Server(ThreadingMixIn, SimpleXMLRPCServer):
+    daemon_threads = True
+
+
+@dataclass
+class Coordinator:
+    """Owns the Optuna study while the sweep runs; every method is thread-safe."""
+
+    study: Any
+    space: dict[str, Any]
+    n_trials: int
+    metric: str
+    make_spec: Callable[[int, dict[str, Any]], dict[str, Any]]
+    on_finish: Callable[[TrialOutcome, dict[str, Any]], None]
+    pruning: bool = False
+    started: int = 0
+    outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
+    params: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _trials: dict[int, Any] = field(default_factory=dict)
+    _slot_trial: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (attempt, n)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_trial(self, slot: int, attempt: int) -> str:
+        """The next trial's spec as JSON, or "" when the sweep has handed out all trials.
+
+        A new attempt of a slot's task means Spark retried it (an executor was lost):
+        the trial that slot was running is failed and its params asked again.
+        """
+        import optuna
+
+        with self._lock:
+            held = self._slot_trial.pop(slot, None)
+            if held is not None and held[0] != attempt and held[1] not in self.outcomes:
+                lost = held[1]
+                self.study.tell(self._trials[lost], state=optuna.trial.TrialState.FAIL)
+                self.study.enqueue_trial(self.params[lost])
+                self.started -= 1
+            if self.started >= self.n_trials:
+                return _NO_MORE_TRIALS
+            self.started += 1
+            trial = self.study.ask(self.space)
+            self._trials[trial.number] = trial
+            self.params[trial.number] = dict(trial.params)
+            self._slot_trial[slot] = (attempt, trial.number)
+            return json.dumps(self.make_spec(trial.number, dict(trial.params)))
+
+    def report(self, number: int, step: int, value: float) -> bool:
+        """Record an epoch's metric; True tells the trial to stop (pruned)."""
+        if not self.pruning:
+            return False
+        with self._lock:
+            trial = self._trials[number]
+            trial.report(value, step)
+            return bool(trial.should_prune())
+
+    def finish(self, record: str, weights: xmlrpc.client.Binary) -> bool:
+        """Take a trial's outcome and tell Optuna."""
+        import optuna
+
+        outcome = TrialOutcome(**json.loads(record))
+        outcome.weights = weights.data
+        with self._lock:
+            trial = self._trials[outcome.number]
+            value = outcome.metrics.get(self.metric)
+            if outcome.state == "COMPLETE" and value is None:
+                outcome.state = "FAIL"
+                outcome.error = f"search.metric: the trial reported no {self.metric!r}"
+            if outcome.state == "COMPLETE":
+                self.study.tell(trial, value)
+            else:
+                self.study.tell(trial, state=getattr(optuna.trial.TrialState, outcome.state))
+            self.outcomes[outcome.number] = outcome
+            for slot, (_, number) in list(self._slot_trial.items()):
+                if number == outcome.number:
+                    del self._slot_trial[slot]
+            self.on_finish(outcome, self.params[outcome.number])
+        return True
+
+    def fail_unfinished(self, error: str) -> None:
+        """After the Spark job died: every handed-out trial without an outcome has failed."""
+        import optuna
+
+        with self._lock:
+            for number, trial in self._trials.items():
+                if number not in self.outcomes:
+                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    outcome = TrialOutcome(number=number, state="FAIL", error=error)
+                    self.outcomes[number] = outcome
+                    self.on_finish(outcome, self.params[number])
+
+    def serve(self, host: str) -> "RunningServer":
+        """Start the XML-RPC server on an ephemeral port in a daemon thread."""
+        server = _Server((host, 0), requestHandler=_QuietHandler, allow_none=True,
+                         logRequests=False)
+        server.register_function(self.next_trial, "next_trial")
+        server.register_function(self.report, "report")
+        server.register_function(self.finish, "finish")
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return RunningServer(server, f"http://{host}:{server.server_address[1]}/")
+
+
+@dataclass
+class RunningServer:
+    server: _Server
+    url: str
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,104 @@
+"""The sweep on a real multi-process cluster (local-cluster): GPU placement, executor loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TINY, run_cli
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _fake_gpus(tmp_path: Path) -> Path:
+    """A discovery script reporting two GPUs: Spark's scheduling is real, the GPUs are not."""
+    script = tmp_path / "fake_gpus.sh"
+    script.write_text('#!/usr/bin/env bash\necho \'{"name": "gpu", "addresses": ["0", "1"]}\'\n')
+    script.chmod(0o755)
+    return script
+
+
+def _trials(run_dir: Path) -> list[dict]:
+    path = run_dir / "trials.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_fractional_gpus_are_assigned_by_spark(tmp_path):
+    run_dir = tmp_path / "run"
+    conf = (
+        "{spark.worker.resource.gpu.amount: '2', spark.executor.resource.gpu.amount: '2', "
+        f"spark.worker.resource.gpu.discoveryScript: '{_fake_gpus(tmp_path)}'}}"
+    )
+    proc = run_cli(
+        [*TINY, "search.n_trials=4", "deploy=local_cluster", "deploy.master='local-cluster[1,2,1024]'",
+         "deploy.gpus_per_trial=0.5", f"++deploy.spark_conf={conf}", f"hydra.run.dir={run_dir}",
+         f"data.cache_dir={tmp_path / 'cache'}"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = _trials(run_dir)
+    assert len(trials) == 4
+    assert {t["gpu"] for t in trials} <= {"0", "1"} and all(t["gpu"] for t in trials)
+    assert all(t["device"] == "cpu" for t in trials)  # no CUDA here: the trial fell back
+
+
+def _descendants(pid: int) -> list[int]:
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _executor_pids(pid: int) -> list[int]:
+    found = []
+    for child in _descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"CoarseGrainedExecutorBackend" in cmdline:
+            found.append(child)
+    return found
+
+
+def test_sweep_survives_losing_an_executor(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "search.n_trials=6", "train.epochs=25",
+         "deploy=local_cluster", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not _trials(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _trials(run_dir), "no trial finished in time"
+        victims = _executor_pids(proc.pid)
+        assert len(victims) == 2
+        os.kill(victims[0], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    trials = _trials(run_dir)
+    assert [t["state"] for t in trials].count("COMPLETE") == 6
+    assert json.loads((run_dir / "summary.json").read_text())["trials"] == {"COMPLETE": 6}
