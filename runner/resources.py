@@ -29,7 +29,7 @@ class GpuPlan:
 
 def plan(deploy: Any, visible_gpus: int | None = None) -> GpuPlan:
     """Fit GPU requests to this machine: drop them without GPUs, give a local cluster its GPUs."""
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     if deploy.gpus_per_trial <= 0:
         return GpuPlan(deploy)
@@ -55,7 +55,11 @@ def plan(deploy: Any, visible_gpus: int | None = None) -> GpuPlan:
     conf.setdefault("spark.worker.resource.gpu.discoveryScript", str(DISCOVERY_SCRIPT))
     conf.setdefault("spark.executor.resource.gpu.amount",
                     conf["spark.worker.resource.gpu.amount"])
-    return GpuPlan(OmegaConf.merge(deploy, {"master": master, "spark_conf": conf}), note)
+    planned = OmegaConf.merge(deploy, {})  # a copy; struct mode refuses new spark_conf keys
+    with open_dict(planned):
+        planned.master = master
+        planned.spark_conf = conf
+    return GpuPlan(planned, note)
 
 
 def count_gpus() -> int:
