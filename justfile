@@ -23,3 +23,8 @@ bench *which:
 lint:
     {{python}} -m compileall -q runner models tests hydra_plugins
     -duplicates
+
+# a Spark standalone Master + Worker on 127.0.0.1:7077 (`just cluster stop` ends it);
+# then: just run deploy=standalone
+cluster action="start" *args:
+    {{python}} -m runner.cluster {{action}} {{args}}

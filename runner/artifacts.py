@@ -47,6 +47,13 @@ def save(artifact: ModelArtifact, directory: Path) -> None:
 
 
 def load(directory: Path) -> ModelArtifact:
+    """The artifact saved in ``directory``; a RunnerError naming ``model_path`` if incomplete."""
+    from runner.errors import RunnerError
+
+    missing = [n for n in ("model.json", "weights.pt") if not (directory / n).is_file()]
+    if missing:
+        raise RunnerError(f"model_path: {directory} has no {' or '.join(missing)}; point "
+                          "model_path at a finished run's directory (it holds model/)")
     meta = json.loads((directory / "model.json").read_text())
     return ModelArtifact(
         model=meta["model"],
@@ -59,4 +66,20 @@ def load(directory: Path) -> ModelArtifact:
 def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def export_torchscript(artifact: ModelArtifact, path: Path) -> None:
+    """A traced TorchScript copy of the model (``torch.jit.load`` needs no project code)."""
+    import warnings
+
+    import torch
+
+    module = artifact.build("cpu")
+    example = torch.zeros(1, *artifact.input_shape)
+    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(module, example)
+    tmp = path.with_name(f".{path.name}.tmp")
+    traced.save(str(tmp))
     os.replace(tmp, path)

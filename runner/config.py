@@ -163,14 +163,78 @@ class SearchConfig:
 
 @dataclass
 class DeployConfig:
-    """The Spark cluster the experiment runs on."""
+    """The Spark cluster the experiment runs on; ``runner.spark`` maps each schema to the builder."""
 
     name: str = MISSING
     master: str = "local[*]"
     app_name: str = "spark-dl-runner"
-    conf: dict[str, str] = field(default_factory=dict)  # any spark.* setting, passed through
+    spark_conf: dict[str, str] = field(default_factory=dict)  # any spark.* setting, passed through
+    python: Optional[str] = None  # the executors' Python; null: the driver's interpreter
+    connect_timeout_s: float = 10.0  # probe of the master's host:port before Spark starts
     cpus_per_trial: int = 1  # cores (and torch threads) per trial
     gpus_per_trial: float = 0.0  # GPUs per trial; fractions pack trials (0.25: four per GPU)
+
+
+@dataclass
+class LocalDeployConfig(DeployConfig):
+    """Embedded Spark in this process: ``local[N]`` task slots, no GPU scheduling."""
+
+
+@dataclass
+class ClusterDeployConfig(DeployConfig):
+    """A cluster with separate executor processes; GPUs are scheduled per executor and task."""
+
+    executor_cores: Optional[int] = None
+    executor_memory: Optional[str] = None  # e.g. 2g
+    gpus_per_executor: int = 0  # 0: CPU only
+    gpu_discovery_script: Optional[str] = None  # null: runner/gpu_discovery.sh (nvidia-smi)
+    executor_wait_s: float = 60.0  # how long to wait for the first executor to register
+
+
+@dataclass
+class LocalClusterDeployConfig(ClusterDeployConfig):
+    """``local-cluster[N,C,MB]``: a Master, Worker and N executor JVMs on this machine."""
+
+    master: str = "local-cluster[${.executors},${.cores},${.memory_mb}]"
+    executors: int = 2
+    cores: int = 1
+    memory_mb: int = 1024
+
+
+@dataclass
+class StandaloneDeployConfig(ClusterDeployConfig):
+    """A running Spark standalone cluster (``just cluster`` starts one here)."""
+
+    master: str = "spark://127.0.0.1:7077"
+    cores_max: Optional[int] = None  # cores this app may take from the cluster; null: all
+
+
+@dataclass
+class YarnDeployConfig(ClusterDeployConfig):
+    """Hadoop YARN, client mode (``HADOOP_CONF_DIR`` names the cluster)."""
+
+    master: str = "yarn"
+    executors: int = 2
+    queue: Optional[str] = None
+
+
+@dataclass
+class K8sDeployConfig(ClusterDeployConfig):
+    """Kubernetes, client mode: executors are pods of ``image`` in ``namespace``."""
+
+    master: str = "k8s://https://kubernetes.default.svc:443"
+    image: str = MISSING
+    namespace: str = "default"
+    executors: int = 2
+    gpu_vendor: str = "nvidia.com"
+
+
+@dataclass
+class ConnectDeployConfig(DeployConfig):
+    """A Spark Connect server (``sc://host:port``): DataFrame API only, no SparkContext."""
+
+    master: str = "sc://127.0.0.1:15002"
+    task_slots: Optional[int] = None  # concurrent trials when search.parallelism is null
 
 
 @dataclass
@@ -178,6 +242,11 @@ class InferenceConfig:
     """Batched inference of the best model with ``predict_batch_udf``."""
 
     batch_size: int = 1024
+    data: Optional[DataConfig] = None  # data@inference.data=<option>; null: the run's test split
+    output: Optional[str] = None  # null: <run dir>/predictions.parquet
+    partition_by: list[str] = field(default_factory=list)  # output columns to partition by
+    overwrite: bool = False  # replace an existing output instead of refusing
+    torchscript: bool = False  # also export model/model.ts
 
 
 @dataclass
@@ -215,6 +284,19 @@ class RunnerConfig:
     verbose: bool = False  # every trial in the live table; per-epoch lines in plain output
     # Which stages run, in this order; see runner/stages.py for the subsets allowed.
     stages: list[str] = field(default_factory=lambda: ["preprocess", "sweep", "train", "infer"])
+    stage: str = "all"  # all | infer: run a saved model (model_path) on new data, nothing else
+    model_path: Optional[str] = None  # a finished run's directory, for stage=infer
+
+
+DEPLOY_SCHEMAS = {
+    "deploy": DeployConfig,
+    "local": LocalDeployConfig,
+    "local_cluster": LocalClusterDeployConfig,
+    "standalone": StandaloneDeployConfig,
+    "yarn": YarnDeployConfig,
+    "k8s": K8sDeployConfig,
+    "connect": ConnectDeployConfig,
+}
 
 
 def register_configs() -> None:
@@ -227,7 +309,8 @@ def register_configs() -> None:
     cs.store(group="model", name="base_mlp", node=MLPConfig)
     cs.store(group="model", name="base_cnn", node=CNNConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
-    cs.store(group="deploy", name="base_deploy", node=DeployConfig)
+    for name, node in DEPLOY_SCHEMAS.items():
+        cs.store(group="deploy", name=f"base_{name}", node=node)
     cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
     cs.store(group="tracking", name="base_mlflow", node=MLflowTrackingConfig)
 

@@ -13,18 +13,20 @@ from runner.errors import RunnerError
 from runner.spark import build_session
 
 
-def validate(cfg: Any) -> None:
-    """Every problem with the config at once, before Spark starts."""
+STAGES = ("all", "infer")
+
+
+def validate(cfg: Any, out: Path | None = None) -> None:
+    """Every problem with the config (and its output path ``out``) at once, before Spark starts."""
     problems = (
         stages.validate(cfg)
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
         + tracking.validate(cfg)
+        + infer.validate(cfg.inference, out)
     )
     if "train" in stages.selected(cfg):
         problems += train.validate(cfg)
-    if cfg.inference.batch_size < 1:
-        problems.append(f"inference.batch_size: must be at least 1, got {cfg.inference.batch_size}")
     if cfg.model._target_ == "models.cnn.CNN" and not cfg.data.get("image_shape"):
         problems.append(
             f"model=cnn needs image data but data={cfg.data.name} is tabular; "
@@ -35,8 +37,13 @@ def validate(cfg: Any) -> None:
 
 
 def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
-    """Run the whole experiment into ``run_dir``; return the summary."""
-    validate(cfg)
+    """Run the whole experiment (or, with ``stage=infer``, a saved model) into ``run_dir``."""
+    if cfg.stage not in STAGES:
+        raise RunnerError(f"stage: {cfg.stage!r} is not one of {', '.join(STAGES)}")
+    out = infer.output_path(cfg.inference, run_dir, original_cwd)
+    if cfg.stage == "infer":
+        return run_infer(cfg, run_dir, original_cwd, out)
+    validate(cfg, out)
     start = time.perf_counter()
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet,
                         verbose=cfg.verbose)
@@ -93,14 +100,16 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                 weights=swept.best.weights,
             )
         if artifact:
-            artifacts.save(artifact, run_dir / "model")
+            _save_model(artifact, run_dir / "model", cfg.inference.torchscript)
 
         predicted = None
         if "infer" in selected:
             with reporter.stage("infer"):
-                with reporter.spark_tasks(spark, f"infer {prepared.rows['test']} rows"):
-                    predicted = infer.run(spark, prepared, artifact, cfg.inference,
-                                          run_dir / "predictions.parquet")
+                with reporter.spark_tasks(spark, "infer"):
+                    rows = infer.load_rows(
+                        spark, cfg.inference.data, Path(prepared.path).parent, artifact
+                    )
+                    predicted = infer.run(spark, rows, artifact, cfg.inference, out)
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
@@ -108,6 +117,53 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
         tracker.finish(run_dir, summary)
     reporter.final(summary)
     return summary
+
+
+def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[str, Any]:
+    """``stage=infer``: the model saved by the run at ``model_path`` over ``inference.data``."""
+    start = time.perf_counter()
+    source = _model_run(cfg, original_cwd)
+    entry = (source / "prepared").resolve()
+    problems = infer.validate(cfg.inference, out)
+    if not (entry / "meta.json").exists():
+        problems.append(f"model_path: {source}/prepared (the run's prepared data and fitted "
+                        "transform) is missing; point model_path at a finished run's directory")
+    elif cfg.inference.data is None and not (entry / "data" / "split=test").exists():
+        problems.append(f"model_path: {entry} has no test split; choose data@inference.data=...")
+    if problems:
+        raise RunnerError("; ".join(problems))
+    artifact = artifacts.load(source / "model")
+    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
+    with reporter:
+        with reporter.stage("spark", cfg.deploy.master):
+            spark = build_session(cfg.deploy, run_dir / "logs")
+        with reporter.stage("infer", str(source)):
+            rows = infer.load_rows(spark, cfg.inference.data, entry, artifact)
+            predicted = infer.run(spark, rows, artifact, cfg.inference, out)
+    timings = {**reporter.timings, "total": time.perf_counter() - start}
+    summary = report.run_infer(run_dir, source, predicted, timings)
+    reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
+                  + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items()))
+    return summary
+
+
+def _model_run(cfg: Any, original_cwd: Path) -> Path:
+    """The finished run directory ``model_path`` names (relative to where the runner started)."""
+    if not cfg.model_path:
+        raise RunnerError("model_path: stage=infer needs the directory of a finished run; "
+                          "set model_path=outputs/DATE/TIME")
+    path = Path(cfg.model_path)
+    path = path if path.is_absolute() else original_cwd / path
+    if not path.is_dir():
+        raise RunnerError(f"model_path: {path} does not exist; set model_path to a finished "
+                          "run's directory")
+    return path
+
+
+def _save_model(artifact: artifacts.ModelArtifact, directory: Path, torchscript: bool) -> None:
+    artifacts.save(artifact, directory)
+    if torchscript:
+        artifacts.export_torchscript(artifact, directory / "model.ts")
 
 
 def _link(link: Path, target: Path) -> None:

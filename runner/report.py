@@ -68,7 +68,29 @@ def run(
         "driver_pid": os.getpid(),
     })
     render(run_dir, summary)
+    _write_summary(run_dir, summary)
+    return summary
+
+
+def run_infer(
+    run_dir: Path, model_run: Path, predicted: InferenceResult, timings: dict[str, float]
+) -> dict[str, Any]:
+    """The summary of a ``stage=infer`` run: which model, which predictions."""
+    summary = {
+        "stage": "infer",
+        "model_path": str(model_run),
+        "test_metrics": predicted.metrics,
+        "predictions": {"path": predicted.path, "rows": predicted.rows},
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "run_dir": str(run_dir),
+        "driver_pid": os.getpid(),
+    }
+    _write_summary(run_dir, summary)
+    return summary
+
+
+def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` appears only when complete: it marks a finished run."""
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, run_dir / "summary.json")
-    return summary

@@ -29,7 +29,7 @@ class GpuPlan:
 
 def plan(deploy: Any, visible_gpus: int | None = None) -> GpuPlan:
     """Fit GPU requests to this machine: drop them without GPUs, give a local cluster its GPUs."""
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     if deploy.gpus_per_trial <= 0:
         return GpuPlan(deploy)
@@ -41,7 +41,7 @@ def plan(deploy: Any, visible_gpus: int | None = None) -> GpuPlan:
     if not local:
         return GpuPlan(deploy)
     gpus = count_gpus() if visible_gpus is None else visible_gpus
-    conf = dict(deploy.conf)
+    conf = dict(deploy.spark_conf)
     if gpus == 0 and "spark.worker.resource.gpu.discoveryScript" not in conf:
         cpu_only = OmegaConf.merge(deploy, {"gpus_per_trial": 0.0})
         return GpuPlan(cpu_only, "no GPU found on this machine: trials run on the CPU")
@@ -55,7 +55,11 @@ def plan(deploy: Any, visible_gpus: int | None = None) -> GpuPlan:
     conf.setdefault("spark.worker.resource.gpu.discoveryScript", str(DISCOVERY_SCRIPT))
     conf.setdefault("spark.executor.resource.gpu.amount",
                     conf["spark.worker.resource.gpu.amount"])
-    return GpuPlan(OmegaConf.merge(deploy, {"master": master, "conf": conf}), note)
+    planned = OmegaConf.merge(deploy, {})  # a copy; struct mode refuses new spark_conf keys
+    with open_dict(planned):
+        planned.master = master
+        planned.spark_conf = conf
+    return GpuPlan(planned, note)
 
 
 def count_gpus() -> int:

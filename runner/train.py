@@ -60,9 +60,9 @@ def validate(cfg: Any) -> list[str]:
             f"train.num_processes ({train.num_processes})"
         )
     local_mode = resolve_local_mode(train.local_mode, cfg.deploy.master)
-    if train.use_gpu and not local_mode and _task_gpus(cfg.deploy.conf) < 1:
+    if train.use_gpu and not local_mode and _task_gpus(cfg.deploy.spark_conf) < 1:
         problems.append(
-            "train.use_gpu: GPU training on executors needs deploy.conf."
+            "train.use_gpu: GPU training on executors needs deploy.spark_conf."
             "spark.task.resource.gpu.amount set to a whole number >= 1; set it, or "
             "train.use_gpu=false"
         )

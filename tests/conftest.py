@@ -33,7 +33,7 @@ def spark(tmp_path_factory):
     from runner.spark import build_session, stop_session
 
     deploy = OmegaConf.create(
-        {"master": "local[2]", "app_name": "tests", "conf": {"spark.sql.shuffle.partitions": "2"}}
+        {"master": "local[2]", "app_name": "tests", "spark_conf": {"spark.sql.shuffle.partitions": "2"}}
     )
     session = build_session(deploy, tmp_path_factory.mktemp("spark-logs"))
     yield session

@@ -1,17 +1,45 @@
-"""Batched inference with predict_batch_udf agrees with the model run directly."""
+"""Batched inference with predict_batch_udf: agrees with the model, writes safely, refuses bad input."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from runner import artifacts, infer, preprocess, sweep
-from runner.trial import load_split
+from runner.errors import RunnerError
+from runner.trial import build_model, load_split
+from tests.conftest import run_cli
+
+MLP = {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.0}
 
 
-def test_predictions_match_the_model_and_are_scored(spark, cfg, tmp_path):
-    prepared = preprocess.run(spark, cfg.data, tmp_path / "cache")
+def _artifact(input_shape: tuple[int, ...], num_classes: int = 10) -> artifacts.ModelArtifact:
+    """A real, untrained model (seeded) saved the way the sweep saves the best one."""
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(build_model(MLP, input_shape, num_classes).state_dict(), buffer)
+    return artifacts.ModelArtifact(MLP, input_shape, num_classes, buffer.getvalue())
+
+
+def _direct(artifact, features: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        logits = artifact.build()(torch.from_numpy(features).reshape(-1, *artifact.input_shape))
+    return logits.argmax(1).numpy()
+
+
+@pytest.fixture
+def prepared(spark, cfg, tmp_path):
+    return preprocess.run(spark, cfg.data, tmp_path / "cache")
+
+
+def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_path):
     swept = sweep.run(spark, prepared, cfg, tmp_path)
     artifact = artifacts.ModelArtifact(
         model=sweep.trial_config(cfg, swept.params[swept.best.number])["model"],
@@ -20,9 +48,11 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, tmp_path):
         weights=swept.best.weights,
     )
     artifacts.save(artifact, tmp_path / "model")
+    artifact = artifacts.load(tmp_path / "model")
     cfg.inference.batch_size = 50
     out = tmp_path / "predictions.parquet"
-    result = infer.run(spark, prepared, artifacts.load(tmp_path / "model"), cfg.inference, out)
+    rows = infer.load_rows(spark, None, Path(prepared.path).parent, artifact)
+    result = infer.run(spark, rows, artifact, cfg.inference, out)
 
     table = pq.read_table(out).to_pandas().sort_values("id")
     assert result.rows == len(table) == prepared.rows["test"]
@@ -30,11 +60,76 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, tmp_path):
     probs = np.stack(table["probability"].to_numpy())
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
-    features, labels = load_split(prepared.path, "test")
+    features, _ = load_split(prepared.path, "test")
     ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
-    with torch.no_grad():
-        logits = artifact.build()(torch.from_numpy(features).reshape(-1, 1, 8, 8))
-    direct = dict(zip(ids, logits.argmax(1).numpy()))
+    direct = dict(zip(ids, _direct(artifact, features)))
     assert all(direct[i] == p for i, p in zip(table["id"], table["prediction"]))
     assert result.metrics["test_accuracy"] == float(np.mean(table["prediction"] == table["label"]))
-    assert not (tmp_path / ".predictions.parquet.tmp").exists()
+    assert result.metrics["test_accuracy"] > 0.5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".predictions")] == []
+
+
+def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_path):
+    artifact = _artifact(prepared.input_shape)
+    rows = infer.load_rows(spark, None, Path(prepared.path).parent, artifact)
+    out = tmp_path / "out" / "predictions.parquet"
+    cfg.inference.partition_by = ["prediction"]
+    first = infer.run(spark, rows, artifact, cfg.inference, out)
+    assert first.rows == prepared.rows["test"]
+    assert {p.name.split("=")[0] for p in out.iterdir() if p.is_dir()} == {"prediction"}
+
+    with pytest.raises(RunnerError, match=r"inference.output: .* exists.*inference.overwrite=true"):
+        infer.run(spark, rows, artifact, cfg.inference, out)
+    cfg.inference.overwrite = True
+    cfg.inference.partition_by = []
+    again = infer.run(spark, rows.limit(5), artifact, cfg.inference, out)
+    assert again.rows == 5 and pq.read_table(out).num_rows == 5
+    assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.parquet"]
+
+
+def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_path):
+    wine_model = _artifact((13,), 3)
+    rows = infer.load_rows(spark, None, Path(prepared.path).parent, wine_model)
+    out = tmp_path / "predictions.parquet"
+    with pytest.raises(RunnerError, match=r"inference.data: rows have 64 features .* expects 13"):
+        infer.run(spark, rows, wine_model, cfg.inference, out)
+    assert not out.exists()
+
+    cfg.inference.partition_by = ["probability"]
+    cfg.inference.batch_size = 0
+    problems = infer.validate(cfg.inference, out)
+    assert [p.split(":")[0] for p in problems] == ["inference.batch_size", "inference.partition_by"]
+
+
+def test_missing_model_files_name_model_path(tmp_path):
+    with pytest.raises(RunnerError, match=r"model_path: .* has no model.json or weights.pt"):
+        artifacts.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_path):
+    # a finished run's layout, as the pipeline leaves it: model/ and prepared -> cache entry
+    run = tmp_path / "run"
+    artifact = _artifact(prepared.input_shape)
+    artifacts.save(artifact, run / "model")
+    os.symlink(Path(prepared.path).parent, run / "prepared")
+
+    out = tmp_path / "new" / "all.parquet"
+    args = [f"model_path={run}", f"hydra.run.dir={tmp_path / 'infer'}"]
+    proc = run_cli(["stage=infer", *args, "data@inference.data=digits",
+                    f"inference.output={out}", "inference.batch_size=100"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = pq.read_table(out).to_pandas().set_index("id")
+    assert len(table) == 1797  # every digit, not only the test split
+    # the saved scaler was applied: test rows agree with the model on the prepared test split
+    features, _ = load_split(prepared.path, "test")
+    ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
+    assert (table.loc[ids, "prediction"].to_numpy() == _direct(artifact, features)).all()
+    summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
+    assert summary["stage"] == "infer" and summary["predictions"]["rows"] == 1797
+
+    again = run_cli(["stage=infer", *args, f"inference.output={out}"], tmp_path, timeout=60)
+    assert again.returncode == 2 and "inference.overwrite=true" in again.stderr
+    missing = run_cli(["stage=infer", f"model_path={tmp_path / 'nope'}"], tmp_path, timeout=60)
+    assert missing.returncode == 2 and "model_path:" in missing.stderr
+    assert "Traceback" not in again.stderr + missing.stderr

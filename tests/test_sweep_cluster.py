@@ -38,7 +38,7 @@ def test_fractional_gpus_are_assigned_by_spark(tmp_path):
     )
     proc = run_cli(
         [*TINY, "search.n_trials=4", "deploy=local_cluster", "deploy.master='local-cluster[1,2,1024]'",
-         "deploy.gpus_per_trial=0.5", f"+deploy.conf={conf}", f"hydra.run.dir={run_dir}",
+         "deploy.gpus_per_trial=0.5", f"++deploy.spark_conf={conf}", f"hydra.run.dir={run_dir}",
          f"data.cache_dir={tmp_path / 'cache'}"],
         tmp_path,
     )

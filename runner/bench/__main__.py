@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("preprocess", "sweep", "train")
+BENCHMARKS = ("preprocess", "sweep", "train", "infer")
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,60 @@
+"""The default experiment over Spark Connect (``sc://``): DataFrame API only, no SparkContext."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.cluster import free_port
+from tests.conftest import TINY, run_cli
+
+pytest.importorskip("grpc", reason="Spark Connect needs the connect extra")
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture
+def connect_server(tmp_path):
+    """A Spark Connect server over local[2] from the pip package, stopped after the test."""
+    import pyspark
+
+    sbin = Path(pyspark.__file__).parent / "sbin"
+    port = free_port()
+    env = {**os.environ, "SPARK_LOG_DIR": str(tmp_path / "server"),
+           "SPARK_PID_DIR": str(tmp_path / "server"), "PYSPARK_PYTHON": sys.executable,
+           "SPARK_LOCAL_IP": "127.0.0.1"}
+    subprocess.run([str(sbin / "start-connect-server.sh"), "--master", "local[2]",
+                    "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+                    "--conf", f"spark.connect.grpc.binding.port={port}",
+                    "--conf", "spark.ui.enabled=false"],
+                   env=env, check=True, capture_output=True)
+    try:
+        deadline = time.monotonic() + 180
+        while subprocess.run(["bash", "-c", f"echo > /dev/tcp/127.0.0.1/{port}"],
+                             capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "the Connect server did not start"
+            time.sleep(1)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(sbin / "stop-connect-server.sh")], env=env, capture_output=True)
+
+
+def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_path):
+    common = ["deploy=connect", f"deploy.master={connect_server}"]
+    run_dir = tmp_path / "run"
+    proc = run_cli([*common, *TINY, f"hydra.run.dir={run_dir}",
+                    f"data.cache_dir={tmp_path / 'cache'}"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["trials"] == {"COMPLETE": 2} and summary["test_metrics"]["test_accuracy"] > 0.5
+
+    # without search.parallelism a Connect session cannot size the sweep: a clear error
+    slots = run_cli([*common, "search.n_trials=1", "train.epochs=1", "search.parallelism=null",
+                     f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'r2'}"],
+                    tmp_path, timeout=300)
+    assert slots.returncode == 2 and "deploy.task_slots" in slots.stderr

@@ -1,0 +1,74 @@
+"""The default experiment on a real Spark standalone cluster: a Master and a Worker JVM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner import cluster
+from tests.conftest import TINY, run_cli
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture
+def standalone(tmp_path):
+    """A Master and a Worker (2 cores, 1 GiB) on free ports, stopped even when the test fails."""
+    root = tmp_path / "cluster"
+    running = cluster.start(root, port=cluster.free_port(), cores=2, memory="1g", timeout_s=180)
+    try:
+        yield running
+    finally:
+        cluster.stop(root)
+        assert cluster.running(root) == {}
+
+
+def test_trials_and_inference_run_on_the_workers_executors(standalone, tmp_path):
+    run_dir, events = tmp_path / "run", tmp_path / "events"
+    events.mkdir()
+    proc = run_cli(
+        ["deploy=standalone", f"deploy.master={standalone.master_url}", *TINY,
+         f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+         f"++deploy.spark_conf={{spark.eventLog.enabled:'true',spark.eventLog.dir:'{events}',"
+         "spark.eventLog.compress:'false'}"],
+        tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["trials"] == {"COMPLETE": 2} and summary["predictions"]["rows"] > 0
+
+    # the Worker launched this app's executors: work/<app id>/<executor id>/
+    (app_dir,) = (standalone.root / "work").iterdir()
+    worker_executors = {p.name for p in app_dir.iterdir()}
+    assert worker_executors
+    ran_on = _executors_by_plan(events)
+    assert ran_on["trials"] and ran_on["trials"] <= worker_executors
+    assert ran_on["inference"] and ran_on["inference"] <= worker_executors
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    assert summary["driver_pid"] not in {t["pid"] for t in trials}
+
+
+def _executors_by_plan(event_dir: Path) -> dict[str, set[str]]:
+    """Executor ids that ran the tasks of the trial jobs (MapInPandas) and of inference
+    (the Python UDF writing predictions), read from Spark's (rolling) event log."""
+    plans, stage_job, ran_on = {}, {}, {"trials": set(), "inference": set()}
+    lines = [ln for f in sorted(event_dir.rglob("events_*")) for ln in f.read_text().splitlines()]
+    for line in lines:
+        event = json.loads(line)
+        kind = event["Event"]
+        if kind.endswith("SQLExecutionStart"):
+            plans[str(event["executionId"])] = event["physicalPlanDescription"]
+        elif kind == "SparkListenerJobStart":
+            execution = event.get("Properties", {}).get("spark.sql.execution.id")
+            for stage in event["Stage IDs"]:
+                stage_job[stage] = execution
+        elif kind == "SparkListenerTaskEnd":
+            plan = plans.get(stage_job.get(event["Stage ID"]), "")
+            executor = event["Task Info"]["Executor ID"]
+            if "MapInPandas" in plan:
+                ran_on["trials"].add(executor)
+            if "predictions.parquet" in plan and "ArrowEvalPython" in plan:
+                ran_on["inference"].add(executor)
+    return ran_on
