@@ -105,7 +105,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
         predicted = None
         if "infer" in selected:
             with reporter.stage("infer"):
-                with reporter.spark_tasks(spark, "infer"):
+                test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
+                with reporter.spark_tasks(spark, f"infer{test_rows}"):
                     rows = infer.load_rows(
                         spark, cfg.inference.data, Path(prepared.path).parent, artifact
                     )
