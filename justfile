@@ -11,9 +11,9 @@ setup:
 run *overrides:
     {{python}} -m runner {{overrides}}
 
-# the test suite (what CI runs)
+# the test suite (what CI runs): two workers; the tests of one shared multirun stay together
 test *args:
-    {{python}} -m pytest {{args}}
+    {{python}} -m pytest -n 2 --dist loadgroup {{args}}
 
 # benchmarks; tables land in outputs/bench/
 bench *which:

@@ -42,20 +42,6 @@ def test_default_experiment_writes_every_artifact(tmp_path):
     assert summary["driver_pid"] not in {t["pid"] for t in trials}
 
 
-def test_multirun_runs_two_whole_experiments(tmp_path):
-    sweep_dir = tmp_path / "multi"
-    proc = run_cli(
-        ["-m", "model=mlp,cnn", *TINY, f"hydra.sweep.dir={sweep_dir}",
-         f"data.cache_dir={tmp_path / 'cache'}"],
-        tmp_path,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in (0, 1)]
-    assert [s["data"]["cache_hit"] for s in summaries] == [False, True]
-    models = [json.loads((sweep_dir / str(i) / "model" / "model.json").read_text()) for i in (0, 1)]
-    assert [m["model"]["_target_"] for m in models] == ["models.mlp.MLP", "models.cnn.CNN"]
-
-
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import csv
 
 import pytest
@@ -10,7 +12,7 @@ from runner.reporting.compare import COLUMNS, compare, find_runs
 from runner.errors import RunnerError
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("terminal_multirun")]  # one worker runs the shared multirun
 
 
 def test_compare_over_a_multirun_prints_and_writes_the_leaderboard(terminal_multirun):
@@ -46,3 +48,12 @@ def test_compare_refuses_folders_without_runs(tmp_path):
     proc = run_cli(["compare", str(tmp_path / "nope")], tmp_path, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_multirun_jobs_are_whole_experiments_sharing_the_data_cache(terminal_multirun):
+    sweep_dir, _, _ = terminal_multirun
+    summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in (0, 1)]
+    assert [s["data"]["cache_hit"] for s in summaries] == [False, True]
+    models = [json.loads((sweep_dir / str(i) / "model" / "model.json").read_text()) for i in (0, 1)]
+    assert [m["model"]["_target_"] for m in models] == ["models.mlp.MLP", "models.cnn.CNN"]
+    assert all(s["test_metrics"]["test_accuracy"] > 0.5 for s in summaries)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import re
 
@@ -12,6 +14,10 @@ from runner.console import Reporter
 from runner.trial import TrialOutcome
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+# one worker runs every test of the shared multirun fixture (pytest -n 2 --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("terminal_multirun")
 
 
 def _outcome(number, state="COMPLETE", acc=None, epochs=2):

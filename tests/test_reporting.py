@@ -14,7 +14,7 @@ from runner.reporting import load, render
 from runner.reporting.plots import all_plots, confusion_counts
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("terminal_multirun")]  # one worker runs the shared multirun
 
 _FIGURE = re.compile(r'<figure id="([^"]+)"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"')
 

@@ -37,7 +37,7 @@ def test_fractional_gpus_are_assigned_by_spark(tmp_path):
         f"spark.worker.resource.gpu.discoveryScript: '{_fake_gpus(tmp_path)}'}}"
     )
     proc = run_cli(
-        [*TINY, "search.n_trials=4", "deploy=local_cluster", "deploy.master='local-cluster[1,2,1024]'",
+        [*TINY, "search.n_trials=4", "stages=[preprocess,sweep]", "deploy=local_cluster", "deploy.master='local-cluster[1,2,1024]'",
          "deploy.gpus_per_trial=0.5", f"++deploy.spark_conf={conf}", f"hydra.run.dir={run_dir}",
          f"data.cache_dir={tmp_path / 'cache'}"],
         tmp_path,
@@ -82,7 +82,7 @@ def test_sweep_survives_losing_an_executor(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "search.n_trials=6", "train.epochs=25",
+        [sys.executable, "-m", "runner", "search.n_trials=4", "train.epochs=20",
          "deploy=local_cluster", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -100,5 +100,5 @@ def test_sweep_survives_losing_an_executor(tmp_path):
             proc.kill()
     assert proc.returncode == 0, output
     trials = _trials(run_dir)
-    assert [t["state"] for t in trials].count("COMPLETE") == 6
-    assert json.loads((run_dir / "summary.json").read_text())["trials"] == {"COMPLETE": 6}
+    assert [t["state"] for t in trials].count("COMPLETE") == 4
+    assert json.loads((run_dir / "summary.json").read_text())["trials"] == {"COMPLETE": 4}

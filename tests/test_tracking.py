@@ -13,6 +13,10 @@ from tests.conftest import compose_config
 mlflow = pytest.importorskip("mlflow")
 
 
+# one worker runs every test of the shared multirun fixture (pytest -n 2 --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("terminal_multirun")
+
+
 def test_tracking_options_compose_and_validate():
     assert compose_config([]).tracking.name == "none"
     cfg = compose_config(["tracking=mlflow", "tracking.uri=http://127.0.0.1:5000"])
