@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from runner.artifacts import atomic_write
 from runner.infer import InferenceResult
 from runner.preprocess import PreparedData
 from runner.reporting import render
@@ -91,6 +92,4 @@ def run_infer(
 
 def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     """``summary.json`` appears only when complete: it marks a finished run."""
-    tmp = run_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, run_dir / "summary.json")
+    atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2).encode())

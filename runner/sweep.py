@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import search_space
+from runner.artifacts import atomic_write
 from runner.config import as_plain
 from runner.coordinator import Coordinator
 from runner.errors import RunnerError
@@ -221,9 +222,7 @@ class _TrialLog:
             return
         self._best = outcome
         if not from_disk:
-            tmp = self.best_weights.with_suffix(".tmp")
-            tmp.write_bytes(outcome.weights)
-            os.replace(tmp, self.best_weights)
+            atomic_write(self.best_weights, outcome.weights)
 
 
 def _requeue_interrupted(study: Any, finished: set[int]) -> None:
