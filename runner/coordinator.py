@@ -20,9 +20,12 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 from runner.trial import TrialOutcome
 
 _NO_MORE_TRIALS = ""
+_POLL_S = 0.02  # how soon ``close`` returns: serve_forever checks for shutdown this often
 
 
 class _QuietHandler(SimpleXMLRPCRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a slot's calls reuse one connection
+
     def log_message(self, *args: Any) -> None:  # no per-request lines on the terminal
         pass
 
@@ -126,7 +129,7 @@ class Coordinator:
         server.register_function(self.next_trial, "next_trial")
         server.register_function(self.report, "report")
         server.register_function(self.finish, "finish")
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(_POLL_S,), daemon=True)
         thread.start()
         return RunningServer(server, f"http://{host}:{server.server_address[1]}/")
 

@@ -272,7 +272,9 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int, depl
         slot_ids = spark.range(slots, numPartitions=slots)
         kwargs = {"profile": profile} if profile is not None else {}
         slot_ids.mapInPandas(
-            _slot_task(server.url, int(deploy.cpus_per_trial)), "slot long, trials long", **kwargs
+            _slot_task(server.url, int(deploy.cpus_per_trial), coordinator.pruning),
+            "slot long, trials long",
+            **kwargs,
         ).collect()
     except Exception as err:  # the job failed past Spark's task retries
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -281,8 +283,13 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int, depl
         server.close()
 
 
-def _slot_task(url: str, cpus: int) -> Callable[[Iterator["pd.DataFrame"]], Iterator["pd.DataFrame"]]:
-    """The executor side: pull a trial, train it, report epochs, send the outcome; repeat."""
+def _slot_task(
+    url: str, cpus: int, pruning: bool
+) -> Callable[[Iterator["pd.DataFrame"]], Iterator["pd.DataFrame"]]:
+    """The executor side: pull a trial, train it, send the outcome; repeat.
+
+    With a pruner, every epoch's metric goes to the driver, whose answer may stop the trial.
+    """
 
     def run_slot(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
         import pandas as pd
@@ -292,7 +299,9 @@ def _slot_task(url: str, cpus: int) -> Callable[[Iterator["pd.DataFrame"]], Iter
         from runner.resources import device_for, task_gpu
         from runner.trial import TrialSpec, run_trial, warm_up
 
-        slot = int(next(iter(batches))["id"].iloc[0])
+        # Read the input to its end: a Python worker that leaves input unread is not
+        # reused, and the next sweep would pay a new process and its imports.
+        slot = int(pd.concat(list(batches))["id"].iloc[0])
         context = TaskContext.get()
         gpu = task_gpu(context)
         device = device_for(gpu)
@@ -302,15 +311,17 @@ def _slot_task(url: str, cpus: int) -> Callable[[Iterator["pd.DataFrame"]], Iter
         done = 0
         while payload := driver.next_trial(slot, context.attemptNumber()):
             spec = TrialSpec.from_json(payload)
-            outcome = run_trial(
-                spec, device, report=lambda epoch, value: driver.report(spec.number, epoch, value)
-            )
+            outcome = run_trial(spec, device, report=_reporter(driver, spec) if pruning else None)
             outcome.gpu = gpu
             driver.finish(json.dumps(outcome.as_record()), xmlrpc.client.Binary(outcome.weights))
             done += 1
         yield pd.DataFrame({"slot": [slot], "trials": [done]})
 
     return run_slot
+
+
+def _reporter(driver: xmlrpc.client.ServerProxy, spec: Any) -> Callable[[int, float], bool]:
+    return lambda epoch, value: driver.report(spec.number, epoch, value)
 
 
 _TRIAL_SECTIONS = ("model", "optimizer", "train")

@@ -90,10 +90,8 @@ def build_model(model_cfg: dict[str, Any], input_shape: tuple[int, ...], num_cla
 Reporter = Callable[[int, float], bool]  # (epoch, metric) -> stop now?
 
 
-def run_trial(
-    spec: TrialSpec, device: str = "cpu", report: Reporter = lambda epoch, value: False
-) -> TrialOutcome:
-    """Train and evaluate, calling ``report`` after every epoch.
+def run_trial(spec: TrialSpec, device: str = "cpu", report: Reporter | None = None) -> TrialOutcome:
+    """Train and evaluate, calling ``report`` (if given) after every epoch.
 
     A True answer from ``report`` ends the trial as PRUNED; any exception, a
     non-finite loss or training past ``spec.timeout_s`` ends it as FAIL.
@@ -149,7 +147,7 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter
              "val_accuracy": val_accuracy}
         )
         outcome.metrics = {k: v for k, v in outcome.history[-1].items() if k != "epoch"}
-        if report(epoch, outcome.metrics[spec.metric]):
+        if report is not None and report(epoch, outcome.metrics[spec.metric]):
             raise TrialPruned(f"pruned after epoch {epoch}")
     outcome.weights = _serialize(model)
 
