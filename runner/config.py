@@ -73,7 +73,7 @@ class SyntheticDataConfig(DataConfig):
     image_shape: Optional[list[int]] = None
     class_sep: float = 1.0  # centroid spread in units of the noise: higher is easier
     seed: int = 0
-    partitions: Optional[int] = None  # null: the cluster's task slots
+    partitions: Optional[int] = None  # null: task slots, more for big data (8M values each)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from runner.artifacts import ModelArtifact
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 OUTPUT_COLUMNS = ("id", "label", "prediction", "probability")
 
@@ -103,7 +103,7 @@ def run(
         input_tensor_shapes=[[width]],
     )
     labelled = "label" in rows.columns
-    scored = rows.withColumn("_out", predict("features")).select(
+    scored = rows.withColumn("_out", predict(_as_scalar_columns("features", width))).select(
         "id",
         *(["label"] if labelled else []),
         F.col("_out.prediction").alias("prediction"),
@@ -118,6 +118,18 @@ def run(
     stats = written.agg(*aggs).first()
     metrics = {"test_accuracy": float(stats["acc"])} if labelled and stats["rows"] else {}
     return InferenceResult(path=str(out), rows=stats["rows"], metrics=metrics)
+
+
+def _as_scalar_columns(column: str, width: int) -> "Column":
+    """An array column as a struct of ``width`` scalar fields.
+
+    ``predict_batch_udf`` turns a struct of scalars into one ``(rows, width)`` array with
+    a single columnar copy; an array column would be converted row by row (``np.vstack``
+    of one small array per row), which costs about as much as the model itself.
+    """
+    from pyspark.sql import functions as F
+
+    return F.struct(*(F.col(column)[i].alias(f"x{i}") for i in range(width)))
 
 
 def check_width(rows: "DataFrame", width: int, input_shape: tuple[int, ...]) -> None:

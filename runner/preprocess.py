@@ -128,25 +128,33 @@ def apply_transform(spark: "SparkSession", entry: "str | Path", df: "DataFrame")
 def _prepare(spark: "SparkSession", cfg: Any, out: Path) -> None:
     from pyspark.sql import functions as F
 
-    raw = sources.source_for(cfg).load(spark, cfg)
-    df = _assign_split(raw.df, raw.label, cfg.split)
-    train = df.where(F.col("split") == "train").drop("split")
-    fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
-    fitted.model.write().save(str(out / "transform"))
+    from pyspark import StorageLevel
 
-    parts = [
-        steps.to_output(
-            fitted.model.transform(steps.to_input(df.where(F.col("split") == s).drop("split"))),
-            fitted.labels,
-            raw.label,
-        ).withColumn("split", F.lit(s))
-        for s in SPLITS
-    ]
-    prepared = parts[0].unionByName(parts[1]).unionByName(parts[2])
+    raw = sources.source_for(cfg).load(spark, cfg)
+    # The split's cut points, the fit and the three splits each scan the rows: read
+    # (or generate) the source once, kept on the executors' local disks (memory-safe at any size).
+    source = raw.df.persist(StorageLevel.DISK_ONLY)
     try:
-        prepared.write.partitionBy("split").parquet(str(out / "data"))
-    except Exception as err:
-        raise steps.spark_error(err, f"data: preparing the rows failed ({first_line(err)})")
+        df = _assign_split(source, raw.label, cfg.split)
+        train = df.where(F.col("split") == "train").drop("split")
+        fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
+        fitted.model.write().save(str(out / "transform"))
+
+        parts = [
+            steps.to_output(
+                fitted.model.transform(steps.to_input(df.where(F.col("split") == s).drop("split"))),
+                fitted.labels,
+                raw.label,
+            ).withColumn("split", F.lit(s))
+            for s in SPLITS
+        ]
+        prepared = parts[0].unionByName(parts[1]).unionByName(parts[2])
+        try:
+            prepared.write.partitionBy("split").parquet(str(out / "data"))
+        except Exception as err:
+            raise steps.spark_error(err, f"data: preparing the rows failed ({first_line(err)})")
+    finally:
+        source.unpersist()
     meta = _describe(spark, cfg, out / "data", fitted)
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
 
@@ -212,7 +220,7 @@ def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
     df = df.withColumn("_u", u)
     ratios = [split.train, split.train + split.val]
     if split.stratify:
-        cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 100_000).alias("c"))
+        cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 10_000).alias("c"))
         table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
         lookup = F.create_map(*chain.from_iterable(
             (F.lit(k), F.array(F.lit(c[0]), F.lit(c[1]))) for k, c in table.items()

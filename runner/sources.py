@@ -24,6 +24,7 @@ FILE_FORMATS = ("parquet", "csv", "json", "delta")
 # Bump when the synthetic generator changes: its cache entries stop matching.
 _SYNTHETIC_VERSION = 1
 _BLOCK = 1024  # synthetic rows are drawn in blocks of ids, so partitioning never changes them
+_VALUES_PER_PARTITION = 8_000_000  # feature values per partition (~64 MB as doubles)
 
 
 @dataclass(frozen=True)
@@ -106,16 +107,26 @@ class SyntheticSource(Source):
     def load(self, spark: "SparkSession", cfg: Any) -> RawData:
         centroids, seed = synthetic_centroids(cfg), int(cfg.seed)
 
-        def generate(batches):
-            import pandas as pd
+        def generate(batches):  # Arrow in and out: no Python object per row
+            import numpy as np
+            import pyarrow as pa
 
             for batch in batches:
-                ids = batch["id"].to_numpy()
+                ids = batch.column(0).to_numpy()
                 labels, features = synthetic_rows(ids, seed, centroids)
-                yield pd.DataFrame({"id": ids, "label": labels, "features": list(features)})
+                rows, width = features.shape
+                offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(ids), pa.array(labels),
+                     pa.ListArray.from_arrays(offsets, pa.array(features.ravel()))],
+                    names=["id", "label", "features"],
+                )
 
-        partitions = cfg.partitions or spark.sparkContext.defaultParallelism
-        df = spark.range(int(cfg.rows), numPartitions=int(partitions)).mapInPandas(
+        rows, width = int(cfg.rows), centroids.shape[1]
+        partitions = cfg.partitions or max(
+            spark.sparkContext.defaultParallelism, -(-rows * width // _VALUES_PER_PARTITION)
+        )
+        df = spark.range(rows, numPartitions=int(partitions)).mapInArrow(
             generate, "id long, label long, features array<double>"
         )
         return RawData(df, "label", None)

@@ -83,7 +83,7 @@ def test_sweep_survives_losing_an_executor(tmp_path):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "search.n_trials=4", "train.epochs=20",
-         "deploy=local_cluster", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
+         "stages=[preprocess,sweep]", "deploy=local_cluster", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -91,7 +91,7 @@ def _spark(rows: int, features: int, tmp: Path) -> int:
     from runner import preprocess
     from runner.spark import build_session, stop_session
 
-    deploy = OmegaConf.create({"master": "local[*]", "app_name": "bench", "conf": {}})
+    deploy = OmegaConf.create({"master": "local[*]", "app_name": "bench", "spark_conf": {}})
     spark = build_session(deploy, tmp / "logs")
     try:
         preprocess.run(spark, _config(rows, features, tmp / "cache"), tmp / "cache")

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
         rows={"train": args.rows, "val": args.rows // 4, "test": args.rows // 4},
     )
     spark = build_session(OmegaConf.create({"master": "local[2]", "app_name": "bench-train",
-                                            "conf": {}}), work / "logs")
+                                            "spark_conf": {}}), work / "logs")
     try:
         x_test, y_test = load_split(prepared.path, "test")
         load_before = os.getloadavg()
