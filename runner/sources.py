@@ -152,11 +152,12 @@ def synthetic_rows(ids: "np.ndarray", seed: int, centroids: "np.ndarray"):
     labels = np.empty(len(ids), dtype=np.int64)
     features = np.empty((len(ids), width))
     blocks = ids // _BLOCK
-    for block in np.unique(blocks):
-        rng = np.random.default_rng([seed, 1, int(block)])
+    order = np.argsort(blocks, kind="stable")  # rows grouped by block: linear in len(ids)
+    starts = np.flatnonzero(np.diff(blocks[order], prepend=-1))
+    for rows in np.split(order, starts[1:]):
+        rng = np.random.default_rng([seed, 1, int(blocks[rows[0]])])
         y = rng.integers(classes, size=_BLOCK)
         x = centroids[y] + rng.standard_normal((_BLOCK, width))
-        rows = blocks == block
         offsets = ids[rows] % _BLOCK
         labels[rows], features[rows] = y[offsets], x[offsets]
     return labels, features
