@@ -13,6 +13,11 @@ from runner.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Every JVM the tests start (sessions, CLI subprocesses, executors, standalone and Connect
+# servers) lives for seconds: compile with C1 only and use the serial collector, which
+# makes a tiny experiment about 15 % faster on two cores. Users' runs keep the defaults.
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+
 # A few seconds per run: a digits subset is not needed, 3 epochs and 2 trials are enough.
 TINY = ["search.n_trials=2", "train.epochs=3", "search.parallelism=2"]
 

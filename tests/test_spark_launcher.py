@@ -77,9 +77,18 @@ def test_unpicklable_return_value_becomes_a_failure() -> None:
 
 
 @pytest.mark.slow
-def test_multirun_runs_jobs_in_spark_workers(tmp_path: Path) -> None:
+def test_multirun_runs_jobs_in_spark_workers_batch_by_batch(tmp_path: Path) -> None:
     # A relative sweep dir: executors, whose cwd differs, must write under the driver's cwd.
-    run = run_app(tmp_path, "hydra.sweep.dir=sweep", "x=1,2,3")
+    # Two launch() calls (batches of 2 and 1) on one kept session; parallelism=1 runs each
+    # batch in one task, and job numbers continue across batches.
+    run = run_app(
+        tmp_path,
+        "hydra.sweep.dir=sweep",
+        "hydra.sweeper.max_batch_size=2",
+        "hydra.launcher.stop_session=false",
+        "hydra.launcher.parallelism=1",
+        "x=1,2,3",
+    )
     assert run.returncode == 0, run.output
     sweep = tmp_path / "sweep"
     results = job_results(sweep)
@@ -99,21 +108,6 @@ def test_failing_job_fails_multirun_like_basic_launcher(tmp_path: Path) -> None:
     assert "Traceback in the Spark task" in run.output  # the remote traceback survives
     assert (tmp_path / "sweep" / "0" / "result.txt").read_text().split()[0] == "2"
     assert not (tmp_path / "sweep" / "1" / "result.txt").exists()
-
-
-@pytest.mark.slow
-def test_batches_keep_job_numbers(tmp_path: Path) -> None:
-    # Two launch() calls on one kept session; parallelism=1 runs each batch in one task.
-    run = run_app(
-        tmp_path,
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        "hydra.sweeper.max_batch_size=2",
-        "hydra.launcher.stop_session=false",
-        "hydra.launcher.parallelism=1",
-        "x=1,2,3",
-    )
-    assert run.returncode == 0, run.output
-    assert [value for value, _ in job_results(tmp_path / "sweep")] == [2, 4, 6]
 
 
 @pytest.mark.slow
