@@ -18,7 +18,7 @@ from runner.artifacts import ModelArtifact
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 OUTPUT_COLUMNS = ("id", "label", "prediction", "probability")
 
@@ -83,18 +83,19 @@ def run(
     """
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql import functions as F
-    from pyspark.sql.types import ArrayType, FloatType, IntegerType, StructField, StructType
+    from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
 
     problems = validate(cfg, out)
     if problems:
         raise RunnerError("; ".join(problems))
     width = math.prod(artifact.input_shape)
     check_width(rows, width, artifact.input_shape)
+    # One scalar field per class, assembled into the array column by Spark: returning a
+    # 2-D array would make predict_batch_udf convert the probabilities row by row.
+    classes = [_probability_field(k) for k in range(artifact.num_classes)]
     return_type = StructType(
-        [
-            StructField("prediction", IntegerType()),
-            StructField("probability", ArrayType(FloatType())),
-        ]
+        [StructField("prediction", IntegerType())]
+        + [StructField(name, FloatType()) for name in classes]
     )
     predict = predict_batch_udf(
         _predictor_factory(artifact),
@@ -103,11 +104,11 @@ def run(
         input_tensor_shapes=[[width]],
     )
     labelled = "label" in rows.columns
-    scored = rows.withColumn("_out", predict(_as_scalar_columns("features", width))).select(
+    scored = rows.withColumn("_out", predict("features")).select(
         "id",
         *(["label"] if labelled else []),
         F.col("_out.prediction").alias("prediction"),
-        F.col("_out.probability").alias("probability"),
+        F.array(*(F.col(f"_out.{name}") for name in classes)).alias("probability"),
     )
     _write_atomically(scored, out, list(cfg.partition_by))
 
@@ -118,18 +119,6 @@ def run(
     stats = written.agg(*aggs).first()
     metrics = {"test_accuracy": float(stats["acc"])} if labelled and stats["rows"] else {}
     return InferenceResult(path=str(out), rows=stats["rows"], metrics=metrics)
-
-
-def _as_scalar_columns(column: str, width: int) -> "Column":
-    """An array column as a struct of ``width`` scalar fields.
-
-    ``predict_batch_udf`` turns a struct of scalars into one ``(rows, width)`` array with
-    a single columnar copy; an array column would be converted row by row (``np.vstack``
-    of one small array per row), which costs about as much as the model itself.
-    """
-    from pyspark.sql import functions as F
-
-    return F.struct(*(F.col(column)[i].alias(f"x{i}") for i in range(width)))
 
 
 def check_width(rows: "DataFrame", width: int, input_shape: tuple[int, ...]) -> None:
@@ -176,14 +165,17 @@ def _predictor_factory(artifact: ModelArtifact):
             batch = torch.from_numpy(features.astype(np.float32, copy=False)).reshape(shape)
             with torch.inference_mode():
                 probs = torch.softmax(model(batch.to(device)), dim=1).cpu()
-            return {
-                "prediction": probs.argmax(1).numpy().astype(np.int32),
-                "probability": probs.numpy(),
-            }
+            columns = {"prediction": probs.argmax(1).numpy().astype(np.int32)}
+            columns.update((_probability_field(k), column) for k, column in enumerate(probs.numpy().T))
+            return columns
 
         return predict
 
     return make_predict_fn
+
+
+def _probability_field(k: int) -> str:
+    return f"p{k}"
 
 
 def _task_device() -> str:
