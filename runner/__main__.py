@@ -19,7 +19,7 @@ register_configs()
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Run one experiment; return the best val metric (for Hydra sweepers; None for stage=infer)."""
+    """Run one experiment; return the best val metric (for Hydra sweepers; None for stages=[infer])."""
     from hydra.core.hydra_config import HydraConfig
 
     from runner import pipeline

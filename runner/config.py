@@ -284,8 +284,7 @@ class RunnerConfig:
     verbose: bool = False  # every trial in the live table; per-epoch lines in plain output
     # Which stages run, in this order; see runner/stages.py for the subsets allowed.
     stages: list[str] = field(default_factory=lambda: ["preprocess", "sweep", "train", "infer"])
-    stage: str = "all"  # all | infer: run a saved model (model_path) on new data, nothing else
-    model_path: Optional[str] = None  # a finished run's directory, for stage=infer
+    model_path: Optional[str] = None  # a finished run's directory, for stages=[infer]
 
 
 DEPLOY_SCHEMAS = {

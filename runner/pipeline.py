@@ -13,8 +13,6 @@ from runner.errors import RunnerError
 from runner.spark import build_session
 
 
-STAGES = ("all", "infer")
-
 
 def validate(cfg: Any, out: Path | None = None) -> None:
     """Every problem with the config (and its output path ``out``) at once, before Spark starts."""
@@ -37,11 +35,9 @@ def validate(cfg: Any, out: Path | None = None) -> None:
 
 
 def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
-    """Run the whole experiment (or, with ``stage=infer``, a saved model) into ``run_dir``."""
-    if cfg.stage not in STAGES:
-        raise RunnerError(f"stage: {cfg.stage!r} is not one of {', '.join(STAGES)}")
+    """Run the experiment's stages (or, with ``stages=[infer]``, a saved model) into ``run_dir``."""
     out = infer.output_path(cfg.inference, run_dir, original_cwd)
-    if cfg.stage == "infer":
+    if stages.saved_model(cfg):
         return run_infer(cfg, run_dir, original_cwd, out)
     validate(cfg, out)
     start = time.perf_counter()
@@ -121,7 +117,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
 
 
 def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[str, Any]:
-    """``stage=infer``: the model saved by the run at ``model_path`` over ``inference.data``."""
+    """``stages=[infer]``: the model saved by the run at ``model_path`` over ``inference.data``."""
     start = time.perf_counter()
     source = _model_run(cfg, original_cwd)
     entry = (source / "prepared").resolve()
@@ -151,7 +147,7 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
 def _model_run(cfg: Any, original_cwd: Path) -> Path:
     """The finished run directory ``model_path`` names (relative to where the runner started)."""
     if not cfg.model_path:
-        raise RunnerError("model_path: stage=infer needs the directory of a finished run; "
+        raise RunnerError("model_path: stages=[infer] needs the directory of a finished run; "
                           "set model_path=outputs/DATE/TIME")
     path = Path(cfg.model_path)
     path = path if path.is_absolute() else original_cwd / path

@@ -76,9 +76,9 @@ def run(
 def run_infer(
     run_dir: Path, model_run: Path, predicted: InferenceResult, timings: dict[str, float]
 ) -> dict[str, Any]:
-    """The summary of a ``stage=infer`` run: which model, which predictions."""
+    """The summary of a ``stages=[infer]`` run: which model, which predictions."""
     summary = {
-        "stage": "infer",
+        "stages": ["infer"],
         "model_path": str(model_run),
         "test_metrics": predicted.metrics,
         "predictions": {"path": predicted.path, "rows": predicted.rows},

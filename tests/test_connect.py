@@ -53,6 +53,14 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["trials"] == {"COMPLETE": 2} and summary["test_metrics"]["test_accuracy"] > 0.5
 
+    # the saved model again, over the same Connect server, without preparing or sweeping
+    again = run_cli([*common, "stages=[infer]", f"model_path={run_dir}",
+                     f"hydra.run.dir={tmp_path / 'infer'}"], tmp_path, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    inferred = json.loads((tmp_path / "infer" / "summary.json").read_text())
+    assert inferred["predictions"]["rows"] == summary["data"]["rows"]["test"]
+    assert inferred["test_metrics"] == summary["test_metrics"]
+
     # without search.parallelism a Connect session cannot size the sweep: a clear error
     slots = run_cli([*common, "search.n_trials=1", "train.epochs=1", "search.parallelism=null",
                      f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'r2'}"],

@@ -116,7 +116,7 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
 
     out = tmp_path / "new" / "all.parquet"
     args = [f"model_path={run}", f"hydra.run.dir={tmp_path / 'infer'}"]
-    proc = run_cli(["stage=infer", *args, "data@inference.data=digits",
+    proc = run_cli(["stages=[infer]", *args, "data@inference.data=digits",
                     f"inference.output={out}", "inference.batch_size=100"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = pq.read_table(out).to_pandas().set_index("id")
@@ -126,10 +126,10 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
     assert (table.loc[ids, "prediction"].to_numpy() == _direct(artifact, features)).all()
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
-    assert summary["stage"] == "infer" and summary["predictions"]["rows"] == 1797
+    assert summary["stages"] == ["infer"] and summary["predictions"]["rows"] == 1797
 
-    again = run_cli(["stage=infer", *args, f"inference.output={out}"], tmp_path, timeout=60)
+    again = run_cli(["stages=[infer]", *args, f"inference.output={out}"], tmp_path, timeout=60)
     assert again.returncode == 2 and "inference.overwrite=true" in again.stderr
-    missing = run_cli(["stage=infer", f"model_path={tmp_path / 'nope'}"], tmp_path, timeout=60)
+    missing = run_cli(["stages=[infer]", f"model_path={tmp_path / 'nope'}"], tmp_path, timeout=60)
     assert missing.returncode == 2 and "model_path:" in missing.stderr
     assert "Traceback" not in again.stderr + missing.stderr

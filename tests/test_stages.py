@@ -17,6 +17,7 @@ from tests.conftest import compose_config
         (["stages=[preprocess,train,infer]", "train.enabled=true"], ("preprocess", "train", "infer")),
         (["stages=[preprocess,sweep]"], ("preprocess", "sweep")),
         (["stages=[preprocess]"], ("preprocess",)),
+        (["stages=[infer]", "model_path=outputs/x"], ("infer",)),
     ],
 )
 def test_selected_stages(overrides, expected):
@@ -34,6 +35,7 @@ def test_selected_stages(overrides, expected):
         (["stages=[preprocess,infer,sweep]"], "in the order preprocess, sweep, train, infer"),
         (["stages=[preprocess,sweep,sweep]"], "must list each stage once"),
         (["stages=[preprocess,deploy]"], "stages: unknown stage 'deploy'"),
+        (["model_path=outputs/x"], "model_path: only used with stages"),
     ],
 )
 def test_bad_stages_are_refused_before_spark(overrides, expected):
