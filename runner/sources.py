@@ -105,6 +105,8 @@ class SyntheticSource(Source):
         return {"generator": _SYNTHETIC_VERSION}
 
     def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+        from runner.spark import task_slots
+
         centroids, seed = synthetic_centroids(cfg), int(cfg.seed)
 
         def generate(batches):  # Arrow in and out: no Python object per row
@@ -124,7 +126,7 @@ class SyntheticSource(Source):
 
         rows, width = int(cfg.rows), centroids.shape[1]
         partitions = cfg.partitions or max(
-            spark.sparkContext.defaultParallelism, -(-rows * width // _VALUES_PER_PARTITION)
+            task_slots(spark, default=2), -(-rows * width // _VALUES_PER_PARTITION)
         )
         df = spark.range(rows, numPartitions=int(partitions)).mapInArrow(
             generate, "id long, label long, features array<double>"

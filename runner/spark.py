@@ -110,15 +110,17 @@ def is_connect(spark: "SparkSession") -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-def task_slots(spark: "SparkSession") -> int:
+def task_slots(spark: "SparkSession", default: int | None = None) -> int:
     """How many tasks the cluster runs at once.
 
     Spark Connect has no SparkContext to ask: ``spark.default.parallelism`` (set by
-    ``deploy.task_slots``) answers there, or the caller must be told the number.
+    ``deploy.task_slots``) answers there, else ``default``, else the caller must be told.
     """
     if not is_connect(spark):
         return max(1, spark.sparkContext.defaultParallelism)
     slots = spark.conf.get("spark.default.parallelism", None)
+    if slots is None and default is not None:
+        return default
     if slots is None:
         raise RunnerError(
             "search.parallelism: a Spark Connect session cannot report its task slots; "

@@ -61,8 +61,10 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
     assert inferred["predictions"]["rows"] == summary["data"]["rows"]["test"]
     assert inferred["test_metrics"] == summary["test_metrics"]
 
-    # without search.parallelism a Connect session cannot size the sweep: a clear error
+    # synthetic rows are generated over Connect too (no SparkContext to size them); then,
+    # without search.parallelism, a Connect session cannot size the sweep: a clear error
     slots = run_cli([*common, "search.n_trials=1", "train.epochs=1", "search.parallelism=null",
+                     "data=synthetic", "data.rows=2000",
                      f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'r2'}"],
                     tmp_path, timeout=300)
     assert slots.returncode == 2 and "deploy.task_slots" in slots.stderr
