@@ -21,28 +21,34 @@ from pathlib import Path
 
 from runner.bench import write_table
 
-N_TRIALS = 32
 REPEATS = 3
-EPOCHS = 12
 SEEDS = (0, 1, 2)
 BUDGET = 20
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m runner.bench sweep")
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=12, help="per trial: sets trial length")
+    args = parser.parse_args(argv)
+    n_trials, epochs = args.trials, args.epochs
+
     from runner import preprocess, sweep
     from runner.config import compose
     from runner.spark import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
-                          f"train.epochs={EPOCHS}", "search.sampler=random"])
+                          f"train.epochs={epochs}", "search.sampler=random"])
     spark = build_session(cfg.deploy, work / "logs")
     try:
         prepared = preprocess.run(spark, cfg.data, work / "cache")
         cfg.search.n_trials = 2
         warm = sweep.run(spark, prepared, cfg, work / "warm")  # start the Python workers
 
-        cfg.search.n_trials = N_TRIALS
+        cfg.search.n_trials = n_trials
         sweeps, seqs, pars = [], [], []
         with ProcessPoolExecutor(warm.parallelism, mp_context=get_context("spawn")) as pool:
             list(pool.map(_bare_trial, *zip(*[(cfg, prepared, p) for p in warm.params.values()])))
@@ -57,10 +63,10 @@ def main(argv: list[str]) -> int:
                 pars.append(time.perf_counter() - start)
         t_sweep, t_seq, t_par = min(sweeps), min(seqs), min(pars)
         slots = swept.parallelism
-        in_sweep = sum(t.duration_s for t in swept.trials) / N_TRIALS
+        in_sweep = sum(t.duration_s for t in swept.trials) / n_trials
         efficiency = t_seq / (slots * t_sweep)
-        overhead = (slots * t_sweep - t_seq) / N_TRIALS
-        mean_trial = t_seq / N_TRIALS
+        overhead = (slots * t_sweep - t_seq) / n_trials
+        mean_trial = t_seq / n_trials
 
         quality = {"random": [], "tpe": []}
         cfg.search.n_trials = BUDGET
@@ -81,7 +87,7 @@ def main(argv: list[str]) -> int:
         stop_session()
 
     rows = [
-        ["trials x epochs", f"{N_TRIALS} x {EPOCHS} (digits, MLP)", ""],
+        ["trials x epochs", f"{n_trials} x {epochs} (digits, MLP)", ""],
         ["slots W", str(slots), ""],
         ["bare loop, sequential (T_seq)", f"{t_seq:.1f} s",
          f"{mean_trial:.2f} s/trial; best of " + ", ".join(f"{t:.1f}" for t in seqs)],
