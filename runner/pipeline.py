@@ -13,7 +13,6 @@ from runner.errors import RunnerError
 from runner.spark import build_session
 
 
-
 def validate(cfg: Any, out: Path | None = None) -> None:
     """Every problem with the config (and its output path ``out``) at once, before Spark starts."""
     problems = (

@@ -126,9 +126,8 @@ def apply_transform(spark: "SparkSession", entry: "str | Path", df: "DataFrame")
 
 
 def _prepare(spark: "SparkSession", cfg: Any, out: Path) -> None:
-    from pyspark.sql import functions as F
-
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     raw = sources.source_for(cfg).load(spark, cfg)
     # The split's cut points, the fit and the three splits each scan the rows: read

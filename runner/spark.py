@@ -119,9 +119,9 @@ def task_slots(spark: "SparkSession", default: int | None = None) -> int:
     if not is_connect(spark):
         return max(1, spark.sparkContext.defaultParallelism)
     slots = spark.conf.get("spark.default.parallelism", None)
-    if slots is None and default is not None:
-        return default
     if slots is None:
+        if default is not None:
+            return default
         raise RunnerError(
             "search.parallelism: a Spark Connect session cannot report its task slots; "
             "set search.parallelism or deploy.task_slots"

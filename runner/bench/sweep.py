@@ -51,7 +51,12 @@ def main(argv: list[str]) -> int:
         cfg.search.n_trials = n_trials
         sweeps, seqs, pars = [], [], []
         with ProcessPoolExecutor(warm.parallelism, mp_context=get_context("spawn")) as pool:
-            list(pool.map(_bare_trial, *zip(*[(cfg, prepared, p) for p in warm.params.values()])))
+
+            def in_parallel(params: list[dict]) -> None:  # the bare loop, one trial per process
+                n = len(params)
+                list(pool.map(_bare_trial, [cfg] * n, [prepared] * n, params))
+
+            in_parallel(list(warm.params.values()))  # start the processes, load the data
             for repeat in range(REPEATS):
                 start = time.perf_counter()
                 swept = sweep.run(spark, prepared, cfg, work / f"timed-{repeat}")
@@ -59,7 +64,7 @@ def main(argv: list[str]) -> int:
                 params = [swept.params[t.number] for t in swept.trials]
                 seqs.append(sum(_bare_trial(cfg, prepared, p) for p in params))
                 start = time.perf_counter()
-                list(pool.map(_bare_trial, *zip(*[(cfg, prepared, p) for p in params])))
+                in_parallel(params)
                 pars.append(time.perf_counter() - start)
         t_sweep, t_seq, t_par = min(sweeps), min(seqs), min(pars)
         slots = swept.parallelism
