@@ -1,4 +1,4 @@
-"""Batched inference with predict_batch_udf: agrees with the model, writes safely, refuses bad input."""
+"""Batched inference: agrees with the model, writes safely, refuses bad input."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_p
         infer.run(spark, rows, artifact, cfg.inference, out)
     cfg.inference.overwrite = True
     cfg.inference.partition_by = []
-    again = infer.run(spark, rows.limit(5), artifact, cfg.inference, out)
+    some = spark.read.parquet(rows.files[0]).limit(5)  # a DataFrame: the other input path
+    again = infer.run(spark, some, artifact, cfg.inference, out)
     assert again.rows == 5 and pq.read_table(out).num_rows == 5
     assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.parquet"]
 
@@ -99,6 +100,67 @@ def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_p
     cfg.inference.batch_size = 0
     problems = infer.validate(cfg.inference, out)
     assert [p.split(":")[0] for p in problems] == ["inference.batch_size", "inference.partition_by"]
+
+
+def test_dataframe_input_agrees_with_the_split_path_and_partitions(spark, cfg, prepared,
+                                                                   tmp_path):
+    artifact = _artifact(prepared.input_shape)
+    split = infer.load_rows(spark, None, Path(prepared.path).parent, artifact)
+    frame = spark.read.parquet(prepared.split_path("test"))
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    spark.conf.set(key, "7")  # Arrow batches smaller than a model batch
+    try:
+        cfg.inference.batch_size = 50
+        cfg.inference.partition_by = ["label"]
+        from_frame = infer.run(spark, frame, artifact, cfg.inference, tmp_path / "frame")
+        assert spark.conf.get(key) == "7"  # raised to 50 for the stage only
+    finally:
+        spark.conf.unset(key)
+    cfg.inference.batch_size = 3
+    cfg.inference.partition_by = []
+    from_split = infer.run(spark, split, artifact, cfg.inference, tmp_path / "split")
+
+    assert from_frame.rows == from_split.rows == prepared.rows["test"]
+    assert from_frame.metrics == from_split.metrics
+    labels = {p.name for p in (tmp_path / "frame").iterdir() if p.is_dir()}
+    assert labels == {f"label={k}" for k in range(10)}
+    a = spark.read.parquet(str(tmp_path / "frame")).toPandas().sort_values("id")
+    b = pq.read_table(tmp_path / "split").to_pandas().sort_values("id")
+    features, _ = load_split(prepared.path, "test")
+    ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
+    direct = dict(zip(ids, _direct(artifact, features)))
+    assert list(a["prediction"]) == list(b["prediction"]) == [direct[i] for i in b["id"]]
+    assert np.allclose(np.stack(a["probability"]), np.stack(b["probability"]), atol=1e-6)
+    assert (tmp_path / "split" / "_SUCCESS").exists()
+
+
+def test_no_rows_give_an_empty_readable_dataset(spark, cfg, prepared, tmp_path):
+    artifact = _artifact(prepared.input_shape)
+    empty = spark.read.parquet(prepared.split_path("test")).where("id < 0")
+    result = infer.run(spark, empty, artifact, cfg.inference, tmp_path / "none")
+    assert result.rows == 0 and result.metrics == {}
+    written = spark.read.parquet(str(tmp_path / "none"))
+    assert written.columns == ["id", "label", "prediction", "probability"] and written.count() == 0
+
+
+def test_row_groups_are_dealt_into_balanced_tasks(tmp_path):
+    import pyarrow as pa
+
+    sizes = {"a": [100], "b": [60, 40], "c": [50]}
+    for name, groups in sizes.items():
+        table = pa.table({"id": np.arange(sum(groups)), "features": [[0.0]] * sum(groups)})
+        pq.write_table(table, tmp_path / f"{name}.parquet", row_group_size=groups[0])
+    rows = infer.ParquetRows.of(tmp_path)
+    shares = rows.shares(slots=2)
+    assert len(shares) == 2
+    dealt = sorted(g for share in shares for g in share)
+    assert dealt == sorted((str(tmp_path / f"{n}.parquet"), g)
+                           for n, groups in sizes.items() for g in range(len(groups)))
+    meta = {f: pq.ParquetFile(f).metadata for f in rows.files}
+    loads = sorted(sum(meta[f].row_group(g).num_rows for f, g in share) for share in shares)
+    assert loads == [110, 140]  # largest first, each to the emptiest task
+    assert len(rows.shares(slots=16)) == 4  # never more tasks than row groups
+    assert rows.first_width() == 1
 
 
 def test_missing_model_files_name_model_path(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_trials_and_inference_run_on_the_workers_executors(standalone, tmp_path)
 
 def _executors_by_plan(event_dir: Path) -> dict[str, set[str]]:
     """Executor ids that ran the tasks of the trial jobs (MapInPandas) and of inference
-    (the Python UDF writing predictions), read from Spark's (rolling) event log."""
+    (the mapInArrow tasks writing predictions), read from Spark's (rolling) event log."""
     plans, stage_job, ran_on = {}, {}, {"trials": set(), "inference": set()}
     lines = [ln for f in sorted(event_dir.rglob("events_*")) for ln in f.read_text().splitlines()]
     for line in lines:
@@ -69,6 +70,6 @@ def _executors_by_plan(event_dir: Path) -> dict[str, set[str]]:
             executor = event["Task Info"]["Executor ID"]
             if "MapInPandas" in plan:
                 ran_on["trials"].add(executor)
-            if "predictions.parquet" in plan and "ArrowEvalPython" in plan:
+            if re.search(r"MapInArrow (read|write)_partition", plan):
                 ran_on["inference"].add(executor)
     return ran_on
