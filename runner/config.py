@@ -239,7 +239,7 @@ class ConnectDeployConfig(DeployConfig):
 
 @dataclass
 class InferenceConfig:
-    """Batched inference of the best model with ``predict_batch_udf``."""
+    """Batched inference of the best model in Spark tasks (``runner.infer``)."""
 
     batch_size: int = 1024
     data: Optional[DataConfig] = None  # data@inference.data=<option>; null: the run's test split

@@ -70,6 +70,6 @@ def _executors_by_plan(event_dir: Path) -> dict[str, set[str]]:
             executor = event["Task Info"]["Executor ID"]
             if "MapInPandas" in plan:
                 ran_on["trials"].add(executor)
-            if re.search(r"MapInArrow (read|write)_partition", plan):
+            if "MapInArrow" in plan and re.search(r"\b(read|write)_partition\(", plan):
                 ran_on["inference"].add(executor)
     return ran_on

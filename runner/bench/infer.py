@@ -177,7 +177,7 @@ def _predict_file(path: str, out: str, weights: bytes, batch_size: int) -> int:
     import pyarrow.parquet as pq
     import torch
 
-    from runner.infer import READ_BATCH_ROWS
+    from runner.infer import READ_BATCH_ROWS, parquet_options
 
     model = _model(weights)
     rows = 0
@@ -197,8 +197,9 @@ def _predict_file(path: str, out: str, weights: bytes, batch_size: int) -> int:
             "probability": pa.ListArray.from_arrays(
                 pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), pa.array(probs.ravel())),
         })
-        if writer is None:
-            writer = pq.ParquetWriter(f"{out}/{Path(path).name}", table.schema)
+        if writer is None:  # the stage's writer options: only the overhead is compared
+            writer = pq.ParquetWriter(f"{out}/{Path(path).name}", table.schema,
+                                      **parquet_options(table.schema))
         writer.write_table(table)
         rows += n
     if writer is not None:
