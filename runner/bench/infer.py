@@ -8,7 +8,9 @@ core, one torch thread each), the same over pyspark's ``predict_batch_udf``, and
 processes, each looping over its share of the files with one torch thread. All are
 warmed up first; the stage's time includes its feature-width check and the read-back
 count of what it wrote. This machine drifts 10-20 % from minute to minute, so the sides
-are interleaved and the best of ``--repeats`` kept.
+are interleaved and the best of ``--repeats`` kept. The DataFrame-input and stock runs
+come after all of those: run between them, they slowed the stage's next run (the stage
+alone, repeated: 1.15-1.48 s per 1M rows; between them: best 1.77 s).
 
     python -m runner.bench infer
     python -m runner.bench.infer [--rows 1000000] [--batch-sizes 256,1024,4096] [--cores C]
@@ -32,12 +34,13 @@ from runner.bench import write_table
 
 WORK = Path("outputs/bench/infer")
 WIDTH = 64
+ROWS = 1_000_000
 MODEL = {"_target_": "models.mlp.MLP", "hidden": 128, "depth": 2, "dropout": 0.0}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m runner.bench infer")
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=ROWS)
     parser.add_argument("--batch-sizes", default="256,1024,4096")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--repeats", type=int, default=3, help="best of N timings per cell")
@@ -74,27 +77,27 @@ def main(argv: list[str] | None = None) -> None:
             "overwrite").parquet(str(WORK / "stock"))
         return time.perf_counter() - start
 
-    results = []
+    times = {b: {"stage": [], "bare": [], "frame": [], "stock": []} for b in batch_sizes}
     with ProcessPoolExecutor(args.cores, mp_context=get_context("spawn")) as pool:
         list(pool.map(_warm, [artifact.weights] * args.cores))
         split, frame = infer.ParquetRows(tuple(files)), spark.read.parquet(str(data))
         stage(1024, split)  # start the Python workers, load the model
         for batch_size in batch_sizes:
-            times: dict[str, list[float]] = {"stage": [], "frame": [], "bare": [], "stock": []}
-            for _ in range(args.repeats):  # interleaved: drift hits every side alike
-                times["stage"].append(stage(batch_size, split))
-                times["frame"].append(stage(batch_size, frame))
-                times["bare"].append(_bare(pool, files, artifact.weights, batch_size))
-                times["stock"].append(stock(batch_size))
-            row = {"batch_size": batch_size,
-                   **{f"{side}_rows_s": args.rows / min(t) for side, t in times.items()}}
-            results.append(row)
-            print(f"[bench] {json.dumps({k: round(v) for k, v in row.items()})}", flush=True)
+            for _ in range(args.repeats):  # interleaved: drift hits both sides alike
+                times[batch_size]["stage"].append(stage(batch_size, split))
+                times[batch_size]["bare"].append(_bare(pool, files, artifact.weights, batch_size))
+    for batch_size in batch_sizes:  # after, not between: see the module docstring
+        times[batch_size]["frame"] = [stage(batch_size, frame) for _ in range(args.repeats)]
+        times[batch_size]["stock"] = [stock(batch_size) for _ in range(args.repeats)]
+    results = [{"batch_size": b, **{f"{side}_rows_s": args.rows / min(t) for side, t in sides.items()}}
+               for b, sides in times.items()]
+    for row in results:
+        print(f"[bench] {json.dumps({k: round(v) for k, v in row.items()})}", flush=True)
     stop_session()
     for scratch in ("bare", "stock"):
         shutil.rmtree(WORK / scratch, ignore_errors=True)
-    write_table(
-        "infer", "Inference: our stage vs a bare batched torch loop and stock predict_batch_udf",
+    write_table(  # infer.md for the default size, infer-<rows>.md for others
+        "infer" if args.rows == ROWS else f"infer-{args.rows}", "Inference: our stage vs a bare batched torch loop and stock predict_batch_udf",
         ["batch size", "bare loop rows/s", "stage, prepared split: rows/s", "/ bare",
          "stage, DataFrame input: rows/s", "/ bare", "predict_batch_udf rows/s", "/ bare"],
         [[str(r["batch_size"]), f"{r['bare_rows_s']:,.0f}",
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
          "prepared split reads the Parquet in its tasks (what a run's infer stage does); over "
          "a DataFrame (new data) the rows come from Spark's reader as Arrow batches; stock is "
          "pyspark's predict_batch_udf written by Spark. Best of "
-         f"{args.repeats}, interleaved."],
+         f"{args.repeats}; the stage and the bare loop interleaved."],
     )
 
 
