@@ -152,7 +152,7 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     write = _write_partition(artifact, cfg.batch_size, schema, str(staging), list(cfg.partition_by))
     try:
         job = _job(spark, rows, kept, write)
-        with _arrow_batches_of_at_least(spark, cfg.batch_size):
+        with _arrow_batches_of_at_least(spark, cfg.batch_size), _task_errors_as_one_line():
             counts = job.collect()
         total, correct = sum(c["rows"] for c in counts), sum(c["correct"] for c in counts)
         staging.mkdir(parents=True, exist_ok=True)
@@ -171,13 +171,14 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
 
 
 def check_width(rows: Rows, width: int, input_shape: tuple[int, ...]) -> None:
-    """Refuse rows whose feature count (of the first row) is not the model's input size."""
+    """Refuse rows whose feature count (of the first row with features) is not the
+    model's input size."""
     if isinstance(rows, ParquetRows):
         first = rows.first_width()
     else:
         from pyspark.sql import functions as F
 
-        row = rows.select(F.size("features")).first()
+        row = rows.where(F.col("features").isNotNull()).select(F.size("features")).first()
         first = row[0] if row is not None else None
     if first is not None and first != width:
         raise RunnerError(
@@ -342,6 +343,19 @@ def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, str]:
         _worker_models.clear()
         _worker_models[key, device] = artifact.build(device)
     return _worker_models[key, device], device
+
+
+@contextmanager
+def _task_errors_as_one_line():
+    """An exception raised by the model's code in a task (after Spark's retries) becomes a
+    RunnerError with its last line, e.g. ``ValueError: inference: rows with null features``."""
+    from pyspark.errors import PythonException
+
+    try:
+        yield
+    except PythonException as err:
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        raise RunnerError(f"inference: a Spark task failed: {lines[-1] if lines else err}") from None
 
 
 @contextmanager

@@ -143,6 +143,20 @@ def test_no_rows_give_an_empty_readable_dataset(spark, cfg, prepared, tmp_path):
     assert written.columns == ["id", "label", "prediction", "probability"] and written.count() == 0
 
 
+def test_a_failing_task_is_one_line_naming_the_cause(spark, cfg, prepared, tmp_path):
+    from pyspark.sql import functions as F
+
+    artifact = _artifact(prepared.input_shape)
+    rows = spark.read.parquet(prepared.split_path("test"))
+    holed = rows.withColumn("features", F.when(F.col("id") % 7 == 0, None)
+                            .otherwise(F.col("features")))
+    with pytest.raises(RunnerError, match=r"^inference: a Spark task failed: ValueError: "
+                                          r"inference: rows with null features"):
+        infer.run(spark, holed, artifact, cfg.inference, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
 def test_row_groups_are_dealt_into_balanced_tasks(tmp_path):
     import pyarrow as pa
 
