@@ -3,9 +3,9 @@
 One Spark job of ``mapInArrow`` tasks. Each task gets its rows as Arrow batches, runs the
 model in batches of ``inference.batch_size`` (the model rebuilt once per Python worker, on
 the task's GPU when Spark assigned it one, with the task's CPUs as torch threads) and
-writes its predictions as Parquet files with pyarrow; only a row count returns to the
-driver. The rows of a prepared split are read by the tasks themselves, one task per
-Parquet row group, so the features never pass through the JVM; any other rows (new data
+writes its predictions as Parquet files with pyarrow; only row counts return to the
+driver. A prepared split's row groups are dealt into one task per slot and read by the
+tasks themselves, so the features never pass through the JVM; any other rows (new data
 prepared with a run's fitted transform) come from their DataFrame as Arrow buffers,
 without a Python object per row. Measured here against pyspark's ``predict_batch_udf``
 (pandas, one NumPy array per row, Spark's Parquet writer): ``just bench infer``.
@@ -120,7 +120,7 @@ def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
     return out if out.is_absolute() else original_cwd / out
 
 
-def load_rows(spark: "SparkSession", data: Any, entry: Path, artifact: ModelArtifact) -> Rows:
+def load_rows(spark: "SparkSession", data: Any, entry: Path) -> Rows:
     """The rows to predict: the prepared entry's test split, or the source ``data``
     (an ``inference.data`` config) prepared with the entry's fitted transform."""
     from runner import preprocess, sources
@@ -354,8 +354,9 @@ def _task_errors_as_one_line():
     try:
         yield
     except PythonException as err:
-        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-        raise RunnerError(f"inference: a Spark task failed: {lines[-1] if lines else err}") from None
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        cause = lines[-1] if lines else type(err).__name__
+        raise RunnerError(f"inference: a Spark task failed: {cause}") from None
 
 
 @contextmanager

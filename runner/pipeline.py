@@ -102,9 +102,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
             with reporter.stage("infer"):
                 test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
                 with reporter.spark_tasks(spark, f"infer{test_rows}"):
-                    rows = infer.load_rows(
-                        spark, cfg.inference.data, Path(prepared.path).parent, artifact
-                    )
+                    rows = infer.load_rows(spark, cfg.inference.data, Path(prepared.path).parent)
                     predicted = infer.run(spark, rows, artifact, cfg.inference, out)
 
         with reporter.stage("report"):
@@ -134,7 +132,7 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(cfg.deploy, run_dir / "logs")
         with reporter.stage("infer", str(source)):
-            rows = infer.load_rows(spark, cfg.inference.data, entry, artifact)
+            rows = infer.load_rows(spark, cfg.inference.data, entry)
             predicted = infer.run(spark, rows, artifact, cfg.inference, out)
     timings = {**reporter.timings, "total": time.perf_counter() - start}
     summary = report.run_infer(run_dir, source, predicted, timings)

@@ -51,7 +51,7 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_pa
     artifact = artifacts.load(tmp_path / "model")
     cfg.inference.batch_size = 50
     out = tmp_path / "predictions.parquet"
-    rows = infer.load_rows(spark, None, Path(prepared.path).parent, artifact)
+    rows = infer.load_rows(spark, None, Path(prepared.path).parent)
     result = infer.run(spark, rows, artifact, cfg.inference, out)
 
     table = pq.read_table(out).to_pandas().sort_values("id")
@@ -71,7 +71,7 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_pa
 
 def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_path):
     artifact = _artifact(prepared.input_shape)
-    rows = infer.load_rows(spark, None, Path(prepared.path).parent, artifact)
+    rows = infer.load_rows(spark, None, Path(prepared.path).parent)
     out = tmp_path / "out" / "predictions.parquet"
     cfg.inference.partition_by = ["prediction"]
     first = infer.run(spark, rows, artifact, cfg.inference, out)
@@ -90,7 +90,7 @@ def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_p
 
 def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_path):
     wine_model = _artifact((13,), 3)
-    rows = infer.load_rows(spark, None, Path(prepared.path).parent, wine_model)
+    rows = infer.load_rows(spark, None, Path(prepared.path).parent)
     out = tmp_path / "predictions.parquet"
     with pytest.raises(RunnerError, match=r"inference.data: rows have 64 features .* expects 13"):
         infer.run(spark, rows, wine_model, cfg.inference, out)
@@ -105,7 +105,7 @@ def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_p
 def test_dataframe_input_agrees_with_the_split_path_and_partitions(spark, cfg, prepared,
                                                                    tmp_path):
     artifact = _artifact(prepared.input_shape)
-    split = infer.load_rows(spark, None, Path(prepared.path).parent, artifact)
+    split = infer.load_rows(spark, None, Path(prepared.path).parent)
     frame = spark.read.parquet(prepared.split_path("test"))
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     spark.conf.set(key, "7")  # Arrow batches smaller than a model batch

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     for batch_size in batch_sizes:  # after, not between: see the module docstring
         times[batch_size]["frame"] = [stage(batch_size, frame) for _ in range(args.repeats)]
         times[batch_size]["stock"] = [stock(batch_size) for _ in range(args.repeats)]
-    results = [{"batch_size": b, **{f"{side}_rows_s": args.rows / min(t) for side, t in sides.items()}}
+    results = [{"batch_size": b,
+                **{f"{side}_rows_s": args.rows / min(t) for side, t in sides.items()}}
                for b, sides in times.items()]
     for row in results:
         print(f"[bench] {json.dumps({k: round(v) for k, v in row.items()})}", flush=True)
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     for scratch in ("bare", "stock"):
         shutil.rmtree(WORK / scratch, ignore_errors=True)
     write_table(  # infer.md for the default size, infer-<rows>.md for others
-        "infer" if args.rows == ROWS else f"infer-{args.rows}", "Inference: our stage vs a bare batched torch loop and stock predict_batch_udf",
+        "infer" if args.rows == ROWS else f"infer-{args.rows}",
+        "Inference: our stage vs a bare batched torch loop and stock predict_batch_udf",
         ["batch size", "bare loop rows/s", "stage, prepared split: rows/s", "/ bare",
          "stage, DataFrame input: rows/s", "/ bare", "predict_batch_udf rows/s", "/ bare"],
         [[str(r["batch_size"]), f"{r['bare_rows_s']:,.0f}",
