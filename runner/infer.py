@@ -144,8 +144,9 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     if problems:
         raise RunnerError("; ".join(problems))
     check_width(rows, math.prod(artifact.input_shape), artifact.input_shape)
-    given = rows.schema if isinstance(rows, ParquetRows) else _arrow_schema(rows)
-    kept = [c for c in ("id", "label") if c in given.names]
+    columns = rows.schema.names if isinstance(rows, ParquetRows) else rows.columns
+    kept = [c for c in ("id", "label") if c in columns]
+    given = rows.schema if isinstance(rows, ParquetRows) else _arrow_schema(rows.select(*kept))
     schema = _schema({c: given.field(c).type for c in kept})
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,7 @@ def _schema(kept: dict[str, "pa.DataType"]) -> "pa.Schema":
 def _arrow_schema(rows: "DataFrame") -> "pa.Schema":
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return to_arrow_schema(rows.select(*(c for c in ("id", "label") if c in rows.columns)).schema)
+    return to_arrow_schema(rows.schema)
 
 
 def _replace(out: Path, staging: Path) -> None:
@@ -238,7 +239,7 @@ def _replace(out: Path, staging: Path) -> None:
 
 
 def _reading(shares: list[list[tuple[str, int]]], kept: list[str], write):
-    """A task of ``spark.range(len(shares))``: read its share's row groups, then ``write``."""
+    """A task of ``spark.range(len(shares))``: read its shares' row groups, then ``write``."""
 
     def read_partition(ids: Iterator["pa.RecordBatch"]):
         import pyarrow.parquet as pq
