@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 OUTPUT_COLUMNS = ("id", "label", "prediction", "probability")
+KEPT = OUTPUT_COLUMNS[:2]  # input columns the output carries over, when present
 # Parquet batches a task reads at a time (model batches are inference.batch_size).
 READ_BATCH_ROWS = 65_536
 # Most rows one task of a prepared split reads (a retried task repeats at most this).
@@ -60,12 +61,6 @@ class ParquetRows:
     @classmethod
     def of(cls, directory: Path) -> "ParquetRows":
         return cls(tuple(str(f) for f in sorted(directory.glob("*.parquet"))))
-
-    @property
-    def schema(self) -> "pa.Schema":
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(self.files[0]) if self.files else _schema({})
 
     def shares(self, slots: int) -> list[list[tuple[str, int]]]:
         """The ``(file, row group)`` pairs dealt into tasks of about equal rows, largest
@@ -144,10 +139,8 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     if problems:
         raise RunnerError("; ".join(problems))
     check_width(rows, math.prod(artifact.input_shape), artifact.input_shape)
-    columns = rows.schema.names if isinstance(rows, ParquetRows) else rows.columns
-    kept = [c for c in ("id", "label") if c in columns]
-    given = rows.schema if isinstance(rows, ParquetRows) else _arrow_schema(rows.select(*kept))
-    schema = _schema({c: given.field(c).type for c in kept})
+    kept_types = _kept_types(rows)
+    kept, schema = list(kept_types), _schema(kept_types)
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     write = _write_partition(artifact, cfg.batch_size, schema, str(staging), list(cfg.partition_by))
@@ -220,10 +213,18 @@ def _schema(kept: dict[str, "pa.DataType"]) -> "pa.Schema":
                       ("probability", pa.list_(pa.float32()))])
 
 
-def _arrow_schema(rows: "DataFrame") -> "pa.Schema":
-    from pyspark.sql.pandas.types import to_arrow_schema
+def _kept_types(rows: Rows) -> dict[str, "pa.DataType"]:
+    """The Arrow types of the input's ``id`` and ``label`` columns (those it has), which
+    the output keeps."""
+    if isinstance(rows, ParquetRows):
+        import pyarrow.parquet as pq
 
-    return to_arrow_schema(rows.schema)
+        given = pq.read_schema(rows.files[0]) if rows.files else None
+    else:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        given = to_arrow_schema(rows.select(*(c for c in KEPT if c in rows.columns)).schema)
+    return {c: given.field(c).type for c in KEPT if given is not None and c in given.names}
 
 
 def _replace(out: Path, staging: Path) -> None:
@@ -245,10 +246,13 @@ def _reading(shares: list[list[tuple[str, int]]], kept: list[str], write):
         import pyarrow.parquet as pq
 
         def batches():
+            opened: dict[str, pq.ParquetFile] = {}  # each footer read once per task
             for chunk in ids:
                 for i in chunk.column(0).to_pylist():
                     for path, group in shares[i]:
-                        yield from pq.ParquetFile(path).iter_batches(
+                        if path not in opened:
+                            opened[path] = pq.ParquetFile(path)
+                        yield from opened[path].iter_batches(
                             READ_BATCH_ROWS, row_groups=[group], columns=[*kept, "features"])
 
         return write(batches())

@@ -6,8 +6,8 @@ in batches and write ``id``, ``prediction``, ``probability`` as Parquet, on the 
 cores: Spark ``local[C]`` (``runner.infer.run``, ``mapInArrow``: a Python worker per
 core, one torch thread each), the same over pyspark's ``predict_batch_udf``, and C warm
 processes, each looping over its share of the files with one torch thread. All are
-warmed up first; the stage's time includes its feature-width check and the read-back
-count of what it wrote. This machine drifts 10-20 % from minute to minute, so the sides
+warmed up first; the stage's time includes its feature-width check and the rename of
+its finished output. This machine drifts 10-20 % from minute to minute, so the sides
 are interleaved and the best of ``--repeats`` kept. The DataFrame-input and stock runs
 come after all of those: run between them, they slowed the stage's next run (the stage
 alone, repeated: 1.15-1.48 s per 1M rows; between them: best 1.77 s).
