@@ -150,9 +150,19 @@ def test_a_failing_task_is_one_line_naming_the_cause(spark, cfg, prepared, tmp_p
     rows = spark.read.parquet(prepared.split_path("test"))
     holed = rows.withColumn("features", F.when(F.col("id") % 7 == 0, None)
                             .otherwise(F.col("features")))
-    with pytest.raises(RunnerError, match=r"^inference: a Spark task failed: ValueError: "
-                                          r"inference: rows with null features"):
+    with pytest.raises(RunnerError, match=r"^inference.data: rows with null features; drop"):
         infer.run(spark, holed, artifact, cfg.inference, tmp_path / "out")
+    # every row's width is checked, not only the first row's
+    ragged = rows.withColumn("features", F.when(F.col("id") % 7 == 3, F.slice("features", 1, 8))
+                             .otherwise(F.col("features")))
+    with pytest.raises(RunnerError, match=r"^inference.data: rows have 8 features but the "
+                                          r"model expects 64"):
+        infer.run(spark, ragged, artifact, cfg.inference, tmp_path / "out")
+    # weights that do not fit the model config: the model fails to build in the task
+    other = _artifact(prepared.input_shape, num_classes=3)
+    broken = artifacts.ModelArtifact(artifact.model, artifact.input_shape, 10, other.weights)
+    with pytest.raises(RunnerError, match=r"^inference: a Spark task failed: .*size mismatch"):
+        infer.run(spark, rows, broken, cfg.inference, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
@@ -174,7 +184,6 @@ def test_row_groups_are_dealt_into_balanced_tasks(tmp_path):
     loads = sorted(sum(meta[f].row_group(g).num_rows for f, g in share) for share in shares)
     assert loads == [110, 140]  # largest first, each to the emptiest task
     assert len(rows.shares(slots=16)) == 4  # never more tasks than row groups
-    assert rows.first_width() == 1
 
 
 def test_missing_model_files_name_model_path(tmp_path):
