@@ -160,12 +160,10 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
 def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFrame":
     """The stage's one job: a row count per task, the predictions written as a side effect."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StructField, StructType
 
-    from runner.spark import task_slots
+    from runner.spark import long_columns, task_slots
 
-    # a StructType, not a DDL string: parsing one is a round trip to the JVM (~20 ms here)
-    counts = StructType([StructField("rows", LongType()), StructField("correct", LongType())])
+    counts = long_columns("rows", "correct")
     if isinstance(rows, ParquetRows):
         shares = rows.shares(task_slots(spark, default=2))
         tasks = spark.range(len(shares), numPartitions=max(1, len(shares)))

@@ -17,6 +17,8 @@ SAMPLERS = {
     "random": "RandomSampler",
     "grid": "RandomSampler",  # over enqueued grid points: see create_study
 }
+# Samplers whose draws ignore finished trials: a sweep can draw all of them at once.
+RESULT_BLIND = ("random", "grid")
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

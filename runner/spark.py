@@ -110,6 +110,14 @@ def is_connect(spark: "SparkSession") -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
+def long_columns(*names: str):
+    """A schema of ``long`` columns, built in Python: parsing a DDL string instead is a
+    round trip to the JVM (~20 ms here)."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    return StructType([StructField(name, LongType()) for name in names])
+
+
 def task_slots(spark: "SparkSession", default: int | None = None) -> int:
     """How many tasks the cluster runs at once.
 

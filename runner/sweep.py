@@ -29,8 +29,9 @@ from runner.coordinator import Coordinator
 from runner.errors import RunnerError
 from runner.preprocess import PreparedData
 from runner.resources import slots_per_cluster
-from runner.spark import task_slots
+from runner.spark import long_columns, task_slots
 from runner.trial import TrialOutcome
+from runner.trial_cost import TrialCost, training_work
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,6 +146,8 @@ def run(
         on_finish=finished,
         on_start=on_trial_start,
         pruning=search.pruner != "none",
+        cost=(TrialCost(lambda params: _work(cfg, prepared, params))
+              if search.sampler in search_space.RESULT_BLIND else None),
         started=len(earlier),
         outcomes={n: o for n, (o, _) in earlier.items()},
         params={n: p for n, (_, p) in earlier.items()},
@@ -245,6 +248,14 @@ def _pruner(name: str):
     return getattr(optuna.pruners, PRUNERS[name])()
 
 
+def _work(cfg: Any, prepared: PreparedData, params: dict[str, Any]) -> tuple[float, float]:
+    """A trial's optimizer steps and training FLOPs, for its estimated length."""
+    sections = trial_config(cfg, params)
+    train = sections["train"]
+    return training_work(sections["model"], prepared.input_shape, prepared.num_classes,
+                         int(train["epochs"]), int(train["batch_size"]), prepared.rows["train"])
+
+
 def _spec(cfg: Any, prepared: PreparedData, number: int, params: dict[str, Any]) -> dict:
     sections = trial_config(cfg, params)
     return {
@@ -273,7 +284,7 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int, depl
         kwargs = {"profile": profile} if profile is not None else {}
         slot_ids.mapInPandas(
             _slot_task(server.url, int(deploy.cpus_per_trial), coordinator.pruning),
-            "slot long, trials long",
+            long_columns("slot", "trials"),
             **kwargs,
         ).collect()
     except Exception as err:  # the job failed past Spark's task retries
@@ -299,10 +310,8 @@ def _slot_task(
         from runner.resources import device_for, task_gpu
         from runner.trial import TrialSpec, run_trial, warm_up
 
-        # Read the input to its end: a Python worker that leaves input unread is not
-        # reused, and the next sweep would pay a new process and its imports.
-        slot = int(pd.concat(list(batches))["id"].iloc[0])
         context = TaskContext.get()
+        slot = context.partitionId()  # = its row of spark.range: no wait for the row (~40 ms)
         gpu = task_gpu(context)
         device = device_for(gpu)
         torch.set_num_threads(max(1, cpus))
@@ -315,6 +324,10 @@ def _slot_task(
             outcome.gpu = gpu
             driver.finish(json.dumps(outcome.as_record()), xmlrpc.client.Binary(outcome.weights))
             done += 1
+        # Read the input to its end: a Python worker that leaves input unread is not
+        # reused, and the next sweep would pay a new process and its imports.
+        for _ in batches:
+            pass
         yield pd.DataFrame({"slot": [slot], "trials": [done]})
 
     return run_slot
