@@ -37,8 +37,8 @@ WIDTH = 64
 ROWS = 1_000_000
 MODEL = {"_target_": "models.mlp.MLP", "hidden": 128, "depth": 2, "dropout": 0.0}
 # Stage runs before timing: the first starts the Python workers and builds the model; on
-# 2 cores the JVM's JIT compiler then still takes 0.3-1.1 CPU-s of a 1.3 s run (measured
-# per thread) for several runs, competing with the two workers.
+# 2 cores the JVM (mostly its JIT compiler, C2) then still takes 0.3-1.1 CPU-s of each
+# 1.3 s run for at least 10 runs (CPU time per thread), competing with the two workers.
 WARMUP_RUNS = 6
 
 
