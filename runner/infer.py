@@ -303,7 +303,7 @@ def _probabilities(model: Any, device: str, artifact: ModelArtifact, features: "
         raise RunnerError("inference.data: rows with null features; drop or impute them first")
     width = math.prod(artifact.input_shape)
     lengths = pc.list_value_length(features).to_numpy(zero_copy_only=False)
-    if len(lengths) and (lengths != width).any():  # every row checked, in the task
+    if (lengths != width).any():  # every row checked, in the task
         raise RunnerError(
             f"inference.data: rows have {lengths[lengths != width][0]} features but the model "
             f"expects {width} (input_shape {list(artifact.input_shape)}); use data with the "

@@ -54,7 +54,6 @@ class TrialCost:
         if fit.any():
             self.rates = tuple(float(r) for r in fit / scale)
 
-
     def _work(self, params: dict[str, Any]) -> tuple[float, float]:
         key = json.dumps(params, sort_keys=True)
         if key not in self._known:
