@@ -1,6 +1,6 @@
 """``python -m runner [overrides]``: compose the config with Hydra and run the recipe.
 
-``python -m runner report|compare ...`` are tools over finished runs (runner.reporting.cli).
+``python -m runner report|compare ...`` are tools over finished runs (runner.observe.reports.cli).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] in (["report"], ["compare"]):  # tools over finished runs, not experiments
-        from runner.reporting.cli import main as tool
+        from runner.observe.reports.cli import main as tool
 
         sys.exit(tool(sys.argv[1:]))
     main()

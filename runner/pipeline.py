@@ -7,10 +7,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner import artifacts, infer, preprocess, report, resources, stages, sweep, tracking, train
-from runner.console import Reporter
+from runner import stages
+from runner.cluster import resources
+from runner.cluster.spark import build_session
+from runner.data import preprocess
 from runner.errors import RunnerError
-from runner.spark import build_session
+from runner.observe import summary, tracking
+from runner.observe.console import Reporter
+from runner.serve import artifacts, infer
+from runner.train import retrain
+from runner.tune import sweep
 
 
 def validate(cfg: Any, out: Path | None = None) -> None:
@@ -23,7 +29,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + infer.validate(cfg.inference, out)
     )
     if "train" in stages.selected(cfg):
-        problems += train.validate(cfg)
+        problems += retrain.validate(cfg)
     if cfg.model._target_ == "models.cnn.CNN" and not cfg.data.get("image_shape"):
         problems.append(
             f"model=cnn needs image data but data={cfg.data.name} is tabular; "
@@ -84,7 +90,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
         trained = None
         if "train" in selected:
             with reporter.stage("train", f"{cfg.train.num_processes} processes"):
-                trained = train.run(spark, prepared, sweep.trial_config(cfg, params), run_dir)
+                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params), run_dir)
 
         artifact = trained.artifact if trained else None  # the model infer deploys
         if swept and not trained:
@@ -107,10 +113,10 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
-            summary = report.run(run_dir, prepared, swept, predicted, timings, trained)
-        tracker.finish(run_dir, summary)
-    reporter.final(summary)
-    return summary
+            result = summary.run(run_dir, prepared, swept, predicted, timings, trained)
+        tracker.finish(run_dir, result)
+    reporter.final(result)
+    return result
 
 
 def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[str, Any]:
@@ -135,10 +141,10 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
             rows = infer.load_rows(spark, cfg.inference.data, entry)
             predicted = infer.run(spark, rows, artifact, cfg.inference, out)
     timings = {**reporter.timings, "total": time.perf_counter() - start}
-    summary = report.run_infer(run_dir, source, predicted, timings)
+    result = summary.run_infer(run_dir, source, predicted, timings)
     reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
                   + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items()))
-    return summary
+    return result
 
 
 def _model_run(cfg: Any, original_cwd: Path) -> Path:

@@ -35,7 +35,7 @@ def cfg(tmp_path):
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """One local[2] session for the whole test run, quiet, stopped at the end."""
-    from runner.spark import build_session, stop_session
+    from runner.cluster.spark import build_session, stop_session
 
     deploy = OmegaConf.create(
         {"master": "local[2]", "app_name": "tests", "spark_conf": {"spark.sql.shuffle.partitions": "2"}}

@@ -8,7 +8,7 @@ import csv
 
 import pytest
 
-from runner.reporting.compare import COLUMNS, compare, find_runs
+from runner.observe.reports.compare import COLUMNS, compare, find_runs
 from runner.errors import RunnerError
 from tests.conftest import run_cli
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cluster import free_port
+from runner.cluster.standalone import free_port
 from tests.conftest import TINY, run_cli
 
 pytest.importorskip("grpc", reason="Spark Connect needs the connect extra")

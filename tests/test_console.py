@@ -1,4 +1,4 @@
-"""``runner.console.Reporter``: plain lines off a terminal; the live display on a real one."""
+"""``runner.observe.console.Reporter``: plain lines off a terminal; the live display on a real one."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import re
 from rich.console import Console
 from rich.text import Text
 
-from runner.console import Reporter
-from runner.trial import TrialOutcome
+from runner.observe.console import Reporter
+from runner.train.trial import TrialOutcome
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 

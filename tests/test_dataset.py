@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runner.dataset import ParquetBatches
+from runner.data.prepared import ParquetBatches
 
 
 def _write(tmp_path, rows=103, files=2):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from runner.ddp import CHECKPOINT, read_shard, train_process
+from runner.train.ddp import CHECKPOINT, read_shard, train_process
 
 
 def write_split(root, split: str, features: np.ndarray, labels: np.ndarray, files: int) -> None:

@@ -12,9 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from runner import artifacts, infer, preprocess, sweep
+from runner.serve import artifacts
+from runner.serve import infer
+from runner.data import preprocess
+from runner.tune import sweep
 from runner.errors import RunnerError
-from runner.trial import build_model, load_split
+from runner.train.trial import build_model, load_split
 from tests.conftest import run_cli
 
 MLP = {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from runner.trial import build_model
+from runner.train.trial import build_model
 from tests.conftest import compose_config
 
 

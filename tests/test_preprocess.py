@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from runner import preprocess
+from runner.data import preprocess
 from runner.errors import RunnerError
 
 
@@ -36,7 +36,7 @@ def test_split_is_stratified(spark, cfg, tmp_path):
 
 def test_scaler_is_fitted_on_train_and_saved(spark, cfg, tmp_path):
     prepared = preprocess.run(spark, cfg.data, tmp_path / "cache")
-    from runner.trial import load_split
+    from runner.train.trial import load_split
 
     features, _ = load_split(prepared.path, "train")
     used = features.std(axis=0) > 0

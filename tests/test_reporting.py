@@ -1,4 +1,4 @@
-"""``runner.reporting``: report.html (real PNG plots) and report.md, rendered from a run dir."""
+"""``runner.observe.reports``: report.html (real PNG plots) and report.md, rendered from a run dir."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import struct
 import pandas as pd
 import pytest
 
-from runner.reporting import load, render
-from runner.reporting.plots import all_plots, confusion_counts
+from runner.observe.reports import load, render
+from runner.observe.reports.plots import all_plots, confusion_counts
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("terminal_multirun")]  # one worker runs the shared multirun

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from runner import search_space
+from runner.tune import search_space
 from runner.errors import RunnerError
 
 

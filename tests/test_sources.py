@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from runner import preprocess, sources
+from runner.data import preprocess
+from runner.data import sources
 from runner.config import FileDataConfig, SklearnDataConfig, SyntheticDataConfig
 from runner.errors import RunnerError
 

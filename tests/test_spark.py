@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from runner.cluster import free_port
+from runner.cluster.standalone import free_port
 from runner.errors import RunnerError
-from runner.spark import build_session, target_settings, task_slots
+from runner.cluster.spark import build_session, target_settings, task_slots
 from runner.config import CONF_DIR
 from tests.conftest import compose_config
 

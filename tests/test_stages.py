@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner import pipeline, stages
+from runner import pipeline
+from runner import stages
 from runner.errors import RunnerError
 from tests.conftest import compose_config
 

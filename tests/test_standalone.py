@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import cluster
+from runner.cluster import standalone as cluster
 from tests.conftest import TINY, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

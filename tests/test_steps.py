@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
-from runner import preprocess, steps
+from runner.data import preprocess
+from runner.data import steps
 from runner.config import FileDataConfig
 from runner.errors import RunnerError
 

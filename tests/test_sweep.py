@@ -8,7 +8,9 @@ import os
 import optuna
 import pytest
 
-from runner import preprocess, search_space, sweep
+from runner.data import preprocess
+from runner.tune import search_space
+from runner.tune import sweep
 from runner.errors import RunnerError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.tracking import tracking_uri, validate
+from runner.observe.tracking import tracking_uri, validate
 from tests.conftest import compose_config
 
 mlflow = pytest.importorskip("mlflow")

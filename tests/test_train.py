@@ -7,10 +7,12 @@ import json
 import pytest
 import torch
 
-from runner import preprocess, sweep, train
-from runner.ddp import CHECKPOINT
+from runner.data import preprocess
+from runner.tune import sweep
+from runner.train import retrain
+from runner.train.ddp import CHECKPOINT
 from runner.errors import RunnerError
-from runner.trial import load_split
+from runner.train.trial import load_split
 from tests.conftest import TINY, compose_config, run_cli
 
 
@@ -37,7 +39,7 @@ def accuracy_on_test(artifact, prepared) -> float:
 @pytest.mark.slow
 def test_two_processes_match_one_on_digits(spark, cfg, prepared, tmp_path):
     results = {
-        n: train.run(spark, prepared, sections(cfg, epochs=6, num_processes=n), tmp_path / f"n{n}")
+        n: retrain.run(spark, prepared, sections(cfg, epochs=6, num_processes=n), tmp_path / f"n{n}")
         for n in (1, 2)
     }
     two, one = results[2], results[1]
@@ -53,12 +55,12 @@ def test_checkpoint_of_another_configuration_is_refused(spark, cfg, prepared, tm
     (tmp_path / "train").mkdir()
     torch.save({"key": "someone-else", "epoch": 1}, tmp_path / "train" / CHECKPOINT)
     with pytest.raises(RunnerError, match="delete it or run in a new hydra.run.dir"):
-        train.run(spark, prepared, sections(cfg), tmp_path)
+        retrain.run(spark, prepared, sections(cfg), tmp_path)
 
 
 def test_barrier_tasks_need_enough_slots(spark, cfg, prepared, tmp_path):
     with pytest.raises(RunnerError, match="train.num_processes: 3 barrier tasks"):
-        train.run(spark, prepared, sections(cfg, num_processes=3, local_mode=False), tmp_path)
+        retrain.run(spark, prepared, sections(cfg, num_processes=3, local_mode=False), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -71,16 +73,16 @@ def test_barrier_tasks_need_enough_slots(spark, cfg, prepared, tmp_path):
     ],
 )
 def test_validate_names_the_key(overrides, expected):
-    problems = train.validate(compose_config(overrides))
+    problems = retrain.validate(compose_config(overrides))
     assert any(expected in p for p in problems), problems
 
 
 def test_local_mode_follows_the_master():
-    assert train.resolve_local_mode(None, "local[*]") and train.resolve_local_mode(None, "local")
-    assert train.resolve_local_mode(None, "local-cluster[2,1,1024]")
-    assert not train.resolve_local_mode(False, "local-cluster[2,1,1024]")
-    assert not train.resolve_local_mode(None, "spark://host:7077")
-    assert train.resolve_local_mode(True, "spark://host:7077")
+    assert retrain.resolve_local_mode(None, "local[*]") and retrain.resolve_local_mode(None, "local")
+    assert retrain.resolve_local_mode(None, "local-cluster[2,1,1024]")
+    assert not retrain.resolve_local_mode(False, "local-cluster[2,1,1024]")
+    assert not retrain.resolve_local_mode(None, "spark://host:7077")
+    assert retrain.resolve_local_mode(True, "spark://host:7077")
 
 
 @pytest.mark.cluster

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runner.trial import TrialSpec, load_split, run_trial
+from runner.train.trial import TrialSpec, load_split, run_trial
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import json
 import optuna
 import pytest
 
-from runner import search_space
-from runner.coordinator import Coordinator
-from runner.trial import TrialOutcome, build_model
-from runner.trial_cost import PRIOR_RATES, TrialCost, parameter_count, training_work
+from runner.tune import search_space
+from runner.tune.coordinator import Coordinator
+from runner.train.trial import TrialOutcome, build_model
+from runner.tune.trial_cost import PRIOR_RATES, TrialCost, parameter_count, training_work
 
 MLP = {"_target_": "models.mlp.MLP", "hidden": 32, "depth": 2, "dropout": 0.0}
 

@@ -3,7 +3,7 @@
 
 All three read the same Parquet (synthetic rows of 64 float features), run the same MLP
 in batches and write ``id``, ``prediction``, ``probability`` as Parquet, on the same
-cores: Spark ``local[C]`` (``runner.infer.run``, ``mapInArrow``: a Python worker per
+cores: Spark ``local[C]`` (``runner.serve.infer.run``, ``mapInArrow``: a Python worker per
 core, one torch thread each), the same over pyspark's ``predict_batch_udf``, and C warm
 processes, each looping over its share of the files with one torch thread. All are
 warmed up first; the stage's time includes its feature-width check and the rename of
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from omegaconf import OmegaConf
 
-    from runner import infer
-    from runner.spark import build_session, stop_session
+    from runner.serve import infer
+    from runner.cluster.spark import build_session, stop_session
 
     deploy = OmegaConf.create({
         "master": f"local[{args.cores}]", "app_name": "bench-infer",
@@ -140,8 +140,8 @@ def _artifact():
 
     import torch
 
-    from runner.artifacts import ModelArtifact
-    from runner.trial import build_model
+    from runner.serve.artifacts import ModelArtifact
+    from runner.train.trial import build_model
 
     torch.manual_seed(0)
     buffer = io.BytesIO()
@@ -166,7 +166,7 @@ def _bare(pool: ProcessPoolExecutor, files: list[str], weights: bytes, batch_siz
 def _model(weights: bytes):
     import torch
 
-    from runner.artifacts import ModelArtifact
+    from runner.serve.artifacts import ModelArtifact
 
     torch.set_num_threads(1)
     return ModelArtifact(MODEL, (WIDTH,), 10, weights).build("cpu")
@@ -187,7 +187,7 @@ def _predict_file(path: str, out: str, weights: bytes, batch_size: int) -> int:
     import pyarrow.parquet as pq
     import torch
 
-    from runner.infer import READ_BATCH_ROWS, parquet_options
+    from runner.serve.infer import READ_BATCH_ROWS, parquet_options
 
     model = _model(weights)
     rows = 0

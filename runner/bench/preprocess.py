@@ -1,6 +1,6 @@
 """Preprocessing at scale: our Spark stage vs the same steps in pandas, one process.
 
-Both generate the same synthetic rows (``runner.sources.synthetic_rows``), split them
+Both generate the same synthetic rows (``runner.data.sources.synthetic_rows``), split them
 stratified by label, fit a standard scaler on train, apply it and write Parquet. Each
 engine and size runs in a fresh process, which reports its wall time and peak memory:
 the driver's Python process (``ru_maxrss``) and, for Spark, the driver JVM's peak
@@ -88,8 +88,8 @@ def _spark(rows: int, features: int, tmp: Path) -> int:
     """Our stage on local[*]; returns the driver JVM's peak resident MB."""
     from omegaconf import OmegaConf
 
-    from runner import preprocess
-    from runner.spark import build_session, stop_session
+    from runner.data import preprocess
+    from runner.cluster.spark import build_session, stop_session
 
     deploy = OmegaConf.create({"master": "local[*]", "app_name": "bench", "spark_conf": {}})
     spark = build_session(deploy, tmp / "logs")
@@ -108,7 +108,7 @@ def _pandas(rows: int, features: int, tmp: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from runner.sources import synthetic_centroids, synthetic_rows
+    from runner.data.sources import synthetic_centroids, synthetic_rows
 
     cfg = _config(rows, features, tmp)
     ids = np.arange(rows)

@@ -37,9 +37,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n_trials, epochs = args.trials, args.epochs
 
-    from runner import preprocess, sweep
+    from runner.data import preprocess
+    from runner.tune import sweep
     from runner.config import compose
-    from runner.spark import build_session, stop_session
+    from runner.cluster.spark import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
@@ -127,8 +128,8 @@ def _bare_trial(cfg, prepared, params: dict) -> float:
     import torch
 
     from models.mlp import MLP
-    from runner.sweep import trial_config
-    from runner.trial import load_split
+    from runner.tune.sweep import trial_config
+    from runner.train.trial import load_split
 
     sections = trial_config(cfg, params)
     x, y = (torch.from_numpy(a) for a in load_split(prepared.path, "train"))

@@ -32,10 +32,10 @@ def main(argv: list[str]) -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from runner import train
-    from runner.preprocess import PreparedData
-    from runner.spark import build_session, stop_session
-    from runner.trial import load_split
+    from runner.train import retrain
+    from runner.data.preprocess import PreparedData
+    from runner.cluster.spark import build_session, stop_session
+    from runner.train.trial import load_split
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     prepared = PreparedData(
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
                               "num_processes": n, "use_gpu": False, "local_mode": True},
                 }
                 began = time.perf_counter()
-                result = train.run(spark, prepared, sections, work / f"n{n}-s{seed}")
+                result = retrain.run(spark, prepared, sections, work / f"n{n}-s{seed}")
                 wall = time.perf_counter() - began
                 model = result.artifact.build()
                 with torch.no_grad():

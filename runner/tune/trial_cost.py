@@ -77,7 +77,7 @@ def parameter_count(model_json: str, input_shape: tuple[int, ...], num_classes: 
     0 for a config that does not build: its trial fails on an executor, with the error."""
     import torch
 
-    from runner.trial import build_model
+    from runner.train.trial import build_model
 
     try:
         with torch.device("meta"):

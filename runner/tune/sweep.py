@@ -2,7 +2,7 @@
 
 One Spark job runs ``parallelism`` slot tasks (a DataFrame of slot ids ->
 ``mapInPandas``, so it runs on every target, Spark Connect included). Each slot pulls
-trials from the driver's :class:`~runner.coordinator.Coordinator` until none are left,
+trials from the driver's :class:`~runner.tune.coordinator.Coordinator` until none are left,
 so slots never idle while trials remain, and Python workers (with torch imported and
 the data cached) are reused from trial to trial. Trials run on executors, never on
 the driver. A failed trial is recorded and the sweep goes on.
@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import search_space
-from runner.artifacts import atomic_write
+from runner.tune import search_space
+from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
-from runner.coordinator import Coordinator
+from runner.tune.coordinator import Coordinator
 from runner.errors import RunnerError
-from runner.preprocess import PreparedData
-from runner.resources import slots_per_cluster
-from runner.spark import long_columns, task_slots
-from runner.trial import TrialOutcome
-from runner.trial_cost import TrialCost, training_work
+from runner.data.preprocess import PreparedData
+from runner.cluster.resources import slots_per_cluster
+from runner.cluster.spark import long_columns, task_slots
+from runner.train.trial import TrialOutcome
+from runner.tune.trial_cost import TrialCost, training_work
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,7 +274,7 @@ def _spec(cfg: Any, prepared: PreparedData, number: int, params: dict[str, Any])
 
 def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int, deploy: Any) -> None:
     """One Spark job of ``slots`` tasks, each pulling trials until none are left."""
-    from runner.resources import trial_profile
+    from runner.cluster.resources import trial_profile
 
     host = os.environ.get("SPARK_LOCAL_IP") or spark.conf.get("spark.driver.host", "127.0.0.1")
     server = coordinator.serve(host)
@@ -307,8 +307,8 @@ def _slot_task(
         import torch
         from pyspark import TaskContext
 
-        from runner.resources import device_for, task_gpu
-        from runner.trial import TrialSpec, run_trial, warm_up
+        from runner.cluster.resources import device_for, task_gpu
+        from runner.train.trial import TrialSpec, run_trial, warm_up
 
         context = TaskContext.get()
         slot = context.partitionId()  # = its row of spark.range: no wait for the row (~40 ms)

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
 
 
 def _report(run_dir: Path) -> int:
-    from runner.reporting import render
+    from runner.observe.reports import render
 
     html, md = render(run_dir)
     print(f"wrote {html}\nwrote {md}")
@@ -41,7 +41,7 @@ def _compare(dirs: list[Path], out: Path | None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from runner.reporting.compare import COLUMNS, compare
+    from runner.observe.reports.compare import COLUMNS, compare
 
     if out is None:
         single = dirs[0] if len(dirs) == 1 else None

@@ -4,7 +4,7 @@
 ``report.md``; ``compare`` builds one leaderboard across runs.
 """
 
-from runner.reporting.render import render
-from runner.reporting.record import RunRecord, load
+from runner.observe.reports.render import render
+from runner.observe.reports.record import RunRecord, load
 
 __all__ = ["RunRecord", "load", "render"]

@@ -163,7 +163,7 @@ class SearchConfig:
 
 @dataclass
 class DeployConfig:
-    """The Spark cluster the experiment runs on; ``runner.spark`` maps each schema to the builder."""
+    """The Spark cluster the experiment runs on; ``runner.cluster.spark`` maps each schema to the builder."""
 
     name: str = MISSING
     master: str = "local[*]"
@@ -239,7 +239,7 @@ class ConnectDeployConfig(DeployConfig):
 
 @dataclass
 class InferenceConfig:
-    """Batched inference of the best model in Spark tasks (``runner.infer``)."""
+    """Batched inference of the best model in Spark tasks (``runner.serve.infer``)."""
 
     batch_size: int = 1024
     data: Optional[DataConfig] = None  # data@inference.data=<option>; null: the run's test split
@@ -314,7 +314,7 @@ def register_configs() -> None:
     cs.store(group="tracking", name="base_mlflow", node=MLflowTrackingConfig)
 
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def compose(overrides: list[str] | None = None) -> Any:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runner.reporting.plots import confusion_counts
-from runner.reporting.record import RunRecord
-from runner.reporting.tables import TRIAL_COLUMNS, summary_rows, trial_rows
+from runner.observe.reports.plots import confusion_counts
+from runner.observe.reports.record import RunRecord
+from runner.observe.reports.tables import TRIAL_COLUMNS, summary_rows, trial_rows
 
 
 def render_markdown(record: RunRecord) -> str:

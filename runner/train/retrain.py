@@ -1,7 +1,7 @@
 """Stage 3: retrain one configuration on train+val, data-parallel across the cluster.
 
 ``pyspark.ml.torch.distributor.TorchDistributor`` starts ``train.num_processes``
-processes running ``runner.ddp.train_process``: in local mode ``torchrun`` on the
+processes running ``runner.train.ddp.train_process``: in local mode ``torchrun`` on the
 driver, otherwise one barrier task per process on the executors. Each process reads
 its own shard of the prepared Parquet; nothing is collected to the driver but the
 trained weights. ``<run_dir>/train/checkpoint.pt`` is rewritten every epoch, and a
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.artifacts import ModelArtifact
+from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
-from runner.preprocess import PreparedData
+from runner.data.preprocess import PreparedData
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,7 +95,7 @@ def run(
     """
     from pyspark.ml.torch.distributor import TorchDistributor
 
-    from runner.ddp import CHECKPOINT, train_process
+    from runner.train.ddp import CHECKPOINT, train_process
 
     train = sections["train"]
     master = spark.conf.get("spark.master", "local[*]")
@@ -182,7 +182,7 @@ def _driver_resources(spark: "SparkSession") -> dict[str, Any]:
 
 
 def _require_slots(spark: "SparkSession", num_processes: int) -> None:
-    from runner.spark import task_slots
+    from runner.cluster.spark import task_slots
 
     try:
         slots = task_slots(spark)

@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from runner.artifacts import atomic_write
-from runner.infer import InferenceResult
-from runner.preprocess import PreparedData
-from runner.reporting import render
-from runner.sweep import SweepResult
-from runner.train import TrainResult
+from runner.serve.artifacts import atomic_write
+from runner.serve.infer import InferenceResult
+from runner.data.preprocess import PreparedData
+from runner.observe.reports import render
+from runner.tune.sweep import SweepResult
+from runner.train.retrain import TrainResult
 
 
 def run(

@@ -20,8 +20,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from runner.trial import TrialOutcome
-from runner.trial_cost import TrialCost
+from runner.train.trial import TrialOutcome
+from runner.tune.trial_cost import TrialCost
 
 _NO_MORE_TRIALS = ""
 _POLL_S = 0.02  # how soon ``close`` returns: serve_forever checks for shutdown this often

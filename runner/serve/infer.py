@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from runner.artifacts import ModelArtifact
+from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
@@ -110,7 +110,8 @@ def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
 def load_rows(spark: "SparkSession", data: Any, entry: Path) -> Rows:
     """The rows to predict: the prepared entry's test split, or the source ``data``
     (an ``inference.data`` config) prepared with the entry's fitted transform."""
-    from runner import preprocess, sources
+    from runner.data import preprocess
+    from runner.data import sources
 
     if data is None:
         return ParquetRows.of(entry / "data" / "split=test")
@@ -161,7 +162,7 @@ def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFram
     """The stage's one job: a row count per task, the predictions written as a side effect."""
     from pyspark.sql import functions as F
 
-    from runner.spark import long_columns, task_slots
+    from runner.cluster.spark import long_columns, task_slots
 
     counts = long_columns("rows", "correct")
     if isinstance(rows, ParquetRows):
@@ -326,7 +327,7 @@ def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, str]:
     import torch
     from pyspark import TaskContext
 
-    from runner.resources import device_for, task_gpu
+    from runner.cluster.resources import device_for, task_gpu
 
     context = TaskContext.get()
     device = device_for(task_gpu(context))

@@ -60,7 +60,7 @@ def read_shard(data_path: str, splits: list[str], rank: int, world: int) -> tupl
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from runner.dataset import read_arrays
+    from runner.data.prepared import read_arrays
 
     pieces = []  # (rows, file, row group)
     for split in splits:
@@ -89,7 +89,7 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
     from hydra.utils import instantiate
     from torch.nn.parallel import DistributedDataParallel
 
-    from runner.trial import build_model
+    from runner.train.trial import build_model
 
     train = job["train"]
     seed = int(train["seed"])

@@ -2,7 +2,7 @@
 
 Every source gives an ``id`` (long, unique), a label column and feature columns: either
 one ``features`` array (scikit-learn, synthetic) or plain columns that the steps in
-``runner.steps`` turn into the features vector (files).
+``runner.data.steps`` turn into the features vector (files).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class SyntheticSource(Source):
         return {"generator": _SYNTHETIC_VERSION}
 
     def load(self, spark: "SparkSession", cfg: Any) -> RawData:
-        from runner.spark import task_slots
+        from runner.cluster.spark import task_slots
 
         centroids, seed = synthetic_centroids(cfg), int(cfg.seed)
 

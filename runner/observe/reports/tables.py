@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runner.console import format_params
-from runner.reporting.record import RunRecord
+from runner.observe.console import format_params
+from runner.observe.reports.record import RunRecord
 
 TRIAL_COLUMNS = ["#", "status", "metric", "epochs", "duration", "device", "params"]
 

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from runner.trial import TrialOutcome
+from runner.train.trial import TrialOutcome
 
 TABLE_ROWS = 12  # trials shown live unless verbose
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import sources, steps
+from runner.data import sources
+from runner.data import steps
 from runner.config import as_plain
 from runner.errors import RunnerError, first_line
 

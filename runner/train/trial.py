@@ -1,7 +1,7 @@
 """One trial: build a model from its config and params, train it, score it on val.
 
 No pyspark here: a trial is a plain function of a ``TrialSpec``, run inside a Spark
-task by ``runner.sweep`` and testable without a JVM.
+task by ``runner.tune.sweep`` and testable without a JVM.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def load_split(data_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32, rows x width) and labels of one split, cached per process."""
     import pyarrow.parquet as pq
 
-    from runner.dataset import read_arrays
+    from runner.data.prepared import read_arrays
 
     return read_arrays(pq.read_table(f"{data_path}/split={split}", columns=["features", "label"]))
 
@@ -166,12 +166,12 @@ def warm_up() -> None:
 def _train_batches(spec: TrialSpec, device: str):
     """A function giving one epoch of shuffled ``(x, y)`` tensor batches of the train split.
 
-    ``train.streaming``: read Parquet row group by row group (``runner.dataset``);
+    ``train.streaming``: read Parquet row group by row group (``runner.data.prepared``);
     otherwise the split is loaded once into memory.
     """
     import torch
 
-    from runner.dataset import ParquetBatches
+    from runner.data.prepared import ParquetBatches
 
     shape = (-1, *spec.input_shape)
     batch_size = int(spec.train["batch_size"])

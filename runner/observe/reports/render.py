@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.artifacts import atomic_write
-from runner.reporting.html import render_html
-from runner.reporting.markdown import render_markdown
-from runner.reporting.plots import all_plots
-from runner.reporting.record import load
+from runner.serve.artifacts import atomic_write
+from runner.observe.reports.html import render_html
+from runner.observe.reports.markdown import render_markdown
+from runner.observe.reports.plots import all_plots
+from runner.observe.reports.record import load
 
 
 def render(run_dir: Path, summary: dict[str, Any] | None = None) -> tuple[Path, Path]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from runner.reporting.plots import Plot
-from runner.reporting.record import RunRecord
-from runner.reporting.tables import TRIAL_COLUMNS, summary_rows, trial_rows
+from runner.observe.reports.plots import Plot
+from runner.observe.reports.record import RunRecord
+from runner.observe.reports.tables import TRIAL_COLUMNS, summary_rows, trial_rows
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

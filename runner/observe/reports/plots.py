@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.reporting.record import RunRecord
+from runner.observe.reports.record import RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd

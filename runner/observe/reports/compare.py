@@ -7,11 +7,11 @@ import io
 import os
 from pathlib import Path
 
-from runner.artifacts import atomic_write
-from runner.console import format_params
+from runner.serve.artifacts import atomic_write
+from runner.observe.console import format_params
 from runner.errors import RunnerError
-from runner.reporting.markdown import table
-from runner.reporting.record import RunRecord, load
+from runner.observe.reports.markdown import table
+from runner.observe.reports.record import RunRecord, load
 
 COLUMNS = ["rank", "run", "overrides", "model", "data", "metric", "best val", "test",
            "trials", "total s", "best params"]

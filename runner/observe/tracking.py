@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
-from runner.trial import TrialOutcome
+from runner.train.trial import TrialOutcome
 
 TRACKERS = ("none", "mlflow")
 _STATUS = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}

@@ -26,7 +26,7 @@ class ModelArtifact:
         """The model in eval mode with its weights loaded."""
         import torch
 
-        from runner.trial import build_model
+        from runner.train.trial import build_model
 
         module = build_model(self.model, self.input_shape, self.num_classes)
         state = torch.load(io.BytesIO(self.weights), map_location=device, weights_only=True)

@@ -1,0 +1,1 @@
+"""Spark: the only session builder, GPU resource planning, the local standalone cluster."""

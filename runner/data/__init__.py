@@ -1,0 +1,1 @@
+"""Data: sources, preprocessing steps, the preprocess stage, the prepared data on disk."""

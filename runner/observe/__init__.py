@@ -1,0 +1,1 @@
+"""Observing runs: the live console, tracking, reports and the run summary."""

@@ -1,0 +1,1 @@
+"""Serving: the infer stage and the saved model artifact."""

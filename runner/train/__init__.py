@@ -1,0 +1,1 @@
+"""Training: one trial (no pyspark), DDP processes and the retrain stage."""

@@ -1,0 +1,1 @@
+"""Tuning: the search space, the sweep stage, its trial coordinator and cost model."""
