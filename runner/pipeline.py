@@ -11,6 +11,7 @@ from runner import stages
 from runner.cluster import resources
 from runner.cluster.spark import build_session
 from runner.data import preprocess
+from runner.data.prepared import PreparedDataset, location
 from runner.errors import RunnerError
 from runner.observe import summary, tracking
 from runner.observe.console import Reporter
@@ -48,9 +49,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
     start = time.perf_counter()
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet,
                         verbose=cfg.verbose)
-    cache_root = Path(cfg.data.cache_dir)
-    if not cache_root.is_absolute():
-        cache_root = original_cwd / cache_root
+    cache_root = location(cfg.data.cache_dir, original_cwd)
     with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter:
         gpu_plan = resources.plan(cfg.deploy)
         if gpu_plan.note:
@@ -62,7 +61,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
         with reporter.stage("preprocess", cfg.data.name):
             with reporter.spark_tasks(spark, "preprocess"):
                 prepared = preprocess.run(spark, cfg.data, cache_root)
-            _link(run_dir / "prepared", Path(prepared.path).parent)
+            _link(run_dir / "prepared", prepared.local_path())
         reporter.info(
             f"[preprocess] {'cache hit' if prepared.cache_hit else 'prepared'} "
             f"{prepared.fingerprint}: rows {prepared.rows}"
@@ -108,7 +107,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
             with reporter.stage("infer"):
                 test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
                 with reporter.spark_tasks(spark, f"infer{test_rows}"):
-                    rows = infer.load_rows(spark, cfg.inference.data, Path(prepared.path).parent)
+                    rows = infer.load_rows(spark, cfg.inference.data, prepared)
                     predicted = infer.run(spark, rows, artifact, cfg.inference, out)
 
         with reporter.stage("report"):
@@ -123,13 +122,9 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     """``stages=[infer]``: the model saved by the run at ``model_path`` over ``inference.data``."""
     start = time.perf_counter()
     source = _model_run(cfg, original_cwd)
-    entry = (source / "prepared").resolve()
-    problems = infer.validate(cfg.inference, out)
-    if not (entry / "meta.json").exists():
-        problems.append(f"model_path: {source}/prepared (the run's prepared data and fitted "
-                        "transform) is missing; point model_path at a finished run's directory")
-    elif cfg.inference.data is None and not (entry / "data" / "split=test").exists():
-        problems.append(f"model_path: {entry} has no test split; choose data@inference.data=...")
+    entry = PreparedDataset(str((source / "prepared").resolve()))
+    problems = infer.validate(cfg.inference, out) + entry.problems(
+        [] if cfg.inference.data is not None else ["test"], key="model_path")
     if problems:
         raise RunnerError("; ".join(problems))
     artifact = artifacts.load(source / "model")
@@ -166,8 +161,10 @@ def _save_model(artifact: artifacts.ModelArtifact, directory: Path, torchscript:
         artifacts.export_torchscript(artifact, directory / "model.ts")
 
 
-def _link(link: Path, target: Path) -> None:
-    """Point ``link`` at ``target`` (the cache entry), replacing an older link."""
+def _link(link: Path, target: Path | None) -> None:
+    """Point ``link`` at ``target`` (the cache entry), replacing an older link; an entry
+    that is not on this machine's disk (a remote URI) is not linked."""
     if link.is_symlink() or link.exists():
         link.unlink()
-    os.symlink(target, link, target_is_directory=True)
+    if target is not None:
+        os.symlink(target, link, target_is_directory=True)

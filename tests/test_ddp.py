@@ -1,4 +1,5 @@
-"""DDP training processes without Spark: sharding, identical ranks, resume from checkpoint."""
+"""DDP training processes without Spark: identical ranks, resume from checkpoint (the
+shards they read are tested in test_prepared.py)."""
 
 from __future__ import annotations
 
@@ -8,39 +9,34 @@ import socket
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
-from runner.train.ddp import CHECKPOINT, read_shard, train_process
-
-
-def write_split(root, split: str, features: np.ndarray, labels: np.ndarray, files: int) -> None:
-    """``files`` Parquet files in the prepared layout, ids kept in ``label`` order."""
-    (root / f"split={split}").mkdir(parents=True)
-    for i, rows in enumerate(np.array_split(np.arange(len(labels)), files)):
-        table = pa.table({
-            "id": rows,
-            "label": labels[rows],
-            "features": pa.array(list(features[rows]), type=pa.list_(pa.float32())),
-        })
-        pq.write_table(table, root / f"split={split}" / f"part-{i}.parquet", row_group_size=40)
+from runner.data.prepared import write_entry
+from runner.train.ddp import CHECKPOINT, train_process
 
 
 @pytest.fixture
 def blobs(tmp_path):
-    """Two separable Gaussian blobs, train in 3 files, val in 2 (row groups of 40)."""
+    """Two separable Gaussian blobs, a prepared entry at ``tmp_path / "entry"``: train in
+    3 files, val in 2 (row groups of 40)."""
     rng = np.random.default_rng(0)
+    splits = {}
     for split, n, files in (("train", 300, 3), ("val", 100, 2)):
         labels = rng.integers(0, 2, n)
         features = (rng.normal(size=(n, 4)) + labels[:, None] * 3.0).astype(np.float32)
-        write_split(tmp_path / "data", split, features, labels, files)
+        splits[split] = [pa.table({
+            "id": rows,
+            "label": labels[rows],
+            "features": pa.array(list(features[rows]), type=pa.list_(pa.float32())),
+        }) for rows in np.array_split(np.arange(n), files)]
+    write_entry(str(tmp_path / "entry"), splits, (4,), 2, row_group_size=40)
     return tmp_path
 
 
 def job(root, **train) -> dict:
     return {
-        "data_path": str(root / "data"),
+        "entry": str(root / "entry"),
         "splits": ["train", "val"],
         "model": {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.1},
         "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.01},
@@ -75,19 +71,6 @@ def launch(spec: dict, world: int) -> list[dict]:
         p.join(timeout=60)
         assert p.exitcode == 0
     return [out[r] for r in range(world)]
-
-
-@pytest.mark.parametrize("world", [1, 2, 3, 7, 20])
-def test_shards_split_the_rows_exactly_once(blobs, world):
-    ids = []
-    for rank in range(world):
-        x, y = read_shard(str(blobs / "data"), ["train", "val"], rank, world)
-        assert len(x) == len(y) and x.shape[1:] == (4,)
-        ids.append({tuple(row) for row in x})
-    assert sum(len(s) for s in ids) == 400
-    assert len(set().union(*ids)) == 400
-    sizes = [len(s) for s in ids]
-    assert max(sizes) - min(sizes) <= 40  # balanced to within a row group
 
 
 def test_two_processes_agree_and_learn(blobs):

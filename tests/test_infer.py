@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,7 +16,7 @@ from runner.serve import infer
 from runner.data import preprocess
 from runner.tune import sweep
 from runner.errors import RunnerError
-from runner.train.trial import build_model, load_split
+from runner.train.trial import build_model
 from tests.conftest import run_cli
 
 MLP = {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.0}
@@ -54,7 +53,7 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_pa
     artifact = artifacts.load(tmp_path / "model")
     cfg.inference.batch_size = 50
     out = tmp_path / "predictions.parquet"
-    rows = infer.load_rows(spark, None, Path(prepared.path).parent)
+    rows = infer.load_rows(spark, None, prepared)
     result = infer.run(spark, rows, artifact, cfg.inference, out)
 
     table = pq.read_table(out).to_pandas().sort_values("id")
@@ -63,8 +62,8 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_pa
     probs = np.stack(table["probability"].to_numpy())
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
-    features, _ = load_split(prepared.path, "test")
-    ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
+    features, _ = prepared.read("test")
+    ids = prepared.table(["test"], ["id"]).column("id").to_numpy()
     direct = dict(zip(ids, _direct(artifact, features)))
     assert all(direct[i] == p for i, p in zip(table["id"], table["prediction"]))
     assert result.metrics["test_accuracy"] == float(np.mean(table["prediction"] == table["label"]))
@@ -74,7 +73,7 @@ def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_pa
 
 def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_path):
     artifact = _artifact(prepared.input_shape)
-    rows = infer.load_rows(spark, None, Path(prepared.path).parent)
+    rows = infer.load_rows(spark, None, prepared)
     out = tmp_path / "out" / "predictions.parquet"
     cfg.inference.partition_by = ["prediction"]
     first = infer.run(spark, rows, artifact, cfg.inference, out)
@@ -85,7 +84,7 @@ def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_p
         infer.run(spark, rows, artifact, cfg.inference, out)
     cfg.inference.overwrite = True
     cfg.inference.partition_by = []
-    some = spark.read.parquet(rows.files[0]).limit(5)  # a DataFrame: the other input path
+    some = spark.read.parquet(prepared.split_uri("test")).limit(5)  # the other input path
     again = infer.run(spark, some, artifact, cfg.inference, out)
     assert again.rows == 5 and pq.read_table(out).num_rows == 5
     assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.parquet"]
@@ -93,7 +92,7 @@ def test_existing_output_is_refused_unless_overwrite(spark, cfg, prepared, tmp_p
 
 def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_path):
     wine_model = _artifact((13,), 3)
-    rows = infer.load_rows(spark, None, Path(prepared.path).parent)
+    rows = infer.load_rows(spark, None, prepared)
     out = tmp_path / "predictions.parquet"
     with pytest.raises(RunnerError, match=r"inference.data: rows have 64 features .* expects 13"):
         infer.run(spark, rows, wine_model, cfg.inference, out)
@@ -108,8 +107,8 @@ def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_p
 def test_dataframe_input_agrees_with_the_split_path_and_partitions(spark, cfg, prepared,
                                                                    tmp_path):
     artifact = _artifact(prepared.input_shape)
-    split = infer.load_rows(spark, None, Path(prepared.path).parent)
-    frame = spark.read.parquet(prepared.split_path("test"))
+    split = infer.load_rows(spark, None, prepared)
+    frame = spark.read.parquet(prepared.split_uri("test"))
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     spark.conf.set(key, "7")  # Arrow batches smaller than a model batch
     try:
@@ -129,8 +128,8 @@ def test_dataframe_input_agrees_with_the_split_path_and_partitions(spark, cfg, p
     assert labels == {f"label={k}" for k in range(10)}
     a = spark.read.parquet(str(tmp_path / "frame")).toPandas().sort_values("id")
     b = pq.read_table(tmp_path / "split").to_pandas().sort_values("id")
-    features, _ = load_split(prepared.path, "test")
-    ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
+    features, _ = prepared.read("test")
+    ids = prepared.table(["test"], ["id"]).column("id").to_numpy()
     direct = dict(zip(ids, _direct(artifact, features)))
     assert list(a["prediction"]) == list(b["prediction"]) == [direct[i] for i in b["id"]]
     assert np.allclose(np.stack(a["probability"]), np.stack(b["probability"]), atol=1e-6)
@@ -139,7 +138,7 @@ def test_dataframe_input_agrees_with_the_split_path_and_partitions(spark, cfg, p
 
 def test_no_rows_give_an_empty_readable_dataset(spark, cfg, prepared, tmp_path):
     artifact = _artifact(prepared.input_shape)
-    empty = spark.read.parquet(prepared.split_path("test")).where("id < 0")
+    empty = spark.read.parquet(prepared.split_uri("test")).where("id < 0")
     result = infer.run(spark, empty, artifact, cfg.inference, tmp_path / "none")
     assert result.rows == 0 and result.metrics == {}
     written = spark.read.parquet(str(tmp_path / "none"))
@@ -150,7 +149,7 @@ def test_a_failing_task_is_one_line_naming_the_cause(spark, cfg, prepared, tmp_p
     from pyspark.sql import functions as F
 
     artifact = _artifact(prepared.input_shape)
-    rows = spark.read.parquet(prepared.split_path("test"))
+    rows = spark.read.parquet(prepared.split_uri("test"))
     holed = rows.withColumn("features", F.when(F.col("id") % 7 == 0, None)
                             .otherwise(F.col("features")))
     with pytest.raises(RunnerError, match=r"^inference.data: rows with null features; drop"):
@@ -170,23 +169,21 @@ def test_a_failing_task_is_one_line_naming_the_cause(spark, cfg, prepared, tmp_p
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
-def test_row_groups_are_dealt_into_balanced_tasks(tmp_path):
+def test_a_split_is_dealt_into_one_task_per_slot(tmp_path, monkeypatch):
     import pyarrow as pa
 
-    sizes = {"a": [100], "b": [60, 40], "c": [50]}
-    for name, groups in sizes.items():
-        table = pa.table({"id": np.arange(sum(groups)), "features": [[0.0]] * sum(groups)})
-        pq.write_table(table, tmp_path / f"{name}.parquet", row_group_size=groups[0])
-    rows = infer.ParquetRows.of(tmp_path)
-    shares = rows.shares(slots=2)
-    assert len(shares) == 2
-    dealt = sorted(g for share in shares for g in share)
-    assert dealt == sorted((str(tmp_path / f"{n}.parquet"), g)
-                           for n, groups in sizes.items() for g in range(len(groups)))
-    meta = {f: pq.ParquetFile(f).metadata for f in rows.files}
-    loads = sorted(sum(meta[f].row_group(g).num_rows for f, g in share) for share in shares)
-    assert loads == [110, 140]  # largest first, each to the emptiest task
-    assert len(rows.shares(slots=16)) == 4  # never more tasks than row groups
+    from runner.data.prepared import write_entry
+
+    tables = [pa.table({"id": np.arange(n), "label": np.zeros(n, dtype=np.int64),
+                        "features": [[0.0]] * n}) for n in (100, 100, 50)]
+    split = infer.PreparedSplit(write_entry(str(tmp_path), {"test": tables}, (1,), 1,
+                                            row_group_size=50), "test")
+    shares = infer.shares(split, slots=2)
+    assert len(shares) == 2 and sorted(sum(g.rows for g in s) for s in shares) == [100, 150]
+    assert sum(len(s) for s in shares) == 5
+    assert len(infer.shares(split, slots=16)) == 5  # never more tasks than row groups
+    monkeypatch.setattr(infer, "TASK_ROWS", 60)  # more tasks only to keep each small
+    assert len(infer.shares(split, slots=2)) == 5
 
 
 def test_missing_model_files_name_model_path(tmp_path):
@@ -200,7 +197,7 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     run = tmp_path / "run"
     artifact = _artifact(prepared.input_shape)
     artifacts.save(artifact, run / "model")
-    os.symlink(Path(prepared.path).parent, run / "prepared")
+    os.symlink(prepared.local_path(), run / "prepared")
 
     out = tmp_path / "new" / "all.parquet"
     args = [f"model_path={run}", f"hydra.run.dir={tmp_path / 'infer'}"]
@@ -210,8 +207,8 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     table = pq.read_table(out).to_pandas().set_index("id")
     assert len(table) == 1797  # every digit, not only the test split
     # the saved scaler was applied: test rows agree with the model on the prepared test split
-    features, _ = load_split(prepared.path, "test")
-    ids = pq.read_table(prepared.split_path("test"), columns=["id"]).column("id").to_numpy()
+    features, _ = prepared.read("test")
+    ids = prepared.table(["test"], ["id"]).column("id").to_numpy()
     assert (table.loc[ids, "prediction"].to_numpy() == _direct(artifact, features)).all()
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
     assert summary["stages"] == ["infer"] and summary["predictions"]["rows"] == 1797

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from runner.data import preprocess
@@ -13,7 +12,7 @@ from runner.errors import RunnerError
 
 
 def _ids(prepared, split):
-    return set(pq.read_table(prepared.split_path(split), columns=["id"]).column("id").to_pylist())
+    return set(prepared.table([split], ["id"]).column("id").to_pylist())
 
 
 def test_prepares_digits_into_disjoint_splits(spark, cfg, tmp_path):
@@ -29,22 +28,20 @@ def test_prepares_digits_into_disjoint_splits(spark, cfg, tmp_path):
 
 def test_split_is_stratified(spark, cfg, tmp_path):
     prepared = preprocess.run(spark, cfg.data, tmp_path / "cache")
-    labels = pq.read_table(prepared.split_path("val"), columns=["label"]).column("label")
+    labels = prepared.table(["val"], ["label"]).column("label")
     counts = np.bincount(labels.to_numpy(), minlength=10)
     assert counts.min() >= 22 and counts.max() <= 30  # ~15% of ~180 per class
 
 
 def test_scaler_is_fitted_on_train_and_saved(spark, cfg, tmp_path):
     prepared = preprocess.run(spark, cfg.data, tmp_path / "cache")
-    from runner.train.trial import load_split
-
-    features, _ = load_split(prepared.path, "train")
+    features, _ = prepared.read("train")
     used = features.std(axis=0) > 0
     assert np.allclose(features[:, used].mean(axis=0), 0, atol=1e-4)
     assert np.allclose(features[:, used].std(axis=0, ddof=1), 1, atol=1e-3)
     from pyspark.ml import PipelineModel
 
-    assert PipelineModel.load(str(tmp_path / "cache" / prepared.fingerprint / "transform"))
+    assert PipelineModel.load(prepared.transform_uri)
 
 
 def test_second_run_is_a_cache_hit_and_cache_false_recomputes(spark, cfg, tmp_path):

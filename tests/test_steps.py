@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
@@ -68,12 +65,12 @@ def test_every_step_applies_in_order(prepared, csv_rows):
     assert sum(prepared.rows.values()) == len(kept)
     assert prepared.input_shape == (5,)  # x1, x2, color one-hot over 3 colours (last dropped)
     assert prepared.num_classes == 2
-    meta = json.loads(Path(prepared.entry, "meta.json").read_text())
+    meta = prepared.meta
     assert meta["label"]["classes"] == ["cat", "dog"] and meta["features"] == ["x1", "x2", "color"]
-    table = pq.read_table(prepared.path)
+    table = prepared.table(["train", "val", "test"])
     features = np.stack(table.column("features").to_pylist())
     assert not np.isnan(features).any()  # imputed
-    train = np.stack(pq.read_table(prepared.split_path("train")).column("features").to_pylist())
+    train = np.stack(prepared.table(["train"]).column("features").to_pylist())
     assert np.allclose(train.min(0), 0) and np.allclose(train.max(0), 1)  # min-max on train
 
 
@@ -83,9 +80,9 @@ def test_inference_reuses_the_fitted_transforms(spark, prepared, csv_rows):
     from pyspark.sql import functions as F
 
     again = preprocess.apply_transform(
-        spark, prepared.entry, source.withColumn("id", F.monotonically_increasing_id())
+        spark, prepared, source.withColumn("id", F.monotonically_increasing_id())
     ).toPandas().set_index("id").sort_index()
-    written = pq.read_table(prepared.path).to_pandas().set_index("id").sort_index()
+    written = prepared.table(["train", "val", "test"]).to_pandas().set_index("id").sort_index()
     assert list(again.index) == list(written.index)  # the same filters drop the same rows
     assert np.allclose(np.stack(again.features), np.stack(written.features))
     assert again.label.tolist() == written.label.tolist()
@@ -94,7 +91,7 @@ def test_inference_reuses_the_fitted_transforms(spark, prepared, csv_rows):
         {"x1": [None, 0.0], "x2": [1.0, -5.0], "color": ["purple", "red"], "note": ["", ""],
          "animal": ["dog", "dog"]}
     ))
-    out = preprocess.apply_transform(spark, prepared.entry, new).toPandas()
+    out = preprocess.apply_transform(spark, prepared, new).toPandas()
     assert len(out) == 1  # x2 < 0 is filtered as in training
     assert out.label.tolist() == [1]  # "dog", indexed as in training
     assert out.features[0][2:].tolist() == [0.0, 0.0, 0.0]  # unseen colour: no one-hot bit
@@ -108,13 +105,13 @@ def test_standard_scaling_and_numeric_labels(spark, tmp_path):
         cache_dir=str(tmp_path / "cache")))
     prepared = preprocess.run(spark, cfg, tmp_path / "cache")
     assert prepared.input_shape == (1,) and prepared.num_classes == 3
-    train = pq.read_table(prepared.split_path("train")).to_pandas()
+    train = prepared.table(["train"]).to_pandas()
     train_b = frame.b[train.id]
     values = np.stack(train.features)[:, 0]
     assert abs(values.mean()) < 1e-4 and abs(values.std(ddof=1) - 1) < 1e-3
 
     unlabelled = spark.createDataFrame(frame.drop(columns="label").iloc[:3])
-    out = preprocess.apply_transform(spark, prepared.entry, unlabelled).toPandas()
+    out = preprocess.apply_transform(spark, prepared, unlabelled).toPandas()
     assert out.label.isna().all() and len(out) == 3  # new rows need no label
     scaled = (frame.b[:3] - train_b.mean()) / train_b.std(ddof=1)
     assert np.allclose(np.stack(out.features)[:, 0], scaled, atol=1e-4)

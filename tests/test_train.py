@@ -12,7 +12,6 @@ from runner.tune import sweep
 from runner.train import retrain
 from runner.train.ddp import CHECKPOINT
 from runner.errors import RunnerError
-from runner.train.trial import load_split
 from tests.conftest import TINY, compose_config, run_cli
 
 
@@ -29,7 +28,7 @@ def sections(cfg, **train_changes):
 
 
 def accuracy_on_test(artifact, prepared) -> float:
-    x, y = load_split(prepared.path, "test")
+    x, y = prepared.read("test")
     model = artifact.build()
     with torch.no_grad():
         logits = model(torch.from_numpy(x).reshape(-1, *artifact.input_shape))

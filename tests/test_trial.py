@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from runner.train.trial import TrialSpec, load_split, run_trial
+from runner.data.prepared import write_entry
+from runner.train.trial import TrialSpec, run_trial
 
 
 @pytest.fixture
 def blobs(tmp_path):
-    """Two well separated Gaussian blobs, written like the prepared data."""
+    """Two well separated Gaussian blobs, a prepared entry; its path."""
     rng = np.random.default_rng(0)
+    splits = {}
     for split, n in (("train", 200), ("val", 100)):
         labels = rng.integers(0, 2, n)
         features = rng.normal(size=(n, 4)).astype(np.float32) + labels[:, None] * 3.0
-        table = pa.table(
-            {
-                "id": np.arange(n),
-                "label": labels,
-                "features": pa.array(list(features), type=pa.list_(pa.float32())),
-            }
-        )
-        (tmp_path / f"split={split}").mkdir()
-        pq.write_table(table, tmp_path / f"split={split}" / "part-0.parquet")
-    return str(tmp_path)
+        splits[split] = [pa.table({
+            "id": np.arange(n),
+            "label": labels,
+            "features": pa.array(list(features), type=pa.list_(pa.float32())),
+        })]
+    return write_entry(str(tmp_path / "entry"), splits, (4,), 2).uri
 
 
 def spec(path: str, **changes) -> TrialSpec:
@@ -36,7 +33,7 @@ def spec(path: str, **changes) -> TrialSpec:
         model={"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.0},
         optimizer={"_target_": "torch.optim.Adam", "lr": 0.01},
         train={"epochs": 5, "batch_size": 32, "seed": 0},
-        data_path=path,
+        entry=path,
         input_shape=(4,),
         num_classes=2,
     )
@@ -67,12 +64,6 @@ def test_non_finite_loss_fails_the_trial(blobs):
     outcome = run_trial(spec(blobs, optimizer={"_target_": "torch.optim.SGD", "lr": 1e30}))
     assert outcome.state == "FAIL"
     assert "non-finite" in outcome.error
-
-
-def test_split_loader_shapes(blobs):
-    features, labels = load_split(blobs, "val")
-    assert features.shape == (100, 4) and features.dtype == np.float32
-    assert labels.shape == (100,)
 
 
 def test_streaming_trial_learns_from_row_groups(blobs):

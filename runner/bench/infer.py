@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     })
     spark = build_session(deploy, WORK / "logs")
     data = _synthetic(spark, args.rows, args.cores)
-    files = sorted(str(p) for p in data.glob("*.parquet"))
+    files = data.files("test")
     artifact = _artifact()
     out = WORK / "predictions.parquet"
 
@@ -77,14 +77,16 @@ def main(argv: list[str] | None = None) -> None:
     def stock(batch_size: int) -> float:
         """The same rows through pyspark's predict_batch_udf, written the same way."""
         start = time.perf_counter()
-        _stock_predictions(spark.read.parquet(str(data)), artifact, batch_size).write.mode(
+        _stock_predictions(spark.read.parquet(data.split_uri("test")), artifact,
+                           batch_size).write.mode(
             "overwrite").parquet(str(WORK / "stock"))
         return time.perf_counter() - start
 
     times = {b: {"stage": [], "bare": [], "frame": [], "stock": []} for b in batch_sizes}
     with ProcessPoolExecutor(args.cores, mp_context=get_context("spawn")) as pool:
         list(pool.map(_warm, [artifact.weights] * args.cores))
-        split, frame = infer.ParquetRows(tuple(files)), spark.read.parquet(str(data))
+        split = infer.PreparedSplit(data, "test")
+        frame = spark.read.parquet(data.split_uri("test"))
         for _ in range(WARMUP_RUNS):  # Python workers and model, then the JVM's JIT
             stage(1024, split)
         for batch_size in batch_sizes:
@@ -121,18 +123,22 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def _synthetic(spark, rows: int, cores: int) -> Path:
-    """``rows`` rows of ``id`` and 64 uniform float features, written once and reused."""
+def _synthetic(spark, rows: int, cores: int):
+    """A prepared entry whose test split is ``rows`` rows of ``id`` and 64 uniform float
+    features, written once and reused."""
     from pyspark.sql import functions as F
 
-    path = WORK / f"data-{rows}x{WIDTH}"
-    if (path / "_SUCCESS").exists():
-        return path
+    from runner.data.prepared import PreparedDataset
+
+    entry = PreparedDataset(str(WORK / f"entry-{rows}x{WIDTH}"))
+    if not entry.problems(["test"]):
+        return entry
     features = F.array(*[F.rand(seed=i) for i in range(WIDTH)]).cast("array<float>")
     spark.range(rows, numPartitions=2 * cores).select(
         "id", features.alias("features")
-    ).write.mode("overwrite").parquet(str(path))
-    return path
+    ).write.mode("overwrite").parquet(entry.split_uri("test"))
+    entry.write_meta({"input_shape": [WIDTH], "num_classes": 10, "rows": {"test": rows}})
+    return entry
 
 
 def _artifact():

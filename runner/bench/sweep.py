@@ -129,11 +129,10 @@ def _bare_trial(cfg, prepared, params: dict) -> float:
 
     from models.mlp import MLP
     from runner.tune.sweep import trial_config
-    from runner.train.trial import load_split
 
     sections = trial_config(cfg, params)
-    x, y = (torch.from_numpy(a) for a in load_split(prepared.path, "train"))
-    xv, yv = (torch.from_numpy(a) for a in load_split(prepared.path, "val"))
+    x, y = (torch.from_numpy(a) for a in prepared.read("train"))
+    xv, yv = (torch.from_numpy(a) for a in prepared.read("val"))
     torch.set_num_threads(1)
     start = time.perf_counter()
     model_args = {k: v for k, v in sections["model"].items() if k != "_target_"}

@@ -33,20 +33,14 @@ def main(argv: list[str]) -> None:
     from omegaconf import OmegaConf
 
     from runner.train import retrain
-    from runner.data.preprocess import PreparedData
     from runner.cluster.spark import build_session, stop_session
-    from runner.train.trial import load_split
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    prepared = PreparedData(
-        path=str(_synthetic(work / "data", args.rows)), fingerprint="synthetic", cache_hit=False,
-        input_shape=(WIDTH,), num_classes=CLASSES,
-        rows={"train": args.rows, "val": args.rows // 4, "test": args.rows // 4},
-    )
+    prepared = _synthetic(work / "synthetic", args.rows)
     spark = build_session(OmegaConf.create({"master": "local[2]", "app_name": "bench-train",
                                             "spark_conf": {}}), work / "logs")
     try:
-        x_test, y_test = load_split(prepared.path, "test")
+        x_test, y_test = prepared.read("test")
         load_before = os.getloadavg()
         rows = []
         for n in (1, 2):
@@ -72,22 +66,24 @@ def main(argv: list[str]) -> None:
     _write(rows, args, load_before, os.getloadavg())
 
 
-def _synthetic(root: Path, rows: int) -> Path:
-    """Gaussian class clusters in ``WIDTH`` dimensions, overlapping enough to be learnt slowly."""
+def _synthetic(root: Path, rows: int):
+    """A prepared entry of Gaussian class clusters in ``WIDTH`` dimensions, overlapping
+    enough to be learnt slowly."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from runner.data.prepared import write_entry
 
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=0.35, size=(CLASSES, WIDTH))
+    splits = {}
     for split, n in (("train", rows), ("val", rows // 4), ("test", rows // 4)):
         labels = rng.integers(0, CLASSES, n)
         features = (centres[labels] + rng.normal(size=(n, WIDTH))).astype(np.float32)
-        (root / f"split={split}").mkdir(parents=True)
-        for i, part in enumerate(np.array_split(np.arange(n), FILES)):
-            table = pa.table({"id": part, "label": labels[part],
-                              "features": pa.array(list(features[part]), type=pa.list_(pa.float32()))})
-            pq.write_table(table, root / f"split={split}" / f"part-{i:05d}.parquet")
-    return root
+        splits[split] = [
+            pa.table({"id": part, "label": labels[part],
+                      "features": pa.array(list(features[part]), type=pa.list_(pa.float32()))})
+            for part in np.array_split(np.arange(n), FILES)]
+    return write_entry(str(root), splits, (WIDTH,), CLASSES)
 
 
 def _write(rows: list[dict], args: argparse.Namespace, load_before, load_after) -> None:

@@ -1,45 +1,324 @@
-"""Streaming a prepared split from Parquet row groups, for data larger than a trial's memory.
+"""The prepared data on disk: the one module that knows its layout.
 
-No pyspark: trials run inside Spark's Python workers and read the prepared Parquet
-themselves. Only one row group (plus one batch) is in memory at a time.
+An entry ``<cache_dir>/<fingerprint>/`` (a local path or a URI that pyarrow's filesystems
+read, ``file://`` included) holds::
+
+    data/split=<name>/*.parquet   id long, label long, features list<float>
+    transform/                    the fitted PipelineModel (``preprocess.apply_transform``)
+    meta.json                     rows per split, input shape, classes...; written last
+
+No pyspark: trials, DDP processes and inference tasks read the Parquet themselves with
+pyarrow, inside Spark's Python workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+META = "meta.json"
+DATA = "data"
+TRANSFORM = "transform"
+COLUMNS = ["features", "label"]  # what training reads
+
+
+def _split_dir(split: str) -> str:
+    return f"{DATA}/split={split}"
+
+
+class RowGroup(NamedTuple):
+    """One Parquet row group: the unit that readers share out."""
+
+    path: str  # the file, on the entry's filesystem
+    index: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A prepared entry, named by its path or URI; picklable and cheap to rebuild from it.
+
+    ``cache_hit``: the preprocess stage found it complete instead of writing it.
+    """
+
+    uri: str
+    cache_hit: bool = field(default=False, compare=False)
+
+    @classmethod
+    def open(cls, uri: str, splits: Sequence[str] = (), key: str = "data.cache_dir"
+             ) -> "PreparedDataset":
+        """The entry at ``uri``, checked to be complete and to hold ``splits``.
+
+        Raises:
+            RunnerError: naming ``key``, when ``meta.json`` or a split is missing.
+        """
+        dataset = cls(str(uri))
+        problems = dataset.problems(splits, key)
+        if problems:
+            raise RunnerError("; ".join(problems))
+        return dataset
+
+    def problems(self, splits: Sequence[str] = (), key: str = "data.cache_dir") -> list[str]:
+        """What keeps the entry from being read (no ``meta.json``, a split without
+        Parquet files), each naming ``key``."""
+        import pyarrow.fs as pafs
+
+        fs, meta = self._locate(META)
+        if fs.get_file_info(meta).type != pafs.FileType.File:
+            return [f"{key}: {self.uri} is not a complete prepared data entry (no {META})"]
+        return [f"{key}: the prepared data at {self.uri} has no {split} split"
+                for split in splits if not self.files(split)]
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        """``meta.json``: ``rows`` per split, ``input_shape``, ``num_classes``, ``label``..."""
+        fs, path = self._locate(META)
+        with fs.open_input_stream(path) as stream:
+            return json.loads(stream.read())
+
+    @property
+    def fingerprint(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return dict(self.meta["rows"])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["input_shape"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.meta["num_classes"])
+
+    @property
+    def data_uri(self) -> str:
+        """Where Spark writes the rows, partitioned by ``split``."""
+        return f"{self.uri.rstrip('/')}/{DATA}"
+
+    @property
+    def transform_uri(self) -> str:
+        """The fitted preprocessing (a ``PipelineModel``)."""
+        return f"{self.uri.rstrip('/')}/{TRANSFORM}"
+
+    def split_uri(self, split: str) -> str:
+        """One split's Parquet directory, for Spark or pyarrow readers."""
+        return f"{self.uri.rstrip('/')}/{_split_dir(split)}"
+
+    def local_path(self) -> Path | None:
+        """The entry on this machine's disk, or None when it lives elsewhere."""
+        import pyarrow.fs as pafs
+
+        fs, root = _filesystem(self.uri)
+        return Path(root) if isinstance(fs, pafs.LocalFileSystem) else None
+
+    def files(self, split: str) -> list[str]:
+        """The split's Parquet files (paths on the entry's filesystem), sorted."""
+        import pyarrow.fs as pafs
+
+        fs, directory = self._locate(_split_dir(split))
+        selector = pafs.FileSelector(directory, allow_not_found=True)
+        return sorted(info.path for info in fs.get_file_info(selector)
+                      if info.type == pafs.FileType.File and info.path.endswith(".parquet"))
+
+    def row_groups(self, splits: Sequence[str]) -> list[RowGroup]:
+        """The non-empty row groups of ``splits``, in file order."""
+        groups = []
+        for split in splits:
+            for path in self.files(split):
+                meta = self._parquet(path).metadata
+                groups += [RowGroup(path, g, meta.row_group(g).num_rows)
+                           for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
+        return groups
+
+    def schema(self, split: str) -> "pa.Schema | None":
+        """The Arrow schema of the split's files (None without files)."""
+        files = self.files(split)
+        return self._parquet(files[0]).schema_arrow if files else None
+
+    def table(self, splits: Sequence[str], columns: Sequence[str] | None = None) -> "pa.Table":
+        """``splits`` read whole, in file order."""
+        import pyarrow.dataset as ds
+
+        fs, _ = _filesystem(self.uri)
+        files = [f for split in splits for f in self.files(split)]
+        return ds.dataset(files, filesystem=fs, format="parquet").to_table(
+            columns=list(columns) if columns is not None else None)
+
+    def read(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Features (float32, rows x width) and labels of one split, cached per process:
+        a Python worker reused by Spark reads each split once, not once per trial."""
+        return _read_split(self.uri, split)
+
+    def read_groups(self, groups: Sequence[RowGroup]) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of (one or more) row groups, in order."""
+        import pyarrow as pa
+
+        return read_arrays(pa.Table.from_batches(list(self.batches_of(groups, COLUMNS))))
+
+    def shard(self, splits: Sequence[str], rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rank ``rank`` of ``world``'s rows of ``splits``: whole row groups dealt by
+        :func:`deal`. With fewer row groups than ranks (tiny data) every rank reads all
+        and keeps rows ``rank::world``."""
+        groups = self.row_groups(splits)
+        if len(groups) < world:
+            x, y = read_arrays(self.table(splits, COLUMNS))
+            return x[rank::world], y[rank::world]
+        return self.read_groups(deal(groups, world)[rank])
+
+    def batches(self, split: str, batch_size: int, seed: int | None = None) -> "ParquetBatches":
+        """Re-iterable ``(features, labels)`` batches streamed row group by row group."""
+        return ParquetBatches(self, split, batch_size, seed)
+
+    def batches_of(self, groups: Sequence[RowGroup], columns: Sequence[str],
+                   batch_rows: int = 65_536) -> Iterator["pa.RecordBatch"]:
+        """Arrow batches of ``groups`` (in that order), each file's footer read once."""
+        opened: dict[str, Any] = {}
+        for group in groups:
+            if group.path not in opened:
+                opened[group.path] = self._parquet(group.path)
+            yield from opened[group.path].iter_batches(
+                batch_rows, row_groups=[group.index], columns=list(columns))
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        """Write ``meta.json``: the last file of an entry, which marks it complete."""
+        fs, path = self._locate(META)
+        with fs.open_output_stream(path) as stream:
+            stream.write(json.dumps(meta, indent=2).encode())
+        self.__dict__.pop("meta", None)
+
+    def _locate(self, relative: str) -> tuple["pafs.FileSystem", str]:
+        """The entry's filesystem and the path on it of ``relative`` (a part of the entry)."""
+        fs, root = _filesystem(self.uri)
+        return fs, f"{root}/{relative}"
+
+    def _parquet(self, path: str):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path, filesystem=_filesystem(self.uri)[0])
+
+
+def deal(groups: Sequence[RowGroup], tasks: int) -> list[list[RowGroup]]:
+    """Row groups dealt into ``tasks`` shares of about equal rows: largest first, each to
+    the share holding the fewest rows so far. Deterministic: the same groups in any
+    order give the same shares."""
+    shares: list[list[RowGroup]] = [[] for _ in range(tasks)]
+    loads = [0] * tasks
+    for group in sorted(groups, key=lambda g: (-g.rows, g.path, g.index)):
+        emptiest = loads.index(min(loads))
+        shares[emptiest].append(group)
+        loads[emptiest] += group.rows
+    return shares
+
+
+def read_arrays(table: "pa.Table") -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32, rows x width) and int64 labels of a pyarrow table."""
+    column = table.column("features").combine_chunks()
+    labels = table.column("label").to_numpy().astype(np.int64)
+    width = len(column[0]) if len(column) else 0
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    return values.reshape(len(labels), width), labels
+
+
+def location(path_or_uri: str, base: Path) -> str:
+    """``data.cache_dir`` resolved: a URI as it is, a relative path under ``base``."""
+    if "://" in path_or_uri:
+        return path_or_uri
+    path = Path(path_or_uri)
+    return str(path if path.is_absolute() else base / path)
+
+
+def entry_in(cache_root: str, key: str) -> PreparedDataset:
+    """The entry ``key`` of a cache directory (path or URI), complete or not."""
+    return PreparedDataset(f"{cache_root.rstrip('/')}/{key}")
+
+
+@contextmanager
+def building(cache_root: str, key: str) -> Iterator[PreparedDataset]:
+    """A temporary entry to write (``meta.json`` last), moved to ``<cache_root>/<key>``
+    when the block succeeds: an older or incomplete entry there is replaced; if another
+    job moved a complete one there first, that one stays."""
+    import pyarrow.fs as pafs
+
+    fs, _ = _filesystem(cache_root)
+    tmp = entry_in(cache_root, f".{key}.{uuid.uuid4().hex[:8]}.tmp")
+    staged, final = _filesystem(tmp.uri)[1], _filesystem(entry_in(cache_root, key).uri)[1]
+    fs.create_dir(staged, recursive=True)
+    try:
+        yield tmp
+        if fs.get_file_info(final).type != pafs.FileType.NotFound:  # cache=false, or incomplete
+            fs.delete_dir(final)
+        try:
+            fs.move(staged, final)
+        except OSError:  # a concurrent job finished the same entry first
+            pass
+    finally:
+        if fs.get_file_info(staged).type != pafs.FileType.NotFound:
+            fs.delete_dir(staged)
+
+
+def write_entry(uri: str, splits: Mapping[str, Sequence["pa.Table"]], input_shape: Sequence[int],
+          num_classes: int, row_group_size: int | None = None) -> PreparedDataset:
+    """An entry written from Arrow tables (one Parquet file each) without Spark, for tests
+    and benchmarks; no fitted transform."""
+    import pyarrow.parquet as pq
+
+    dataset = PreparedDataset(uri)
+    for split, tables in splits.items():
+        fs, directory = dataset._locate(_split_dir(split))
+        fs.create_dir(directory, recursive=True)
+        for i, table in enumerate(tables):
+            pq.write_table(table, f"{directory}/part-{i:05d}.parquet", filesystem=fs,
+                           row_group_size=row_group_size)
+    dataset.write_meta({
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "rows": {split: sum(t.num_rows for t in tables) for split, tables in splits.items()},
+    })
+    return dataset
+
 
 class ParquetBatches:
-    """Re-iterable ``(features, labels)`` numpy batches over one split's row groups.
+    """Re-iterable ``(features, labels)`` numpy batches over one split's row groups, for
+    data larger than a trial's memory: one row group (plus one batch) in memory at a time.
 
     Each pass visits the row groups in an order shuffled by ``seed`` and the pass
     number, and shuffles rows within each group; ``seed=None`` keeps file order.
     Batches never span row groups except to fill up to ``batch_size``.
     """
 
-    def __init__(self, data_path: str, split: str, batch_size: int, seed: int | None = None):
-        import pyarrow.parquet as pq
-
-        files = sorted(Path(data_path, f"split={split}").glob("*.parquet"))
-        self.groups = [(f, g) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+    def __init__(self, dataset: PreparedDataset, split: str, batch_size: int,
+                 seed: int | None = None):
+        self.dataset = dataset
+        self.groups = dataset.row_groups([split])
         self.batch_size = batch_size
         self.seed = seed
         self.passes = 0
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        import pyarrow.parquet as pq
-
         rng = np.random.default_rng([self.seed, self.passes]) if self.seed is not None else None
         self.passes += 1
         order = rng.permutation(len(self.groups)) if rng is not None else range(len(self.groups))
-        carry_x, carry_y = [], []
+        carry_x: list[np.ndarray] = []
+        carry_y: list[np.ndarray] = []
         for i in order:
-            path, group = self.groups[i]
-            table = pq.ParquetFile(path).read_row_group(group, columns=["features", "label"])
-            x, y = read_arrays(table)
+            x, y = self.dataset.read_groups([self.groups[i]])
             if rng is not None:
                 perm = rng.permutation(len(y))
                 x, y = x[perm], y[perm]
@@ -54,10 +333,17 @@ class ParquetBatches:
             yield carry_x[0], carry_y[0]
 
 
-def read_arrays(table) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32, rows x width) and int64 labels of a pyarrow table."""
-    column = table.column("features").combine_chunks()
-    labels = table.column("label").to_numpy().astype(np.int64)
-    width = len(column[0]) if len(column) else 0
-    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return values.reshape(len(labels), width), labels
+@lru_cache(maxsize=8)
+def _read_split(uri: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    return read_arrays(PreparedDataset(uri).table([split], COLUMNS))
+
+
+@lru_cache(maxsize=16)
+def _filesystem(uri: str) -> tuple["pafs.FileSystem", str]:
+    """The filesystem of a URI and the path on it; a plain path is local (made absolute)."""
+    import pyarrow.fs as pafs
+
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path.rstrip("/")

@@ -1,9 +1,9 @@
 """Stage 1: source -> split -> steps fitted on train (pyspark.ml) -> Parquet, cached.
 
-A cache entry ``<cache_dir>/<fingerprint>/`` holds ``data/split=<name>/*.parquet``
-(``id`` long, ``label`` long, ``features`` array<float>), ``transform/`` (the fitted
-PipelineModel that ``apply_transform`` reuses on new rows) and ``meta.json``, written
-last: an entry without it is incomplete and never read.
+The result is a :class:`~runner.data.prepared.PreparedDataset`, the cache entry
+``<cache_dir>/<fingerprint>/`` (its layout is ``runner.data.prepared``'s): the splits,
+the fitted PipelineModel that ``apply_transform`` reuses on new rows, and ``meta.json``,
+written last: an entry without it is incomplete and never read.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.data import sources
 from runner.data import steps
+from runner.data.prepared import PreparedDataset, building, entry_in
 from runner.config import as_plain
 from runner.errors import RunnerError, first_line
 
@@ -29,26 +27,6 @@ SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
 _FORMAT_VERSION = 2
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The prepared data set on disk: ``<path>/split=<name>/*.parquet`` plus ``meta.json``."""
-
-    path: str
-    fingerprint: str
-    cache_hit: bool
-    input_shape: tuple[int, ...]
-    num_classes: int
-    rows: dict[str, int]
-
-    def split_path(self, split: str) -> str:
-        return f"{self.path}/split={split}"
-
-    @property
-    def entry(self) -> str:
-        """The cache entry: ``data/``, ``transform/`` and ``meta.json``."""
-        return str(Path(self.path).parent)
 
 
 def validate(cfg: Any) -> list[str]:
@@ -81,33 +59,23 @@ def fingerprint(spark: "SparkSession", cfg: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run(spark: "SparkSession", cfg: Any, cache_root: Path) -> PreparedData:
-    """Prepare the data set, or reuse a complete cache entry with the same fingerprint."""
+def run(spark: "SparkSession", cfg: Any, cache_root: "str | Path") -> PreparedDataset:
+    """Prepare the data set under ``cache_root`` (a path or URI), or reuse a complete
+    cache entry with the same fingerprint."""
     problems = validate(cfg)
     if problems:
         raise RunnerError("; ".join(problems))
     key = fingerprint(spark, cfg)
-    final = cache_root / key
-    if cfg.cache and (final / "meta.json").exists():
-        return _read_entry(final, key, cache_hit=True)
-
-    tmp = cache_root / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir(parents=True)
-    try:
+    entry = entry_in(str(cache_root), key)
+    if cfg.cache and not entry.problems():
+        return PreparedDataset(entry.uri, cache_hit=True)
+    with building(str(cache_root), key) as tmp:
         _prepare(spark, cfg, tmp)
-        if final.exists():  # cache=false, or an incomplete entry: replace it
-            shutil.rmtree(final)
-        try:
-            tmp.rename(final)
-        except OSError:  # a concurrent job finished the same entry first
-            shutil.rmtree(tmp)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return _read_entry(final, key, cache_hit=False)
+    return entry
 
 
-def apply_transform(spark: "SparkSession", entry: "str | Path", df: "DataFrame") -> "DataFrame":
+def apply_transform(spark: "SparkSession", prepared: PreparedDataset,
+                    df: "DataFrame") -> "DataFrame":
     """New rows -> the prepared layout, through the entry's fitted preprocessing.
 
     ``df`` has the source's columns; it may lack the label (the output's is then
@@ -116,17 +84,16 @@ def apply_transform(spark: "SparkSession", entry: "str | Path", df: "DataFrame")
     from pyspark.ml import PipelineModel
     from pyspark.sql import functions as F
 
-    meta = json.loads((Path(entry) / "meta.json").read_text())
-    label = meta["label"]
+    label = prepared.meta["label"]
     if "id" not in df.columns:
         df = df.withColumn("id", F.monotonically_increasing_id())
     if label["column"] not in df.columns:
         df = df.withColumn(label["column"], F.lit(None).cast(label["type"]))
-    model = PipelineModel.load(str(Path(entry) / "transform"))
+    model = PipelineModel.load(prepared.transform_uri)
     return steps.to_output(model.transform(steps.to_input(df)), label["classes"], label["column"])
 
 
-def _prepare(spark: "SparkSession", cfg: Any, out: Path) -> None:
+def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -138,7 +105,7 @@ def _prepare(spark: "SparkSession", cfg: Any, out: Path) -> None:
         df = _assign_split(source, raw.label, cfg.split)
         train = df.where(F.col("split") == "train").drop("split")
         fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
-        fitted.model.write().save(str(out / "transform"))
+        fitted.model.write().save(out.transform_uri)
 
         parts = [
             steps.to_output(
@@ -150,20 +117,19 @@ def _prepare(spark: "SparkSession", cfg: Any, out: Path) -> None:
         ]
         prepared = parts[0].unionByName(parts[1]).unionByName(parts[2])
         try:
-            prepared.write.partitionBy("split").parquet(str(out / "data"))
+            prepared.write.partitionBy("split").parquet(out.data_uri)
         except Exception as err:
             raise steps.spark_error(err, f"data: preparing the rows failed ({first_line(err)})")
     finally:
         source.unpersist()
-    meta = _describe(spark, cfg, out / "data", fitted)
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    out.write_meta(_describe(spark, cfg, out.data_uri, fitted))
 
 
-def _describe(spark: "SparkSession", cfg: Any, data: Path, fitted: steps.Fitted) -> dict:
+def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: steps.Fitted) -> dict:
     """Check the written rows and describe them for ``meta.json``."""
     from pyspark.sql import functions as F
 
-    written = spark.read.parquet(str(data))
+    written = spark.read.parquet(data)
     stats = {
         r["split"]: r
         for r in written.groupBy("split").agg(
@@ -233,14 +199,3 @@ def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
         F.when(F.col("_u") < first, "train").when(F.col("_u") < second, "val").otherwise("test"),
     ).drop("_u")
 
-
-def _read_entry(path: Path, key: str, cache_hit: bool) -> PreparedData:
-    meta = json.loads((path / "meta.json").read_text())
-    return PreparedData(
-        path=str(path / "data"),
-        fingerprint=key,
-        cache_hit=cache_hit,
-        input_shape=tuple(meta["input_shape"]),
-        num_classes=meta["num_classes"],
-        rows=meta["rows"],
-    )

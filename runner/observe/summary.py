@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from runner.serve.artifacts import atomic_write
 from runner.serve.infer import InferenceResult
-from runner.data.preprocess import PreparedData
+from runner.data.prepared import PreparedDataset
 from runner.observe.reports import render
 from runner.tune.sweep import SweepResult
 from runner.train.retrain import TrainResult
@@ -18,7 +18,7 @@ from runner.train.retrain import TrainResult
 
 def run(
     run_dir: Path,
-    prepared: PreparedData,
+    prepared: PreparedDataset,
     swept: Optional[SweepResult],
     predicted: Optional[InferenceResult],
     timings: dict[str, float],
@@ -61,7 +61,7 @@ def run(
             "fingerprint": prepared.fingerprint,
             "cache_hit": prepared.cache_hit,
             "rows": prepared.rows,
-            "path": prepared.path,
+            "path": prepared.uri,
         },
         **({"predictions": {"path": predicted.path, "rows": predicted.rows}} if predicted else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from runner.data.prepared import PreparedDataset, RowGroup, deal
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 
@@ -52,36 +53,14 @@ class InferenceResult:
 
 
 @dataclass(frozen=True)
-class ParquetRows:
-    """Rows (``id``, ``features``, optional ``label``) in Parquet files that the
-    executors read themselves: a prepared split."""
+class PreparedSplit:
+    """One split of a prepared entry: the tasks read its Parquet row groups themselves."""
 
-    files: tuple[str, ...]
-
-    @classmethod
-    def of(cls, directory: Path) -> "ParquetRows":
-        return cls(tuple(str(f) for f in sorted(directory.glob("*.parquet"))))
-
-    def shares(self, slots: int) -> list[list[tuple[str, int]]]:
-        """The ``(file, row group)`` pairs dealt into tasks of about equal rows, largest
-        first: one task per slot (each Python task costs ~0.1 s to start here), more
-        only to keep a task under ``TASK_ROWS`` rows."""
-        import pyarrow.parquet as pq
-
-        groups = [(f, g, meta.row_group(g).num_rows) for f in self.files
-                  for meta in [pq.ParquetFile(f).metadata] for g in range(meta.num_row_groups)]
-        total = sum(rows for *_, rows in groups)
-        tasks = min(len(groups), max(slots, math.ceil(total / TASK_ROWS)))
-        shares: list[list[tuple[str, int]]] = [[] for _ in range(tasks)]
-        loads = [0] * tasks
-        for f, g, rows in sorted(groups, key=lambda group: -group[2]):
-            emptiest = loads.index(min(loads))
-            shares[emptiest].append((f, g))
-            loads[emptiest] += rows
-        return shares
+    dataset: PreparedDataset
+    name: str
 
 
-Rows = Union[ParquetRows, "DataFrame"]
+Rows = Union[PreparedSplit, "DataFrame"]
 
 
 def validate(cfg: Any, out: Path | None) -> list[str]:
@@ -107,16 +86,25 @@ def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
     return out if out.is_absolute() else original_cwd / out
 
 
-def load_rows(spark: "SparkSession", data: Any, entry: Path) -> Rows:
+def load_rows(spark: "SparkSession", data: Any, prepared: PreparedDataset) -> Rows:
     """The rows to predict: the prepared entry's test split, or the source ``data``
     (an ``inference.data`` config) prepared with the entry's fitted transform."""
     from runner.data import preprocess
     from runner.data import sources
 
     if data is None:
-        return ParquetRows.of(entry / "data" / "split=test")
+        return PreparedSplit(prepared, "test")
     raw = sources.source_for(data).load(spark, data)
-    return preprocess.apply_transform(spark, entry, raw.df)
+    return preprocess.apply_transform(spark, prepared, raw.df)
+
+
+def shares(split: PreparedSplit, slots: int) -> list[list[RowGroup]]:
+    """The split's row groups dealt into tasks of about equal rows: one task per slot
+    (each Python task costs ~0.1 s to start here), more only to keep a task under
+    ``TASK_ROWS`` rows, never more than row groups."""
+    groups = split.dataset.row_groups([split.name])
+    total = sum(group.rows for group in groups)
+    return deal(groups, min(len(groups), max(slots, math.ceil(total / TASK_ROWS))))
 
 
 def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
@@ -138,7 +126,7 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     write = _write_partition(artifact, cfg.batch_size, schema, str(staging), list(cfg.partition_by))
     try:
         job = _job(spark, rows, kept, write)
-        arrow_batches = (nullcontext() if isinstance(rows, ParquetRows)  # tasks read files
+        arrow_batches = (nullcontext() if isinstance(rows, PreparedSplit)  # tasks read files
                          else _arrow_batches_of_at_least(spark, cfg.batch_size))
         with arrow_batches, _task_errors_as_one_line():
             counts = job.collect()
@@ -165,10 +153,10 @@ def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFram
     from runner.cluster.spark import long_columns, task_slots
 
     counts = long_columns("rows", "correct")
-    if isinstance(rows, ParquetRows):
-        shares = rows.shares(task_slots(spark, default=2))
-        tasks = spark.range(len(shares), numPartitions=max(1, len(shares)))
-        return tasks.mapInArrow(_reading(shares, kept, write), counts)
+    if isinstance(rows, PreparedSplit):
+        dealt = shares(rows, task_slots(spark, default=2))
+        tasks = spark.range(len(dealt), numPartitions=max(1, len(dealt)))
+        return tasks.mapInArrow(_reading(rows.dataset, dealt, kept, write), counts)
     features = F.col("features").cast("array<float>").alias("features")
     return rows.select(*kept, features).mapInArrow(write, counts)
 
@@ -191,10 +179,8 @@ def _schema(kept: dict[str, "pa.DataType"]) -> "pa.Schema":
 def _kept_types(rows: Rows) -> dict[str, "pa.DataType"]:
     """The Arrow types of the input's ``id`` and ``label`` columns (those it has), which
     the output keeps."""
-    if isinstance(rows, ParquetRows):
-        import pyarrow.parquet as pq
-
-        given = pq.read_schema(rows.files[0]) if rows.files else None
+    if isinstance(rows, PreparedSplit):
+        given = rows.dataset.schema(rows.name)
     else:
         from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -214,26 +200,16 @@ def _replace(out: Path, staging: Path) -> None:
         staging.rename(out)
 
 
-def _reading(shares: list[list[tuple[str, int]]], kept: list[str], write):
-    """Task ``i`` of ``spark.range(len(shares))``: read share ``i``'s row groups, then
+def _reading(dataset: PreparedDataset, dealt: list[list[RowGroup]], kept: list[str], write):
+    """Task ``i`` of ``spark.range(len(dealt))``: read share ``i``'s row groups, then
     ``write``. The task knows ``i`` from its partition id, so it starts without waiting
     for its one input row (which reaches the worker ~40 ms into the task here)."""
 
     def read_partition(ids: Iterator["pa.RecordBatch"]):
-        import pyarrow.parquet as pq
         from pyspark import TaskContext
 
-        share = shares[TaskContext.get().partitionId()]
-
-        def batches():
-            opened: dict[str, pq.ParquetFile] = {}  # each footer read once per task
-            for path, group in share:
-                if path not in opened:
-                    opened[path] = pq.ParquetFile(path)
-                yield from opened[path].iter_batches(
-                    READ_BATCH_ROWS, row_groups=[group], columns=[*kept, "features"])
-
-        yield from write(batches())
+        share = dealt[TaskContext.get().partitionId()]
+        yield from write(dataset.batches_of(share, [*kept, "features"], READ_BATCH_ROWS))
         for _ in ids:  # drained last: Spark reuses a Python worker only once it read its input
             pass
 

@@ -9,14 +9,13 @@ returns is identical on every rank, so any rank's value will do.
 
 from __future__ import annotations
 
-import glob
 import io
 import math
 import os
 import time
 from typing import Any
 
-import numpy as np
+from runner.data.prepared import PreparedDataset
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -24,8 +23,9 @@ CHECKPOINT = "checkpoint.pt"
 def train_process(job: dict[str, Any]) -> dict[str, Any]:
     """Train ``job``'s model on this rank's shard; return weights and history.
 
-    ``job``: ``data_path``, ``splits``, ``model``, ``optimizer``, ``train`` (``epochs``,
-    ``batch_size`` — the global batch —, ``seed``), ``input_shape``, ``num_classes``,
+    ``job``: ``entry`` (the prepared data's path or URI), ``splits``, ``model``,
+    ``optimizer``, ``train`` (``epochs``, ``batch_size`` — the global batch —, ``seed``),
+    ``input_shape``, ``num_classes``,
     ``checkpoint_dir``, ``key`` (identifies the run a checkpoint belongs to),
     ``use_gpu`` and ``threads`` (CPU threads per process).
     """
@@ -50,39 +50,6 @@ def train_process(job: dict[str, Any]) -> dict[str, Any]:
         dist.destroy_process_group()
 
 
-def read_shard(data_path: str, splits: list[str], rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's rows of ``splits``: whole row groups, balanced by row count.
-
-    Row groups go, largest first, to the rank holding the fewest rows so far. With
-    fewer row groups than ranks (tiny data) every rank reads all and keeps rows
-    ``rank::world``.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from runner.data.prepared import read_arrays
-
-    pieces = []  # (rows, file, row group)
-    for split in splits:
-        for path in sorted(glob.glob(f"{data_path}/split={split}/*.parquet")):
-            meta = pq.ParquetFile(path).metadata
-            pieces += [(meta.row_group(g).num_rows, path, g) for g in range(meta.num_row_groups)]
-    pieces = [p for p in pieces if p[0] > 0]
-    columns = ["features", "label"]
-    if len(pieces) < world:
-        tables = [pq.ParquetFile(f).read_row_group(g, columns=columns) for _, f, g in pieces]
-        x, y = read_arrays(pa.concat_tables(tables))
-        return x[rank::world], y[rank::world]
-    loads = [0] * world
-    mine = []
-    for rows, path, group in sorted(pieces, key=lambda p: (-p[0], p[1], p[2])):
-        owner = loads.index(min(loads))
-        loads[owner] += rows
-        if owner == rank:
-            mine.append(pq.ParquetFile(path).read_row_group(group, columns=columns))
-    return read_arrays(pa.concat_tables(mine))
-
-
 def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> dict[str, Any]:
     import torch
     import torch.distributed as dist
@@ -93,7 +60,7 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
 
     train = job["train"]
     seed = int(train["seed"])
-    x_np, y_np = read_shard(job["data_path"], job["splits"], rank, world)
+    x_np, y_np = PreparedDataset(job["entry"]).shard(job["splits"], rank, world)
     x = torch.from_numpy(x_np).reshape(-1, *job["input_shape"]).to(device)
     y = torch.from_numpy(y_np).to(device)
     batch = max(1, math.ceil(int(train["batch_size"]) / world))  # global batch kept

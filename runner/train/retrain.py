@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
-from runner.data.preprocess import PreparedData
+from runner.data.prepared import PreparedDataset
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -83,7 +83,7 @@ def resolve_local_mode(local_mode: Any, master: str) -> bool:
 
 def run(
     spark: "SparkSession",
-    prepared: PreparedData,
+    prepared: PreparedDataset,
     sections: dict[str, Any],
     run_dir: Path,
 ) -> TrainResult:
@@ -109,7 +109,7 @@ def run(
     key = _key(sections, prepared)
     _check_checkpoint(out_dir / CHECKPOINT, key)
     job = {
-        "data_path": prepared.path,
+        "entry": prepared.uri,
         "splits": SPLITS,
         "model": sections["model"],
         "optimizer": sections["optimizer"],
@@ -209,7 +209,7 @@ def _task_gpus(conf: Any) -> float:
         return 0.0
 
 
-def _key(sections: dict[str, Any], prepared: PreparedData) -> str:
+def _key(sections: dict[str, Any], prepared: PreparedDataset) -> str:
     """What a checkpoint must match to be resumed: everything but the number of epochs."""
     train = sections["train"]
     blob = json.dumps(

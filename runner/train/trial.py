@@ -15,10 +15,9 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from typing import Any
 
-import numpy as np
+from runner.data.prepared import PreparedDataset
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class TrialSpec:
     model: dict[str, Any]  # resolved model config with params applied (has _target_)
     optimizer: dict[str, Any]
     train: dict[str, Any]
-    data_path: str  # prepared data: <path>/split=<name>
+    entry: str  # the prepared data: a PreparedDataset's path or URI
     input_shape: tuple[int, ...]
     num_classes: int
     metric: str = "val_accuracy"  # reported every epoch, for pruning
@@ -70,16 +69,6 @@ class TrialOutcome:
         return record
 
 
-@lru_cache(maxsize=8)
-def load_split(data_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32, rows x width) and labels of one split, cached per process."""
-    import pyarrow.parquet as pq
-
-    from runner.data.prepared import read_arrays
-
-    return read_arrays(pq.read_table(f"{data_path}/split={split}", columns=["features", "label"]))
-
-
 def build_model(model_cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int):
     """Instantiate the configured ``nn.Module`` for this data's shape."""
     from hydra.utils import instantiate
@@ -115,7 +104,7 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter
     from hydra.utils import instantiate
 
     torch.manual_seed(spec.train["seed"] + spec.number)
-    x_val, y_val = load_split(spec.data_path, "val")
+    x_val, y_val = PreparedDataset(spec.entry).read("val")
     shape = (-1, *spec.input_shape)
     x_val_t = torch.from_numpy(x_val).reshape(shape).to(device)
     y_val_t = torch.from_numpy(y_val).to(device)
@@ -166,23 +155,21 @@ def warm_up() -> None:
 def _train_batches(spec: TrialSpec, device: str):
     """A function giving one epoch of shuffled ``(x, y)`` tensor batches of the train split.
 
-    ``train.streaming``: read Parquet row group by row group (``runner.data.prepared``);
-    otherwise the split is loaded once into memory.
+    ``train.streaming``: read Parquet row group by row group; otherwise the split is
+    loaded once into memory (once per Python worker, for all its trials).
     """
     import torch
-
-    from runner.data.prepared import ParquetBatches
 
     shape = (-1, *spec.input_shape)
     batch_size = int(spec.train["batch_size"])
     seed = spec.train["seed"] + spec.number
     if spec.train.get("streaming"):
-        stream = ParquetBatches(spec.data_path, "train", batch_size, seed=seed)
+        stream = PreparedDataset(spec.entry).batches("train", batch_size, seed=seed)
         return lambda: (
             (torch.from_numpy(x).reshape(shape).to(device), torch.from_numpy(y).to(device))
             for x, y in stream
         )
-    x_train, y_train = load_split(spec.data_path, "train")
+    x_train, y_train = PreparedDataset(spec.entry).read("train")
     x_all = torch.from_numpy(x_train).reshape(shape).to(device)
     y_all = torch.from_numpy(y_train).to(device)
     generator = torch.Generator().manual_seed(seed)

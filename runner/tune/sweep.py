@@ -27,7 +27,7 @@ from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
 from runner.tune.coordinator import Coordinator
 from runner.errors import RunnerError
-from runner.data.preprocess import PreparedData
+from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import long_columns, task_slots
 from runner.train.trial import TrialOutcome
@@ -96,7 +96,7 @@ def validate(cfg: Any) -> list[str]:
 
 def run(
     spark: "SparkSession",
-    prepared: PreparedData,
+    prepared: PreparedDataset,
     cfg: Any,
     run_dir: Path,
     on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
@@ -248,7 +248,7 @@ def _pruner(name: str):
     return getattr(optuna.pruners, PRUNERS[name])()
 
 
-def _work(cfg: Any, prepared: PreparedData, params: dict[str, Any]) -> tuple[float, float]:
+def _work(cfg: Any, prepared: PreparedDataset, params: dict[str, Any]) -> tuple[float, float]:
     """A trial's optimizer steps and training FLOPs, for its estimated length."""
     sections = trial_config(cfg, params)
     train = sections["train"]
@@ -256,7 +256,7 @@ def _work(cfg: Any, prepared: PreparedData, params: dict[str, Any]) -> tuple[flo
                          int(train["epochs"]), int(train["batch_size"]), prepared.rows["train"])
 
 
-def _spec(cfg: Any, prepared: PreparedData, number: int, params: dict[str, Any]) -> dict:
+def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, Any]) -> dict:
     sections = trial_config(cfg, params)
     return {
         "number": number,
@@ -264,7 +264,7 @@ def _spec(cfg: Any, prepared: PreparedData, number: int, params: dict[str, Any])
         "model": sections["model"],
         "optimizer": sections["optimizer"],
         "train": sections["train"],
-        "data_path": prepared.path,
+        "entry": prepared.uri,
         "input_shape": list(prepared.input_shape),
         "num_classes": prepared.num_classes,
         "metric": cfg.search.metric,
