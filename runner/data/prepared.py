@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,7 +41,8 @@ def _split_dir(split: str) -> str:
     return f"{DATA}/split={split}"
 
 
-class RowGroup(NamedTuple):
+@dataclass(frozen=True, order=True)
+class RowGroup:
     """One Parquet row group: the unit that readers share out."""
 
     path: str  # the file, on the entry's filesystem
@@ -256,9 +257,9 @@ def building(cache_root: str, key: str) -> Iterator[PreparedDataset]:
     job moved a complete one there first, that one stays."""
     import pyarrow.fs as pafs
 
-    fs, _ = _filesystem(cache_root)
     tmp = entry_in(cache_root, f".{key}.{uuid.uuid4().hex[:8]}.tmp")
-    staged, final = _filesystem(tmp.uri)[1], _filesystem(entry_in(cache_root, key).uri)[1]
+    fs, staged = _filesystem(tmp.uri)
+    final = _filesystem(entry_in(cache_root, key).uri)[1]
     fs.create_dir(staged, recursive=True)
     try:
         yield tmp
@@ -273,8 +274,9 @@ def building(cache_root: str, key: str) -> Iterator[PreparedDataset]:
             fs.delete_dir(staged)
 
 
-def write_entry(uri: str, splits: Mapping[str, Sequence["pa.Table"]], input_shape: Sequence[int],
-          num_classes: int, row_group_size: int | None = None) -> PreparedDataset:
+def write_entry(uri: str, splits: Mapping[str, Sequence["pa.Table"]],
+                input_shape: Sequence[int], num_classes: int,
+                row_group_size: int | None = None) -> PreparedDataset:
     """An entry written from Arrow tables (one Parquet file each) without Spark, for tests
     and benchmarks; no fitted transform."""
     import pyarrow.parquet as pq
