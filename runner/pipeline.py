@@ -10,6 +10,7 @@ from typing import Any
 from runner import stages
 from runner.cluster import resources
 from runner.cluster.spark import build_session
+from runner.cluster.targets import target_for
 from runner.data import preprocess
 from runner.errors import RunnerError
 from runner.observe import summary, tracking
@@ -23,6 +24,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
     """Every problem with the config (and its output path ``out``) at once, before Spark starts."""
     problems = (
         stages.validate(cfg)
+        + target_for(cfg.deploy).validate()
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
         + tracking.validate(cfg)
@@ -52,12 +54,12 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
     if not cache_root.is_absolute():
         cache_root = original_cwd / cache_root
     with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter:
-        gpu_plan = resources.plan(cfg.deploy)
+        gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
         if gpu_plan.note:
             reporter.info(f"[deploy] {gpu_plan.note}")
-        cfg.deploy = gpu_plan.deploy
-        with reporter.stage("spark", cfg.deploy.master):
-            spark = build_session(cfg.deploy, run_dir / "logs")
+        target = gpu_plan.target
+        with reporter.stage("spark", target.cfg.master):
+            spark = build_session(target, run_dir / "logs")
 
         with reporter.stage("preprocess", cfg.data.name):
             with reporter.spark_tasks(spark, "preprocess"):
@@ -81,6 +83,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                     prepared,
                     cfg,
                     run_dir,
+                    target,
                     on_start=reporter.sweep_started,
                     on_trial=on_trial,
                     on_trial_start=reporter.trial_started,
@@ -90,7 +93,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
         trained = None
         if "train" in selected:
             with reporter.stage("train", f"{cfg.train.num_processes} processes"):
-                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params), run_dir)
+                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params), run_dir,
+                                      is_local=target.is_local)
 
         artifact = trained.artifact if trained else None  # the model infer deploys
         if swept and not trained:
@@ -124,7 +128,7 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     start = time.perf_counter()
     source = _model_run(cfg, original_cwd)
     entry = (source / "prepared").resolve()
-    problems = infer.validate(cfg.inference, out)
+    problems = infer.validate(cfg.inference, out) + target_for(cfg.deploy).validate()
     if not (entry / "meta.json").exists():
         problems.append(f"model_path: {source}/prepared (the run's prepared data and fitted "
                         "transform) is missing; point model_path at a finished run's directory")
@@ -136,7 +140,7 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
     with reporter:
         with reporter.stage("spark", cfg.deploy.master):
-            spark = build_session(cfg.deploy, run_dir / "logs")
+            spark = build_session(target_for(cfg.deploy), run_dir / "logs")
         with reporter.stage("infer", str(source)):
             rows = infer.load_rows(spark, cfg.inference.data, entry)
             predicted = infer.run(spark, rows, artifact, cfg.inference, out)

@@ -15,7 +15,8 @@ def test_default_experiment_composes_typed_groups():
     cfg = compose_config()
     assert cfg.data.name == "digits" and list(cfg.data.image_shape) == [1, 8, 8]
     assert cfg.model._target_ == MLPConfig._target_
-    assert cfg.search.n_trials == 8 and cfg.search.sampler == "tpe"
+    assert cfg.search.n_trials == 8
+    assert cfg.search.sampler._target_ == "optuna.samplers.TPESampler"
     assert cfg.deploy.master == "local[*]"
     validate(cfg)
 
@@ -55,7 +56,9 @@ def test_unknown_option_is_refused():
     ("overrides", "key"),
     [
         (["search.n_trials=0"], "search.n_trials"),
-        (["search.sampler=annealing"], "search.sampler"),
+        (["search.sampler=annealing"], "search/sampler=annealing"),
+        (["deploy=k8s"], "deploy.image"),
+        (["deploy.gpus_per_trial=1.5"], "deploy.gpus_per_trial"),
         (["data.split.train=0.9"], "data.split"),
         (["model=cnn", "data=wine"], "model=cnn"),
         (["+search.params.model.hiden='choice(1,2)'"], "search.params.model.hiden"),
