@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from runner.config import CONF_DIR
 from runner.data import preprocess, sources
 from runner.data.sources import synthetic
 from runner.data.sources.file import FileDataConfig, FileSource
 from runner.data.sources.sklearn import SklearnDataConfig
 from runner.data.sources.synthetic import SyntheticDataConfig
-from runner.config import CONF_DIR
 from runner.errors import RunnerError
 from tests.conftest import compose_config
 
@@ -43,7 +43,8 @@ def test_synthetic_rows_do_not_depend_on_partitioning(spark):
     assert len(one) == 3000 and one["id"].tolist() == list(range(3000))
     assert one["label"].equals(three["label"])
     assert np.array_equal(np.stack(one["features"]), np.stack(three["features"]))
-    other_seed = synthetic.synthetic_rows(np.arange(3000), 1, synthetic.synthetic_centroids(_synthetic()))
+    centroids = synthetic.synthetic_centroids(_synthetic())
+    other_seed = synthetic.synthetic_rows(np.arange(3000), 1, centroids)
     assert not np.array_equal(other_seed[0], one["label"].to_numpy())
 
 

@@ -66,8 +66,8 @@ def test_local_cluster_master_follows_its_sizes():
 
 def test_k8s_without_an_image_names_the_key():
     target = target_for(compose_config(["deploy=k8s"]).deploy)
-    assert target.validate() == ["deploy.image: deploy=k8s needs the executors' container image; "
-                                 "set deploy.image=REGISTRY/IMAGE:TAG"]
+    assert target.validate() == [("deploy.image: deploy=k8s needs the executors' container "
+                                  "image; set deploy.image=REGISTRY/IMAGE:TAG")]
 
 
 @pytest.mark.parametrize(("override", "key"), [("deploy.gpus_per_trial=1.5", "gpus_per_trial"),

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
+    from omegaconf import OmegaConf
+
     from runner.cluster.spark import build_session, stop_session
     from runner.cluster.targets.local import local
     from runner.serve import infer

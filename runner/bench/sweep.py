@@ -37,13 +37,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n_trials, epochs = args.trials, args.epochs
 
-    from runner.data import preprocess
-    from runner.tune import sweep
     from omegaconf import OmegaConf
 
     from runner.cluster.spark import build_session, stop_session
     from runner.cluster.targets import target_for
     from runner.config import CONF_DIR, compose
+    from runner.data import preprocess
+    from runner.tune import sweep
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
@@ -132,8 +132,8 @@ def _bare_trial(cfg, prepared, params: dict) -> float:
     import torch
 
     from models.mlp import MLP
-    from runner.tune.sweep import trial_config
     from runner.train.trial import load_split
+    from runner.tune.sweep import trial_config
 
     sections = trial_config(cfg, params)
     x, y = (torch.from_numpy(a) for a in load_split(prepared.path, "train"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.cluster.targets import Target, target_for
 
+
 @dataclass(frozen=True)
 class GpuPlan:
     """The target this run starts on this machine, and a line for the user when it differs
@@ -39,7 +40,8 @@ def plan(target: Target, visible_gpus: int | None = None) -> GpuPlan:
     gpus = count_gpus() if visible_gpus is None else visible_gpus
     if gpus == 0 and "spark.worker.resource.gpu.discoveryScript" not in deploy.spark_conf:
         cpu_only = OmegaConf.merge(deploy, {"gpus_per_trial": 0.0})
-        return GpuPlan(type(target)(cpu_only), "no GPU found on this machine: trials run on the CPU")
+        return GpuPlan(type(target)(cpu_only),
+                       "no GPU found on this machine: trials run on the CPU")
     note = ""
     if target.embedded:
         cores = os.cpu_count() or 1

@@ -15,7 +15,6 @@ from omegaconf import OmegaConf
 from runner.errors import RunnerError, first_line
 
 
-
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"model": {"hidden": "choice(1,2)"}}`` -> ``{"model.hidden": "choice(1,2)"}``."""
     flat: dict[str, str] = {}
@@ -68,9 +67,11 @@ def policies(search: Any) -> tuple[Any, Any]:
             continue
         try:
             built.append(_build(node, base))
-        except Exception as err:  # an unknown class or wrong arguments
-            problems.append(f"search.{key}: cannot build {node._target_} ({first_line(err.__cause__ or err)}); "
-                            f"fix conf/search/{key}/ or choose another with search/{key}=OPTION")
+        except Exception as err:  # an unknown class or wrong arguments (Hydra wraps the cause)
+            cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
+            problems.append(f"search.{key}: cannot build {node._target_} "
+                            f"({first_line(cause)}); fix conf/search/{key}/ or "
+                            f"choose another with search/{key}=OPTION")
     if problems:
         raise RunnerError("; ".join(problems))
     return built[0], built[1]
