@@ -72,3 +72,18 @@ def test_bad_values_are_gathered_into_one_runner_error(overrides, key):
 def test_search_schema_defaults():
     schema = SearchConfig()
     assert schema.parallelism is None and schema.direction == "maximize"
+
+
+def test_component_packages_store_one_schema_per_module():
+    from runner.cluster.targets import DeployConfig
+    from runner.config.data import DataConfig
+    from runner.config.store import component_schemas
+
+    data = component_schemas("runner.data.sources", DataConfig)
+    assert {k: v.__name__ for k, v in data.items()} == {
+        "file": "FileDataConfig", "sklearn": "SklearnDataConfig",
+        "synthetic": "SyntheticDataConfig"}
+    deploy = component_schemas("runner.cluster.targets", DeployConfig)
+    assert sorted(deploy) == ["connect", "k8s", "local", "local_cluster", "standalone", "yarn"]
+    for name, schema in {**data, **deploy}.items():  # each schema names its module's class
+        assert schema._target_.startswith(f"{schema.__module__}.")

@@ -85,7 +85,7 @@ def test_sampler_options_build_their_optuna_class_seeded_by_search_seed(option, 
     sampler, pruner = search_space.policies(cfg.search)
     assert type(sampler) is cls and search_space.result_blind(sampler) is blind
     assert type(pruner) is optuna.pruners.NopPruner
-    space = search_space.parse({"lr": "interval(0.0, 1.0)", "h": "choice(1, 2, 3)"})
+    space = search_space.parse({"d": "range(0, 10)", "h": "choice(1, 2, 3)"})
     draws = [[t.params for t in _draw(search_space.policies(compose_config(
         [f"search/sampler={option}", f"search.seed={seed}"]).search)[0], space)]
         for seed in (7, 7, 8)]
