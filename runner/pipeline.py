@@ -83,7 +83,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                     prepared,
                     cfg,
                     run_dir,
-                    target,
+                    target=target,
                     on_start=reporter.sweep_started,
                     on_trial=on_trial,
                     on_trial_start=reporter.trial_started,
