@@ -10,6 +10,7 @@ from typing import Any
 from runner import stages
 from runner.cluster import resources
 from runner.cluster.spark import build_session
+from runner.cluster.targets import target_for
 from runner.data import preprocess
 from runner.data.prepared import PreparedDataset, location
 from runner.errors import RunnerError
@@ -24,6 +25,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
     """Every problem with the config (and its output path ``out``) at once, before Spark starts."""
     problems = (
         stages.validate(cfg)
+        + target_for(cfg.deploy).validate()
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
         + tracking.validate(cfg)
@@ -51,12 +53,12 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                         verbose=cfg.verbose)
     cache_root = location(cfg.data.cache_dir, original_cwd)
     with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter:
-        gpu_plan = resources.plan(cfg.deploy)
+        gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
         if gpu_plan.note:
             reporter.info(f"[deploy] {gpu_plan.note}")
-        cfg.deploy = gpu_plan.deploy
-        with reporter.stage("spark", cfg.deploy.master):
-            spark = build_session(cfg.deploy, run_dir / "logs")
+        target = gpu_plan.target
+        with reporter.stage("spark", target.cfg.master):
+            spark = build_session(target, run_dir / "logs")
 
         with reporter.stage("preprocess", cfg.data.name):
             with reporter.spark_tasks(spark, "preprocess"):
@@ -80,6 +82,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
                     prepared,
                     cfg,
                     run_dir,
+                    target=target,
                     on_start=reporter.sweep_started,
                     on_trial=on_trial,
                     on_trial_start=reporter.trial_started,
@@ -89,7 +92,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
         trained = None
         if "train" in selected:
             with reporter.stage("train", f"{cfg.train.num_processes} processes"):
-                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params), run_dir)
+                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params), run_dir,
+                                      is_local=target.is_local)
 
         artifact = trained.artifact if trained else None  # the model infer deploys
         if swept and not trained:
@@ -123,15 +127,16 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     start = time.perf_counter()
     source = _model_run(cfg, original_cwd)
     entry = PreparedDataset(str((source / "prepared").resolve()))
-    problems = infer.validate(cfg.inference, out) + entry.problems(
-        [] if cfg.inference.data is not None else ["test"], key="model_path")
+    problems = (infer.validate(cfg.inference, out) + target_for(cfg.deploy).validate()
+                + entry.problems([] if cfg.inference.data is not None else ["test"],
+                                 key="model_path"))
     if problems:
         raise RunnerError("; ".join(problems))
     artifact = artifacts.load(source / "model")
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
     with reporter:
         with reporter.stage("spark", cfg.deploy.master):
-            spark = build_session(cfg.deploy, run_dir / "logs")
+            spark = build_session(target_for(cfg.deploy), run_dir / "logs")
         with reporter.stage("infer", str(source)):
             rows = infer.load_rows(spark, cfg.inference.data, entry)
             predicted = infer.run(spark, rows, artifact, cfg.inference, out)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from runner.config import compose
+from runner.config import CONF_DIR, compose
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +24,12 @@ TINY = ["search.n_trials=2", "train.epochs=3", "search.parallelism=2"]
 
 compose_config = compose
 
+
+def use(cfg, group: str, option: str) -> None:
+    """Select ``group=option`` (e.g. ``search/sampler``, ``grid``) on a composed ``cfg``."""
+    OmegaConf.update(cfg, group.replace("/", "."),
+                     OmegaConf.load(CONF_DIR / group / f"{option}.yaml"), merge=False)
+
 @pytest.fixture
 def cfg(tmp_path):
     """The tiny config, caching prepared data under ``tmp_path``."""
@@ -36,11 +42,10 @@ def cfg(tmp_path):
 def spark(tmp_path_factory):
     """One local[2] session for the whole test run, quiet, stopped at the end."""
     from runner.cluster.spark import build_session, stop_session
+    from runner.cluster.targets.local import local
 
-    deploy = OmegaConf.create(
-        {"master": "local[2]", "app_name": "tests", "spark_conf": {"spark.sql.shuffle.partitions": "2"}}
-    )
-    session = build_session(deploy, tmp_path_factory.mktemp("spark-logs"))
+    target = local("local[2]", app_name="tests", spark_conf={"spark.sql.shuffle.partitions": "2"})
+    session = build_session(target, tmp_path_factory.mktemp("spark-logs"))
     yield session
     stop_session()
 

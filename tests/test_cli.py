@@ -48,7 +48,8 @@ def test_default_experiment_writes_every_artifact(tmp_path):
         ("model=nope", "model"),
         ("search.n_trials=abc", "search.n_trials"),
         ("search.n_trials=0", "search.n_trials: must be at least 1"),
-        ("search.sampler=annealing", "search.sampler"),
+        ("search.sampler=annealing", "search/sampler=annealing"),
+        ("search/sampler=annealing", "search/sampler"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_no_result(tmp_path, override, expected):

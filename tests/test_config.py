@@ -15,7 +15,8 @@ def test_default_experiment_composes_typed_groups():
     cfg = compose_config()
     assert cfg.data.name == "digits" and list(cfg.data.image_shape) == [1, 8, 8]
     assert cfg.model._target_ == MLPConfig._target_
-    assert cfg.search.n_trials == 8 and cfg.search.sampler == "tpe"
+    assert cfg.search.n_trials == 8
+    assert cfg.search.sampler._target_ == "optuna.samplers.TPESampler"
     assert cfg.deploy.master == "local[*]"
     validate(cfg)
 
@@ -55,7 +56,9 @@ def test_unknown_option_is_refused():
     ("overrides", "key"),
     [
         (["search.n_trials=0"], "search.n_trials"),
-        (["search.sampler=annealing"], "search.sampler"),
+        (["search.sampler=annealing"], "search/sampler=annealing"),
+        (["deploy=k8s"], "deploy.image"),
+        (["deploy.gpus_per_trial=1.5"], "deploy.gpus_per_trial"),
         (["data.split.train=0.9"], "data.split"),
         (["model=cnn", "data=wine"], "model=cnn"),
         (["+search.params.model.hiden='choice(1,2)'"], "search.params.model.hiden"),
@@ -69,3 +72,18 @@ def test_bad_values_are_gathered_into_one_runner_error(overrides, key):
 def test_search_schema_defaults():
     schema = SearchConfig()
     assert schema.parallelism is None and schema.direction == "maximize"
+
+
+def test_component_packages_store_one_schema_per_module():
+    from runner.cluster.targets import DeployConfig
+    from runner.config.data import DataConfig
+    from runner.config.store import component_schemas
+
+    data = component_schemas("runner.data.sources", DataConfig)
+    assert {k: v.__name__ for k, v in data.items()} == {
+        "file": "FileDataConfig", "sklearn": "SklearnDataConfig",
+        "synthetic": "SyntheticDataConfig"}
+    deploy = component_schemas("runner.cluster.targets", DeployConfig)
+    assert sorted(deploy) == ["connect", "k8s", "local", "local_cluster", "standalone", "yarn"]
+    for name, schema in {**data, **deploy}.items():  # each schema names its module's class
+        assert schema._target_.startswith(f"{schema.__module__}.")

@@ -68,3 +68,15 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
                      f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'r2'}"],
                     tmp_path, timeout=300)
     assert slots.returncode == 2 and "deploy.task_slots" in slots.stderr
+
+    # a file source's identity (the cache key) is listed by a DataFrame query: no SparkContext
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(60)))
+    files = [*common, "data=csv", f"data.path={csv}", f"data.cache_dir={tmp_path / 'cache'}",
+             "stages=[preprocess]"]
+    for run, hit in (("csv1", False), ("csv2", True)):
+        proc = run_cli([*files, f"hydra.run.dir={tmp_path / run}"], tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+        summary = json.loads((tmp_path / run / "summary.json").read_text())
+        assert summary["data"]["cache_hit"] is hit and sum(summary["data"]["rows"].values()) == 60
+

@@ -1,12 +1,15 @@
-"""Hydra sweeper grammar -> Optuna distributions, and the samplers over them."""
+"""Hydra sweeper grammar -> Optuna distributions, and the samplers and pruners over them."""
 
 from __future__ import annotations
 
+import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from runner.tune import search_space
 from runner.errors import RunnerError
+from runner.tune import search_space
+from runner.tune.grid import GridSampler
+from tests.conftest import compose_config
 
 
 def test_each_form_maps_to_its_distribution():
@@ -38,8 +41,12 @@ def test_malformed_expressions_name_the_key(bad):
         search_space.parse({"model.hidden": bad})
 
 
+def _policies(*overrides: str):
+    return search_space.policies(compose_config(list(overrides)).search)
+
+
 def _sample(name: str, space, n: int) -> list[dict]:
-    study = search_space.create_study(name, 0, space)
+    study = search_space.create_study(_policies(f"search/sampler={name}")[0], space)
     trials = [study.ask(space) for _ in range(n)]
     for t in trials:
         study.tell(t, 0.0)
@@ -55,8 +62,8 @@ def test_grid_visits_every_combination_once():
 
 def test_grid_refuses_intervals():
     space = search_space.parse({"lr": "interval(0.1, 0.2)"})
-    with pytest.raises(RunnerError, match="search.sampler=grid"):
-        search_space.create_study("grid", 0, space)
+    with pytest.raises(RunnerError, match="search/sampler=grid"):
+        search_space.create_study(_policies("search/sampler=grid")[0], space)
 
 
 @pytest.mark.parametrize("name", ["random", "tpe"])
@@ -65,3 +72,45 @@ def test_samplers_stay_inside_the_space_and_are_seeded(name):
     first, second = _sample(name, space, 12), _sample(name, space, 12)
     assert first == second
     assert all(1e-4 <= p["lr"] <= 1e-1 and p["h"] in (8, 16) for p in first)
+
+
+@pytest.mark.parametrize(("option", "cls", "blind"), [
+    ("tpe", optuna.samplers.TPESampler, False),
+    ("random", optuna.samplers.RandomSampler, True),
+    ("grid", GridSampler, True),
+])
+def test_sampler_options_build_their_optuna_class_seeded_by_search_seed(option, cls, blind):
+    cfg = compose_config([f"search/sampler={option}", "search.seed=7"])
+    assert cfg.search.sampler.seed == 7
+    sampler, pruner = search_space.policies(cfg.search)
+    assert type(sampler) is cls and search_space.result_blind(sampler) is blind
+    assert type(pruner) is optuna.pruners.NopPruner
+    space = search_space.parse({"d": "range(0, 10)", "h": "choice(1, 2, 3)"})
+    draws = [[t.params for t in _draw(search_space.policies(compose_config(
+        [f"search/sampler={option}", f"search.seed={seed}"]).search)[0], space)]
+        for seed in (7, 7, 8)]
+    assert draws[0] == draws[1] != draws[2]
+
+
+def _draw(sampler, space, n: int = 6):
+    study = search_space.create_study(sampler, space)
+    return [study.ask(space) for _ in range(n)]
+
+
+@pytest.mark.parametrize(("option", "cls"), [
+    ("none", optuna.pruners.NopPruner),
+    ("median", optuna.pruners.MedianPruner),
+    ("asha", optuna.pruners.SuccessiveHalvingPruner),
+])
+def test_pruner_options_build_their_optuna_class(option, cls):
+    assert type(_policies(f"search/pruner={option}")[1]) is cls
+
+
+def test_old_sampler_key_form_names_the_group_syntax():
+    with pytest.raises(RunnerError, match=r"search\.sampler: 'random' .*search/sampler=random"):
+        _policies("search.sampler=random")
+
+
+def test_a_class_of_the_wrong_role_is_refused():
+    with pytest.raises(RunnerError, match=r"search\.pruner: cannot build .*not an BasePruner"):
+        _policies("search.pruner._target_=optuna.samplers.RandomSampler")

@@ -7,10 +7,14 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from runner.data import preprocess
-from runner.data import sources
-from runner.config import FileDataConfig, SklearnDataConfig, SyntheticDataConfig
+from runner.config import CONF_DIR
+from runner.data import preprocess, sources
+from runner.data.sources import synthetic
+from runner.data.sources.file import FileDataConfig, FileSource
+from runner.data.sources.sklearn import SklearnDataConfig
+from runner.data.sources.synthetic import SyntheticDataConfig
 from runner.errors import RunnerError
+from tests.conftest import compose_config
 
 
 def _synthetic(**kw):
@@ -39,14 +43,15 @@ def test_synthetic_rows_do_not_depend_on_partitioning(spark):
     assert len(one) == 3000 and one["id"].tolist() == list(range(3000))
     assert one["label"].equals(three["label"])
     assert np.array_equal(np.stack(one["features"]), np.stack(three["features"]))
-    other_seed = sources.synthetic_rows(np.arange(3000), 1, sources.synthetic_centroids(_synthetic()))
+    centroids = synthetic.synthetic_centroids(_synthetic())
+    other_seed = synthetic.synthetic_rows(np.arange(3000), 1, centroids)
     assert not np.array_equal(other_seed[0], one["label"].to_numpy())
 
 
 def test_synthetic_signal_is_learnable_and_image_shaped():
     cfg = _synthetic(image_shape=[1, 4, 4], num_classes=3, class_sep=3.0)
-    centroids = sources.synthetic_centroids(cfg)
-    labels, features = sources.synthetic_rows(np.arange(5000), 0, centroids)
+    centroids = synthetic.synthetic_centroids(cfg)
+    labels, features = synthetic.synthetic_rows(np.arange(5000), 0, centroids)
     assert features.shape == (5000, 16) and set(labels) == {0, 1, 2}
     nearest = ((features[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
     assert (nearest == labels).mean() > 0.9  # nearest centroid recovers the class
@@ -123,3 +128,50 @@ def test_cli_refuses_a_missing_file_in_one_line(tmp_path):
     assert proc.stderr.strip() == (f"error: data.path: {tmp_path / 'nope.csv'} not found; "
                                    "set data.path to a file or folder")
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml")))
+def test_every_data_option_names_its_source_class(option, tmp_path):
+    (tmp_path / "rows.csv").write_text("a,label\n1,0\n")
+    cfg = compose_config([f"data={option}"])
+    assert cfg.data._target_.startswith("runner.data.sources.")
+    if isinstance(sources.source_for(cfg.data), FileSource):
+        assert sources.source_for(cfg.data).validate(cfg.data) == [
+            f"data.path: required for data={option}; set data.path=URI"]
+        cfg.data.path = str(tmp_path / "rows.csv")
+    assert sources.source_for(cfg.data).validate(cfg.data) == []
+
+
+def test_an_unknown_source_class_names_the_key():
+    cfg = _file("x").copy()
+    cfg._target_ = "runner.data.sources.file.NoSuchSource"
+    with pytest.raises(RunnerError, match=r"data\._target_: cannot load"):
+        sources.source_for(cfg)
+
+
+class _ConnectLike:
+    """A session as Spark Connect gives it: the DataFrame API, no SparkContext."""
+
+    def __init__(self, spark):
+        self.read = spark.read
+
+    @property
+    def sparkContext(self):
+        raise AttributeError("a Spark Connect session has no sparkContext")
+
+
+def test_file_identity_lists_nested_files_and_globs_without_a_spark_context(spark, tmp_path):
+    table = tmp_path / "table"
+    for part, rows in (("k=1", "a,label\n1,0\n"), ("k=2", "a,label\n2,1\n3,0\n")):
+        (table / part).mkdir(parents=True)
+        (table / part / "rows.csv").write_text(rows)
+    (table / "_SUCCESS").write_text("")
+    session = _ConnectLike(spark)
+    identity = FileSource().identity(session, _file(table, "csv"))
+    files = identity["files"]
+    assert [f[0].rsplit("table/", 1)[1] for f in files] == ["k=1/rows.csv", "k=2/rows.csv"]
+    assert [f[1] for f in files] == [12, 16] and all(f[2] > 0 for f in files)
+    glob = FileSource().identity(session, _file(f"{table}/k=2/*.csv", "csv"))
+    assert glob["files"] == files[1:]
+    with pytest.raises(RunnerError, match=r"data\.path: .*nope not found"):
+        FileSource().identity(session, _file(tmp_path / "nope", "csv"))

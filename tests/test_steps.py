@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from runner.data import preprocess
 from runner.data import steps
-from runner.config import FileDataConfig
+from runner.data.sources.file import FileDataConfig
 from runner.errors import RunnerError
 
 STEPS = [

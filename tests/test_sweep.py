@@ -12,6 +12,7 @@ from runner.data import preprocess
 from runner.tune import search_space
 from runner.tune import sweep
 from runner.errors import RunnerError
+from tests.conftest import use
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_params_are_applied_to_the_trial_config(cfg):
 
 
 def test_a_failing_trial_does_not_stop_the_sweep(spark, cfg, prepared, tmp_path):
-    cfg.search.sampler = "grid"
+    use(cfg, "search/sampler", "grid")
     cfg.search.params = {"optimizer.lr": "choice(0.01, -1.0)"}
     result = sweep.run(spark, prepared, cfg, tmp_path)
     states = {json.dumps(result.params[t.number]): t.state for t in result.trials}
@@ -64,7 +65,7 @@ def test_sweep_fails_only_when_every_trial_fails(spark, cfg, prepared, tmp_path)
 
 
 def test_trial_timeout_fails_the_slow_trial(spark, cfg, prepared, tmp_path):
-    cfg.search.sampler = "grid"
+    use(cfg, "search/sampler", "grid")
     cfg.search.params = {"train.epochs": "choice(1, 100000)"}
     cfg.search.trial_timeout = 8.0
     result = sweep.run(spark, prepared, cfg, tmp_path)
@@ -77,8 +78,8 @@ def test_trial_timeout_fails_the_slow_trial(spark, cfg, prepared, tmp_path):
 
 def test_pruner_stops_bad_trials_early(spark, cfg, prepared, tmp_path):
     """Good learning rates first; then hopeless ones are stopped after the warm-up epochs."""
-    cfg.search.sampler = "grid"
-    cfg.search.pruner = "median"
+    use(cfg, "search/sampler", "grid")
+    use(cfg, "search/pruner", "median")
     cfg.search.parallelism = 1
     cfg.search.n_trials = 5
     cfg.train.epochs = 6

@@ -9,6 +9,7 @@ import torch
 
 from runner.data import preprocess
 from runner.tune import sweep
+from runner.cluster.targets import target_for
 from runner.train import retrain
 from runner.train.ddp import CHECKPOINT
 from runner.errors import RunnerError
@@ -38,7 +39,8 @@ def accuracy_on_test(artifact, prepared) -> float:
 @pytest.mark.slow
 def test_two_processes_match_one_on_digits(spark, cfg, prepared, tmp_path):
     results = {
-        n: retrain.run(spark, prepared, sections(cfg, epochs=6, num_processes=n), tmp_path / f"n{n}")
+        n: retrain.run(spark, prepared, sections(cfg, epochs=6, num_processes=n),
+                       tmp_path / f"n{n}", is_local=True)
         for n in (1, 2)
     }
     two, one = results[2], results[1]
@@ -54,12 +56,13 @@ def test_checkpoint_of_another_configuration_is_refused(spark, cfg, prepared, tm
     (tmp_path / "train").mkdir()
     torch.save({"key": "someone-else", "epoch": 1}, tmp_path / "train" / CHECKPOINT)
     with pytest.raises(RunnerError, match="delete it or run in a new hydra.run.dir"):
-        retrain.run(spark, prepared, sections(cfg), tmp_path)
+        retrain.run(spark, prepared, sections(cfg), tmp_path, is_local=True)
 
 
 def test_barrier_tasks_need_enough_slots(spark, cfg, prepared, tmp_path):
     with pytest.raises(RunnerError, match="train.num_processes: 3 barrier tasks"):
-        retrain.run(spark, prepared, sections(cfg, num_processes=3, local_mode=False), tmp_path)
+        retrain.run(spark, prepared, sections(cfg, num_processes=3, local_mode=False), tmp_path,
+                    is_local=True)
 
 
 @pytest.mark.parametrize(
@@ -76,12 +79,12 @@ def test_validate_names_the_key(overrides, expected):
     assert any(expected in p for p in problems), problems
 
 
-def test_local_mode_follows_the_master():
-    assert retrain.resolve_local_mode(None, "local[*]") and retrain.resolve_local_mode(None, "local")
-    assert retrain.resolve_local_mode(None, "local-cluster[2,1,1024]")
-    assert not retrain.resolve_local_mode(False, "local-cluster[2,1,1024]")
-    assert not retrain.resolve_local_mode(None, "spark://host:7077")
-    assert retrain.resolve_local_mode(True, "spark://host:7077")
+@pytest.mark.parametrize(("option", "local"), [("local", True), ("local_cluster", True),
+                                               ("local_gpu", True), ("standalone", False)])
+def test_local_mode_follows_the_target(option, local):
+    cfg = compose_config([f"deploy={option}"])
+    assert retrain.resolve_local_mode(None, target_for(cfg.deploy).is_local) is local
+    assert retrain.resolve_local_mode(not local, local) is not local  # train.local_mode wins
 
 
 @pytest.mark.cluster

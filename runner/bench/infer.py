@@ -53,14 +53,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from omegaconf import OmegaConf
 
-    from runner.serve import infer
     from runner.cluster.spark import build_session, stop_session
+    from runner.cluster.targets.local import local
+    from runner.serve import infer
 
-    deploy = OmegaConf.create({
-        "master": f"local[{args.cores}]", "app_name": "bench-infer",
-        "spark_conf": {"spark.sql.shuffle.partitions": str(args.cores)},
-    })
-    spark = build_session(deploy, WORK / "logs")
+    target = local(f"local[{args.cores}]", app_name="bench-infer",
+                   spark_conf={"spark.sql.shuffle.partitions": str(args.cores)})
+    spark = build_session(target, WORK / "logs")
     data = _synthetic(spark, args.rows, args.cores)
     files = data.files("test")
     artifact = _artifact()

@@ -1,6 +1,6 @@
 """Preprocessing at scale: our Spark stage vs the same steps in pandas, one process.
 
-Both generate the same synthetic rows (``runner.data.sources.synthetic_rows``), split them
+Both generate the same synthetic rows (``runner.data.sources.synthetic.synthetic_rows``), split them
 stratified by label, fit a standard scaler on train, apply it and write Parquet. Each
 engine and size runs in a fresh process, which reports its wall time and peak memory:
 the driver's Python process (``ru_maxrss``) and, for Spark, the driver JVM's peak
@@ -77,7 +77,7 @@ def _job(engine: str, rows: int, features: int) -> dict:
 def _config(rows: int, features: int, cache_dir: Path):
     from omegaconf import OmegaConf
 
-    from runner.config import SyntheticDataConfig
+    from runner.data.sources.synthetic import SyntheticDataConfig
 
     return OmegaConf.structured(SyntheticDataConfig(
         name="synthetic", rows=rows, num_features=features, num_classes=4, cache=False,
@@ -86,13 +86,11 @@ def _config(rows: int, features: int, cache_dir: Path):
 
 def _spark(rows: int, features: int, tmp: Path) -> int:
     """Our stage on local[*]; returns the driver JVM's peak resident MB."""
-    from omegaconf import OmegaConf
-
-    from runner.data import preprocess
     from runner.cluster.spark import build_session, stop_session
+    from runner.cluster.targets.local import local
+    from runner.data import preprocess
 
-    deploy = OmegaConf.create({"master": "local[*]", "app_name": "bench", "spark_conf": {}})
-    spark = build_session(deploy, tmp / "logs")
+    spark = build_session(local(app_name="bench"), tmp / "logs")
     try:
         preprocess.run(spark, _config(rows, features, tmp / "cache"), tmp / "cache")
         status = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/status").read_text()
@@ -108,7 +106,7 @@ def _pandas(rows: int, features: int, tmp: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from runner.data.sources import synthetic_centroids, synthetic_rows
+    from runner.data.sources.synthetic import synthetic_centroids, synthetic_rows
 
     cfg = _config(rows, features, tmp)
     ids = np.arange(rows)

@@ -37,15 +37,18 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n_trials, epochs = args.trials, args.epochs
 
+    from omegaconf import OmegaConf
+
+    from runner.cluster.spark import build_session, stop_session
+    from runner.cluster.targets import target_for
+    from runner.config import CONF_DIR, compose
     from runner.data import preprocess
     from runner.tune import sweep
-    from runner.config import compose
-    from runner.cluster.spark import build_session, stop_session
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
-                          f"train.epochs={epochs}", "search.sampler=random"])
-    spark = build_session(cfg.deploy, work / "logs")
+                          f"train.epochs={epochs}", "search/sampler=random"])
+    spark = build_session(target_for(cfg.deploy), work / "logs")
     try:
         prepared = preprocess.run(spark, cfg.data, work / "cache")
         cfg.search.n_trials = 2
@@ -89,7 +92,8 @@ def main(argv: list[str]) -> int:
         }
         for sampler in quality:
             for seed in SEEDS:
-                cfg.search.sampler, cfg.search.seed = sampler, seed
+                cfg.search.seed = seed
+                cfg.search.sampler = OmegaConf.load(CONF_DIR / f"search/sampler/{sampler}.yaml")
                 result = sweep.run(spark, prepared, cfg, work / f"{sampler}-{seed}")
                 quality[sampler].append(result.best.metrics["val_accuracy"])
     finally:

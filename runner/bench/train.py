@@ -52,7 +52,8 @@ def main(argv: list[str]) -> None:
                               "num_processes": n, "use_gpu": False, "local_mode": True},
                 }
                 began = time.perf_counter()
-                result = retrain.run(spark, prepared, sections, work / f"n{n}-s{seed}")
+                result = retrain.run(spark, prepared, sections, work / f"n{n}-s{seed}",
+                                     is_local=True)
                 wall = time.perf_counter() - began
                 model = result.artifact.build()
                 with torch.no_grad():

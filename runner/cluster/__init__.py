@@ -1,1 +1,2 @@
-"""Spark: the only session builder, GPU resource planning, the local standalone cluster."""
+"""Spark: deploy targets, the only session builder, GPU resource planning, the local
+standalone cluster."""

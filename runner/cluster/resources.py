@@ -11,54 +11,48 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
-
-DISCOVERY_SCRIPT = Path(__file__).with_name("gpu_discovery.sh")
+from runner.cluster.targets import Target, target_for
 
 
 @dataclass(frozen=True)
 class GpuPlan:
-    """The deploy settings to use, and a line for the user when they changed."""
+    """The target this run starts on this machine, and a line for the user when it differs
+    from the configured one. The run's config is never changed: it reproduces the run."""
 
-    deploy: Any
+    target: Target
     note: str = ""
 
 
-def plan(deploy: Any, visible_gpus: int | None = None) -> GpuPlan:
-    """Fit GPU requests to this machine: drop them without GPUs, give a local cluster its GPUs."""
-    from omegaconf import OmegaConf, open_dict
+def plan(target: Target, visible_gpus: int | None = None) -> GpuPlan:
+    """Fit GPU requests to this machine: drop them without GPUs, give a local cluster its GPUs.
 
-    if deploy.gpus_per_trial <= 0:
-        return GpuPlan(deploy)
-    if deploy.gpus_per_trial > 1 and deploy.gpus_per_trial != int(deploy.gpus_per_trial):
-        raise RunnerError(
-            f"deploy.gpus_per_trial: {deploy.gpus_per_trial} must be at most 1 or a whole number"
-        )
-    local = deploy.master.startswith("local")
-    if not local:
-        return GpuPlan(deploy)
+    ``local[*]`` cannot schedule GPU tasks, so with GPUs it becomes ``local-cluster[1,C,M]``.
+    """
+    from omegaconf import OmegaConf
+
+    from runner.cluster.targets.local_cluster import LocalClusterDeployConfig
+
+    deploy = target.cfg
+    if deploy.gpus_per_trial <= 0 or not target.is_local:
+        return GpuPlan(target)
     gpus = count_gpus() if visible_gpus is None else visible_gpus
-    conf = dict(deploy.spark_conf)
-    if gpus == 0 and "spark.worker.resource.gpu.discoveryScript" not in conf:
+    if gpus == 0 and "spark.worker.resource.gpu.discoveryScript" not in deploy.spark_conf:
         cpu_only = OmegaConf.merge(deploy, {"gpus_per_trial": 0.0})
-        return GpuPlan(cpu_only, "no GPU found on this machine: trials run on the CPU")
+        return GpuPlan(type(target)(cpu_only),
+                       "no GPU found on this machine: trials run on the CPU")
     note = ""
-    master = deploy.master
-    if master.startswith("local["):
+    if target.embedded:
         cores = os.cpu_count() or 1
-        master = f"local-cluster[1,{cores},{max(2048, 1024 * cores)}]"
-        note = f"{gpus} GPU(s) found: running {master} so Spark can schedule them"
-    conf.setdefault("spark.worker.resource.gpu.amount", str(gpus))
-    conf.setdefault("spark.worker.resource.gpu.discoveryScript", str(DISCOVERY_SCRIPT))
-    conf.setdefault("spark.executor.resource.gpu.amount",
-                    conf["spark.worker.resource.gpu.amount"])
-    planned = OmegaConf.merge(deploy, {})  # a copy; struct mode refuses new spark_conf keys
-    with open_dict(planned):
-        planned.master = master
-        planned.spark_conf = conf
+        common = {k: deploy[k] for k in ("name", "app_name", "spark_conf", "python",
+                                         "connect_timeout_s", "cpus_per_trial", "gpus_per_trial")}
+        deploy = OmegaConf.merge(OmegaConf.structured(LocalClusterDeployConfig), common, {
+            "executors": 1, "cores": cores, "memory_mb": max(2048, 1024 * cores)})
+        note = f"{gpus} GPU(s) found: running {deploy.master} so Spark can schedule them"
+    if deploy.gpus_per_executor <= 0:  # the machine's GPUs, dealt to the executors
+        deploy = OmegaConf.merge(deploy, {"gpus_per_executor": max(1, gpus // deploy.executors)})
+    planned = target_for(deploy)
     return GpuPlan(planned, note)
 
 
@@ -69,11 +63,10 @@ def count_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def trial_profile(deploy: Any):
+def trial_profile(target: Target):
     """The task resource profile for the sweep's slot tasks, or None for Spark's default."""
-    if deploy.master.startswith("local[") or (
-        deploy.cpus_per_trial <= 1 and deploy.gpus_per_trial <= 0
-    ):
+    deploy = target.cfg
+    if target.embedded or (deploy.cpus_per_trial <= 1 and deploy.gpus_per_trial <= 0):
         return None
     from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
 

@@ -1,4 +1,4 @@
-"""DeployConfig -> SparkSession: the only place a session is built."""
+"""A deploy target -> SparkSession: the only place a session is built."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from runner.errors import RunnerError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from runner.cluster.targets import Target
 
 # Quiet, small-data-friendly defaults; any of them can be overridden in deploy.spark_conf.
 _DEFAULT_CONF = {
@@ -47,24 +49,16 @@ appender.file.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
 
 _active: dict[str, Any] = {}
 
-_GPU_DISCOVERY = Path(__file__).with_name("gpu_discovery.sh")
-
-
-def target_settings(deploy: Any) -> dict[str, str]:
-    """The ``spark.*`` settings a deploy config maps to (before ``deploy.spark_conf``)."""
-    return _TARGETS[_schema_name(deploy)](deploy)
-
-
-def build_session(deploy: Any, log_dir: Path) -> "SparkSession":
-    """Start (or reuse, when the deploy settings are unchanged) the experiment's session.
+def build_session(target: "Target", log_dir: Path) -> "SparkSession":
+    """Start (or reuse, when the settings are unchanged) the session of a deploy target.
 
     Spark's own log goes to ``log_dir/spark.log``, not the terminal. The session is
     stopped when the process exits, so a multirun shares one session across jobs.
     A master that does not answer within ``deploy.connect_timeout_s`` is a RunnerError.
     """
-    connect = _is_connect_url(deploy.master)
-    defaults = _CONNECT_DEFAULTS if connect else _DEFAULT_CONF
-    conf = {**defaults, **target_settings(deploy),
+    deploy = target.cfg
+    defaults = _CONNECT_DEFAULTS if target.remote else _DEFAULT_CONF
+    conf = {**defaults, **target.spark_conf(),
             **{str(k): str(v) for k, v in deploy.spark_conf.items()}}
     key = json.dumps({"master": deploy.master, "conf": conf}, sort_keys=True)
     if _active.get("key") == key:
@@ -75,11 +69,11 @@ def build_session(deploy: Any, log_dir: Path) -> "SparkSession":
     from pyspark.sql import SparkSession
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    if connect:
+    if target.remote:
         session = _start(SparkSession.builder.remote(deploy.master), deploy, conf)
     else:
         _require_java()
-        os.environ["PYSPARK_PYTHON"] = deploy.get("python") or sys.executable
+        os.environ["PYSPARK_PYTHON"] = deploy.python or sys.executable
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         log_dir.mkdir(parents=True, exist_ok=True)
         log4j = log_dir / "log4j2.properties"
@@ -91,7 +85,7 @@ def build_session(deploy: Any, log_dir: Path) -> "SparkSession":
         with _stderr_to(log_dir / "spark.log"):
             session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
         session.sparkContext.setLogLevel("ERROR")
-        if "executor_wait_s" in deploy:
+        if target.waits_for_executors:
             _await_executor(session, deploy)
     _active.update(key=key, session=session)
     return session
@@ -186,107 +180,9 @@ def _master_address(master: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(2))) if match else None
 
 
-def _is_connect_url(master: str) -> bool:
-    return master.startswith("sc://")
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def _schema_name(deploy: Any) -> str:
-    """The ``base_<name>`` schema a deploy config was built from ("deploy" for a plain dict)."""
-    from omegaconf import OmegaConf
-
-    from runner.config import DEPLOY_SCHEMAS
-
-    node_type = OmegaConf.get_type(deploy) if OmegaConf.is_config(deploy) else None
-    names = {schema: name for name, schema in DEPLOY_SCHEMAS.items()}
-    return names.get(node_type, "deploy")
-
-
-def _none(deploy: Any) -> dict[str, str]:
-    return {}
-
-
-def _executors(deploy: Any) -> dict[str, str]:
-    """Executor sizes and GPUs, common to every cluster target.
-
-    No default task GPU amount: trials ask for theirs (``deploy.gpus_per_trial``) through a
-    task resource profile, which Spark allows only when the default is left unset.
-    """
-    conf = {}
-    if deploy.executor_cores is not None:
-        conf["spark.executor.cores"] = str(deploy.executor_cores)
-    if deploy.executor_memory is not None:
-        conf["spark.executor.memory"] = str(deploy.executor_memory)
-    if deploy.gpus_per_executor > 0:
-        script = deploy.gpu_discovery_script or str(_GPU_DISCOVERY)
-        conf.update({
-            "spark.executor.resource.gpu.amount": str(deploy.gpus_per_executor),
-            "spark.executor.resource.gpu.discoveryScript": script,
-        })
-    return conf
-
-
-def _local_cluster(deploy: Any) -> dict[str, str]:
-    """The embedded Worker owns the GPUs (all on it: several workers would claim the same)."""
-    conf = _executors(deploy)
-    if deploy.gpus_per_executor > 0:
-        conf["spark.worker.resource.gpu.amount"] = str(deploy.gpus_per_executor * deploy.executors)
-        conf["spark.worker.resource.gpu.discoveryScript"] = conf[
-            "spark.executor.resource.gpu.discoveryScript"]
-    return conf
-
-
-def _standalone(deploy: Any) -> dict[str, str]:
-    conf = _executors(deploy)
-    if deploy.cores_max is not None:
-        conf["spark.cores.max"] = str(deploy.cores_max)
-    return conf
-
-
-def _yarn(deploy: Any) -> dict[str, str]:
-    conf = {**_executors(deploy), "spark.executor.instances": str(deploy.executors)}
-    if deploy.queue:
-        conf["spark.yarn.queue"] = deploy.queue
-    return conf
-
-
-def _k8s(deploy: Any) -> dict[str, str]:
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_missing(deploy, "image"):
-        raise RunnerError("deploy.image: deploy=k8s needs the executors' container image; "
-                          "set deploy.image=REGISTRY/IMAGE:TAG")
-    conf = {
-        **_executors(deploy),
-        "spark.kubernetes.container.image": deploy.image,
-        "spark.kubernetes.namespace": deploy.namespace,
-        "spark.executor.instances": str(deploy.executors),
-    }
-    if deploy.gpus_per_executor > 0:
-        conf["spark.executor.resource.gpu.vendor"] = deploy.gpu_vendor
-    return conf
-
-
-def _connect(deploy: Any) -> dict[str, str]:
-    if deploy.task_slots is None:
-        return {}
-    return {"spark.default.parallelism": str(deploy.task_slots)}
-
-
-# schema name (runner.config.DEPLOY_SCHEMAS) -> its spark.* settings
-_TARGETS = {
-    "deploy": _none,
-    "local": _none,
-    "local_cluster": _local_cluster,
-    "standalone": _standalone,
-    "yarn": _yarn,
-    "k8s": _k8s,
-    "connect": _connect,
-}
 
 
 @contextmanager

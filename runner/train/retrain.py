@@ -59,7 +59,9 @@ def validate(cfg: Any) -> list[str]:
             f"train.batch_size: {train.batch_size} is the global batch and must be at least "
             f"train.num_processes ({train.num_processes})"
         )
-    local_mode = resolve_local_mode(train.local_mode, cfg.deploy.master)
+    from runner.cluster.targets import target_for
+
+    local_mode = resolve_local_mode(train.local_mode, target_for(cfg.deploy).is_local)
     if train.use_gpu and not local_mode and _task_gpus(cfg.deploy.spark_conf) < 1:
         problems.append(
             "train.use_gpu: GPU training on executors needs deploy.spark_conf."
@@ -69,16 +71,14 @@ def validate(cfg: Any) -> list[str]:
     return problems
 
 
-def resolve_local_mode(local_mode: Any, master: str) -> bool:
-    """``null``: local mode (torchrun on the driver) on one machine, barrier tasks on a cluster.
+def resolve_local_mode(local_mode: Any, is_local: bool) -> bool:
+    """``null``: local mode (torchrun on the driver) on a local target, barrier tasks on a cluster.
 
-    One machine means ``local``, ``local[...]`` and ``local-cluster[...]``: the driver sees
-    every core and GPU there, and executors' GPUs are usually claimed per sweep trial by
+    On a local target (``Target.is_local``: ``local[N]``, ``local-cluster[...]``) the driver
+    sees every core and GPU, and executors' GPUs are usually claimed per sweep trial by
     stage-level profiles, which TorchDistributor cannot use.
     """
-    if local_mode is not None:
-        return bool(local_mode)
-    return master.startswith("local")
+    return is_local if local_mode is None else bool(local_mode)
 
 
 def run(
@@ -86,8 +86,11 @@ def run(
     prepared: PreparedDataset,
     sections: dict[str, Any],
     run_dir: Path,
+    *,
+    is_local: bool,
 ) -> TrainResult:
-    """Train ``sections`` (resolved ``model``/``optimizer``/``train``) on train+val.
+    """Train ``sections`` (resolved ``model``/``optimizer``/``train``) on train+val; ``is_local``:
+    the deploy target is this machine (``Target.is_local``).
 
     Raises:
         RunnerError: the checkpoint in ``run_dir`` belongs to another configuration, or
@@ -98,8 +101,7 @@ def run(
     from runner.train.ddp import CHECKPOINT, train_process
 
     train = sections["train"]
-    master = spark.conf.get("spark.master", "local[*]")
-    local_mode = resolve_local_mode(train["local_mode"], master)
+    local_mode = resolve_local_mode(train["local_mode"], is_local)
     use_gpu, spark_gpu = _resolve_gpu(spark, train, local_mode)
     num_processes = int(train["num_processes"])
     if not local_mode:

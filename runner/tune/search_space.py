@@ -10,15 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import RunnerError
+from omegaconf import OmegaConf
 
-SAMPLERS = {
-    "tpe": "TPESampler",
-    "random": "RandomSampler",
-    "grid": "RandomSampler",  # over enqueued grid points: see create_study
-}
-# Samplers whose draws ignore finished trials: a sweep can draw all of them at once.
-RESULT_BLIND = ("random", "grid")
+from runner.errors import RunnerError, first_line
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -55,33 +49,63 @@ def parse(params: Mapping[str, Any]) -> dict[str, Any]:
     return space
 
 
-def create_study(name: str, seed: int, space: Mapping[str, Any], **study_args: Any):
-    """An Optuna study sampling ``space`` with the sampler called ``name``, seeded.
+def policies(search: Any) -> tuple[Any, Any]:
+    """The Optuna sampler and pruner that ``search.sampler`` and ``search.pruner`` name.
+
+    Raises:
+        RunnerError: either is not a ``_target_`` node building an Optuna sampler / pruner
+            (``search.sampler=random``, the old form, is told to use ``search/sampler=random``).
+    """
+    problems, built = [], []
+    for key, base in (("sampler", "optuna.samplers.BaseSampler"),
+                      ("pruner", "optuna.pruners.BasePruner")):
+        node = search.get(key)
+        if not OmegaConf.is_dict(node) or "_target_" not in node:
+            problems.append(f"search.{key}: {node!r} is not a {key} config; choose one with "
+                            f"search/{key}={node if isinstance(node, str) else 'OPTION'} "
+                            f"(a file in conf/search/{key}/)")
+            continue
+        try:
+            built.append(_build(node, base))
+        except Exception as err:  # an unknown class or wrong arguments (Hydra wraps the cause)
+            cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
+            problems.append(f"search.{key}: cannot build {node._target_} "
+                            f"({first_line(cause)}); fix conf/search/{key}/ or "
+                            f"choose another with search/{key}=OPTION")
+    if problems:
+        raise RunnerError("; ".join(problems))
+    return built[0], built[1]
+
+
+def result_blind(sampler: Any) -> bool:
+    """Whether ``sampler``'s draws ignore finished trials (a sweep can draw them all at once)."""
+    import optuna
+
+    return isinstance(sampler, (optuna.samplers.RandomSampler, optuna.samplers.QMCSampler))
+
+
+def create_study(sampler: Any, space: Mapping[str, Any], **study_args: Any):
+    """An Optuna study sampling ``space`` with ``sampler``.
 
     An existing study of the same name in ``study_args["storage"]`` is loaded, not
-    replaced. ``grid`` enqueues every combination in a seeded order (Optuna's
-    ``GridSampler`` calls ``study.stop()``, which ask/tell does not allow).
+    replaced. A :class:`~runner.tune.grid.GridSampler` study gets every grid point
+    enqueued, in an order shuffled by the sampler's seed.
     """
     import itertools
     import random
 
     import optuna
 
-    if name not in SAMPLERS:
-        raise RunnerError(f"search.sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
-    if name == "grid":
+    from runner.tune.grid import GridSampler
+
+    study = optuna.create_study(sampler=sampler, load_if_exists=True, **study_args)
+    if isinstance(sampler, GridSampler) and not study.trials:
         grid = grid_values(space)
         points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-        random.Random(seed).shuffle(points)
-        study = optuna.create_study(
-            sampler=optuna.samplers.RandomSampler(seed), load_if_exists=True, **study_args
-        )
-        if not study.trials:
-            for point in points:
-                study.enqueue_trial(point)
-        return study
-    sampler = getattr(optuna.samplers, SAMPLERS[name])(seed=seed)
-    return optuna.create_study(sampler=sampler, load_if_exists=True, **study_args)
+        random.Random(sampler.seed).shuffle(points)
+        for point in points:
+            study.enqueue_trial(point)
+    return study
 
 
 def grid_values(space: Mapping[str, Any]) -> dict[str, list[Any]]:
@@ -96,8 +120,8 @@ def grid_values(space: Mapping[str, Any]) -> dict[str, list[Any]]:
             grid[key] = list(range(dist.low, dist.high + 1, dist.step))
         else:
             raise RunnerError(
-                f"search.params.{key}: search.sampler=grid needs choice() or range(), "
-                "not an interval; use search.sampler=tpe or random"
+                f"search.params.{key}: search/sampler=grid needs choice() or range(), "
+                "not an interval; use search/sampler=tpe or random"
             )
     return grid
 
@@ -107,6 +131,15 @@ def grid_size(space: Mapping[str, Any]) -> int:
     for values in grid_values(space).values():
         size *= len(values)
     return size
+
+
+def _build(node: Any, base: str) -> Any:
+    from hydra.utils import get_class, instantiate
+
+    built = instantiate(node)
+    if not isinstance(built, get_class(base)):
+        raise TypeError(f"not an {base.rsplit('.', 1)[1]}")
+    return built
 
 
 def _distribution(sweep: Any):

@@ -30,6 +30,7 @@ from runner.errors import RunnerError
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import long_columns, task_slots
+from runner.cluster.targets import Target, target_for
 from runner.train.trial import TrialOutcome
 from runner.tune.trial_cost import TrialCost, training_work
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 METRICS = ("val_accuracy", "val_loss", "train_loss")
-PRUNERS = {"none": None, "median": "MedianPruner", "asha": "SuccessiveHalvingPruner"}
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,10 @@ def validate(cfg: Any) -> list[str]:
         problems.append(f"search.direction: {search.direction!r} is not maximize or minimize")
     if search.metric not in METRICS:
         problems.append(f"search.metric: {search.metric!r} is not one of {', '.join(METRICS)}")
-    if search.sampler not in search_space.SAMPLERS:
-        problems.append(
-            f"search.sampler: {search.sampler!r} is not one of {', '.join(search_space.SAMPLERS)}"
-        )
-    if search.pruner not in PRUNERS:
-        problems.append(f"search.pruner: {search.pruner!r} is not one of {', '.join(PRUNERS)}")
+    try:
+        search_space.policies(search)
+    except RunnerError as err:
+        problems.append(str(err))
     if search.trial_timeout is not None and search.trial_timeout <= 0:
         problems.append(f"search.trial_timeout: must be positive seconds or null")
     try:
@@ -99,37 +97,42 @@ def run(
     prepared: PreparedDataset,
     cfg: Any,
     run_dir: Path,
+    target: Target | None = None,
     on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
     on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
     on_trial_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None,
 ) -> SweepResult:
-    """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time."""
+    """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time, on ``target``
+    (the GPU plan's; None: the one ``cfg.deploy`` names)."""
     import optuna
 
+    from runner.tune.grid import GridSampler
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    target = target or target_for(cfg.deploy)
     search = cfg.search
     space = search_space.parse(search.params)
+    sampler, pruner = search_space.policies(search)
     n_trials = search.n_trials
-    if search.sampler == "grid":
+    if isinstance(sampler, GridSampler):
         n_trials = min(n_trials, search_space.grid_size(space))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _TrialLog(run_dir, search.metric, search.direction)
     study = search_space.create_study(
-        search.sampler,
-        search.seed,
+        sampler,
         space,
         storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal"))
         ),
         study_name="sweep",
         direction=search.direction,
-        pruner=_pruner(search.pruner),
+        pruner=pruner,
     )
     earlier = log.read()
     _requeue_interrupted(study, finished=set(earlier))
     parallelism = min(
         max(1, n_trials - len(earlier)),
-        search.parallelism or slots_per_cluster(task_slots(spark), cfg.deploy),
+        search.parallelism or slots_per_cluster(task_slots(spark), target.cfg),
     )
     on_start(n_trials, parallelism)
 
@@ -145,9 +148,9 @@ def run(
         make_spec=lambda number, params: _spec(cfg, prepared, number, params),
         on_finish=finished,
         on_start=on_trial_start,
-        pruning=search.pruner != "none",
+        pruning=not isinstance(pruner, optuna.pruners.NopPruner),
         cost=(TrialCost(lambda params: _work(cfg, prepared, params))
-              if search.sampler in search_space.RESULT_BLIND else None),
+              if search_space.result_blind(sampler) else None),
         started=len(earlier),
         outcomes={n: o for n, (o, _) in earlier.items()},
         params={n: p for n, (_, p) in earlier.items()},
@@ -155,7 +158,7 @@ def run(
     for outcome, params in earlier.values():
         on_trial(outcome, params)
     if len(earlier) < n_trials:
-        _run_slots(spark, coordinator, parallelism, cfg.deploy)
+        _run_slots(spark, coordinator, parallelism, target)
 
     trials = [coordinator.outcomes[n] for n in sorted(coordinator.outcomes)]
     if not any(t.state == "COMPLETE" for t in trials):
@@ -238,16 +241,6 @@ def _requeue_interrupted(study: Any, finished: set[int]) -> None:
             study.enqueue_trial(trial.params)
 
 
-def _pruner(name: str):
-    import optuna
-
-    if PRUNERS[name] is None:
-        return optuna.pruners.NopPruner()
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
-    return getattr(optuna.pruners, PRUNERS[name])()
-
-
 def _work(cfg: Any, prepared: PreparedDataset, params: dict[str, Any]) -> tuple[float, float]:
     """A trial's optimizer steps and training FLOPs, for its estimated length."""
     sections = trial_config(cfg, params)
@@ -272,18 +265,19 @@ def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, An
     }
 
 
-def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int, deploy: Any) -> None:
+def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
+               target: Target) -> None:
     """One Spark job of ``slots`` tasks, each pulling trials until none are left."""
     from runner.cluster.resources import trial_profile
 
     host = os.environ.get("SPARK_LOCAL_IP") or spark.conf.get("spark.driver.host", "127.0.0.1")
     server = coordinator.serve(host)
     try:
-        profile = trial_profile(deploy)
+        profile = trial_profile(target)
         slot_ids = spark.range(slots, numPartitions=slots)
         kwargs = {"profile": profile} if profile is not None else {}
         slot_ids.mapInPandas(
-            _slot_task(server.url, int(deploy.cpus_per_trial), coordinator.pruning),
+            _slot_task(server.url, int(target.cfg.cpus_per_trial), coordinator.pruning),
             long_columns("slot", "trials"),
             **kwargs,
         ).collect()

@@ -1,0 +1,34 @@
+"""The ``model`` group: a torch ``nn.Module`` by ``_target_``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    """A torch ``nn.Module`` built by ``hydra.utils.instantiate``.
+
+    The runner passes ``input_shape`` and ``num_classes`` from the prepared data.
+    """
+
+    _target_: str = MISSING
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    _target_: str = "models.mlp.MLP"
+    hidden: int = 128
+    depth: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    _target_: str = "models.cnn.CNN"
+    channels: int = 32
+    hidden: int = 128
+    dropout: float = 0.2
+

@@ -1,0 +1,55 @@
+"""``data=digits|wine|breast_cancer``: a data set bundled with scikit-learn (no download)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from omegaconf import MISSING
+
+from runner.config.data import DataConfig
+from runner.data.sources import RawData
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DATASETS = ("digits", "wine", "breast_cancer", "iris")
+
+
+@dataclass
+class SklearnDataConfig(DataConfig):
+    """A data set bundled with scikit-learn (no download)."""
+
+    _target_: str = "runner.data.sources.sklearn.SklearnSource"
+    dataset: str = MISSING  # digits | wine | breast_cancer | iris
+    image_shape: Optional[list[int]] = None  # e.g. [1, 8, 8] for digits; null: tabular
+
+
+class SklearnSource:
+    """A data set bundled with scikit-learn: small, built on the driver."""
+
+    def validate(self, cfg: Any) -> list[str]:
+        if cfg.dataset in DATASETS:
+            return []
+        return [f"data.dataset: unknown scikit-learn data set {cfg.dataset!r}; "
+                f"choose one of {', '.join(DATASETS)}"]
+
+    def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
+        import sklearn
+
+        return {"sklearn": sklearn.__version__}
+
+    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+        import pandas as pd
+        from sklearn import datasets
+
+        bunch = getattr(datasets, f"load_{cfg.dataset}")()
+        frame = pd.DataFrame(
+            {
+                "id": range(len(bunch.target)),
+                "label": bunch.target.astype("int64"),
+                "features": list(bunch.data.astype("float64")),
+            }
+        )
+        df = spark.createDataFrame(frame, schema="id long, label long, features array<double>")
+        return RawData(df, "label", None)
