@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from hydra_plugins.hydra_spark_launcher.spark_launcher import driver_job
 from runner.config import register_configs
 from runner.errors import RunnerError
 
@@ -18,17 +19,33 @@ register_configs()
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
+@driver_job  # hydra/launcher=spark runs our jobs on driver threads sharing one Spark app
 def main(cfg: DictConfig) -> float | None:
     """Run one experiment; return the best val metric (for Hydra sweepers; None for stages=[infer])."""
+    import threading
+
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    from runner import pipeline
+    from runner import multirun, pipeline
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # Jobs on other threads run beside each other: plain lines, each with its job's number.
+    prefix = "" if threading.current_thread() is threading.main_thread() else (
+        f"[#{hydra_cfg.job.num}] ")
     try:
-        summary = pipeline.run(cfg, run_dir, Path(hydra.utils.get_original_cwd()))
-    except RunnerError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        summary = pipeline.run(cfg, run_dir, Path(hydra.utils.get_original_cwd()), prefix)
+    except Exception as err:
+        multirun.record_failure(run_dir, err)
+        if not isinstance(err, RunnerError):
+            raise
+        # A job on a thread prints beside the others (stderr may be going to the log file
+        # of a Spark session another job is starting).
+        print(f"{prefix}error: {err}", file=sys.stdout if prefix else sys.stderr, flush=True)
+        if in_multirun:  # this job fails; Hydra runs the others
+            raise multirun.JobFailed(hydra_cfg.job.num, hydra_cfg.overrides.task, err) from None
         sys.exit(2)
     return summary["best"]["metrics"][cfg.search.metric] if "best" in summary else None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from runner import stages
 from runner.cluster import resources
-from runner.cluster.spark import build_session
+from runner.cluster.spark import build_session, experiment
 from runner.cluster.targets import target_for
 from runner.data import preprocess
 from runner.data.prepared import PreparedDataset, location
@@ -42,17 +42,21 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         raise RunnerError("; ".join(problems))
 
 
-def run(cfg: Any, run_dir: Path, original_cwd: Path) -> dict[str, Any]:
-    """Run the experiment's stages (or, with ``stages=[infer]``, a saved model) into ``run_dir``."""
+def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[str, Any]:
+    """Run the experiment's stages (or, with ``stages=[infer]``, a saved model) into ``run_dir``.
+
+    ``prefix`` starts each plain output line, and turns the live display off: jobs that
+    run beside each other (hydra/launcher=spark) each print their lines.
+    """
     out = infer.output_path(cfg.inference, run_dir, original_cwd)
     if stages.saved_model(cfg):
         return run_infer(cfg, run_dir, original_cwd, out)
     validate(cfg, out)
     start = time.perf_counter()
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet,
-                        verbose=cfg.verbose)
+                        verbose=cfg.verbose, prefix=prefix)
     cache_root = location(cfg.data.cache_dir, original_cwd)
-    with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter:
+    with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter, experiment(run_dir.name):
         gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
         if gpu_plan.note:
             reporter.info(f"[deploy] {gpu_plan.note}")

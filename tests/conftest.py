@@ -125,3 +125,16 @@ def terminal_multirun(tmp_path_factory):
     )
     assert code == 0, screen.decode(errors="replace")[-3000:]
     return sweep_dir, screen, mlruns
+
+
+@pytest.fixture(scope="session")
+def spark_multirun(tmp_path_factory):
+    """The issue's 4-job multirun through hydra/launcher=spark (model=cnn data=wine fails its
+    config check): (multirun dir, cache dir, the finished process), shared by the multirun
+    and compare tests."""
+    tmp = tmp_path_factory.mktemp("spark-multirun")
+    sweep_dir, cache = tmp / "multi", tmp / "cache"
+    proc = run_cli(["-m", "hydra/launcher=spark", "model=mlp,cnn", "data=digits,wine",
+                    "search.n_trials=2", "train.epochs=2", f"hydra.sweep.dir={sweep_dir}",
+                    f"data.cache_dir={cache}"], tmp, timeout=600)
+    return sweep_dir, cache, proc

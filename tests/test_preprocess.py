@@ -51,7 +51,8 @@ def test_second_run_is_a_cache_hit_and_cache_false_recomputes(spark, cfg, tmp_pa
     cfg.data.cache = False
     forced = preprocess.run(spark, cfg.data, tmp_path / "cache")
     assert not forced.cache_hit and forced.fingerprint == first.fingerprint
-    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+    left = [p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+    assert left == [f".{first.fingerprint}.lock"]  # the builders' lock; no temporary entry
 
 
 def test_fingerprint_follows_settings(spark, cfg):
@@ -73,10 +74,24 @@ def test_bad_image_shape_leaves_nothing_cached(spark, cfg, tmp_path):
     cfg.data.image_shape = [1, 9, 9]
     with pytest.raises(RunnerError, match="data.image_shape"):
         preprocess.run(spark, cfg.data, tmp_path / "cache")
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert [p for p in (tmp_path / "cache").iterdir() if p.suffix != ".lock"] == []
 
 
 def test_meta_records_the_config(spark, cfg, tmp_path):
     prepared = preprocess.run(spark, cfg.data, tmp_path / "cache")
     meta = json.loads((tmp_path / "cache" / prepared.fingerprint / "meta.json").read_text())
     assert meta["config"]["dataset"] == "digits"
+
+
+def test_jobs_preparing_the_same_data_at_once_build_one_entry(spark, cfg, tmp_path):
+    # Two concurrent multirun jobs (driver threads) need digits: one builds, one waits and hits.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: preprocess.run(spark, cfg.data, tmp_path / "cache"),
+                                range(2)))
+    assert sorted(r.cache_hit for r in results) == [False, True]
+    assert results[0].path == results[1].path
+    entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    assert [p.name for p in entries] == [results[0].fingerprint]
+    assert (entries[0] / "meta.json").exists()

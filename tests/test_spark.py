@@ -31,3 +31,37 @@ def test_unreachable_master_fails_fast_naming_the_key(tmp_path, scheme, spark):
         build_session(target_for(deploy), tmp_path)
     assert time.monotonic() - start < 5
     assert spark.range(3).count() == 3  # the running session is untouched
+
+
+def test_concurrent_experiments_share_one_session_in_their_own_pools(spark, tmp_path):
+    # Two experiments on threads (hydra/launcher=spark): one session, a FAIR pool each, half
+    # of the slots each for their sweeps, and every job a logs/spark.log.
+    import threading
+
+    from omegaconf import OmegaConf
+
+    from runner.cluster.spark import experiment, fair_share
+
+    deploy = OmegaConf.create({"master": "local[2]", "app_name": "tests",
+                               "spark_conf": {"spark.sql.shuffle.partitions": "2"}})
+    barrier = threading.Barrier(2)
+    seen = {}
+
+    def job(name):
+        with experiment(name):
+            session = build_session(deploy, tmp_path / name / "logs")
+            barrier.wait()  # both running
+            seen[name] = (session, session.sparkContext.getLocalProperty("spark.scheduler.pool"),
+                          fair_share(4))
+            barrier.wait()
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen["a"][0] is seen["b"][0] is spark
+    assert spark.conf.get("spark.scheduler.mode") == "FAIR"
+    assert [seen[n][1:] for n in ("a", "b")] == [("a", 2), ("b", 2)]
+    assert fair_share(4) == 4  # nobody else running
+    assert all((tmp_path / n / "logs" / "spark.log").exists() for n in ("a", "b"))

@@ -12,13 +12,21 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from hydra.version import _UNSPECIFIED_, VersionBase
 from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import (
+    BatchedSweeperTestSuite,
+    IntegrationTestSuite,
+    LauncherTestSuite,
+)
 from omegaconf import OmegaConf
 from pyspark import cloudpickle
 
-from hydra_plugins.hydra_spark_launcher import _core
-from hydra_plugins.hydra_spark_launcher.spark_launcher import SparkLauncher
+from hydra_plugins.hydra_spark_launcher import _core, _driver
+from hydra_plugins.hydra_spark_launcher._failures import JobExit
+from hydra_plugins.hydra_spark_launcher.spark_launcher import SparkLauncher, driver_job
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "tests" / "launcher_app" / "my_app.py"
@@ -31,11 +39,11 @@ class AppRun:
     output: str  # stdout and stderr
 
 
-def run_app(cwd: Path, *overrides: str) -> AppRun:
+def run_app(cwd: Path, *overrides: str, launcher: str = "spark") -> AppRun:
     """Runs the test app's multirun on the Spark launcher in a fresh Python process."""
     paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "SPARK_LOCAL_IP": "127.0.0.1"}
-    cmd = [sys.executable, str(APP), "-m", "hydra/launcher=spark", *overrides]
+    cmd = [sys.executable, str(APP), "-m", f"hydra/launcher={launcher}", *overrides]
     with subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
@@ -48,6 +56,12 @@ def job_results(sweep_dir: Path) -> List[List[int]]:
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: int(p.name))
     assert [p.name for p in jobs] == [str(i) for i in range(len(jobs))]
     return [[int(v) for v in (job / "result.txt").read_text().split()] for job in jobs]
+
+
+def launcher(**settings: Any) -> SparkLauncher:
+    defaults = dict(mode=None, master="local[2]", app_name="app", parallelism=None,
+                    cpus_per_job=None, gpus_per_job=None, spark_conf={}, stop_session=True)
+    return SparkLauncher(**{**defaults, **settings})
 
 
 def test_discovery() -> None:
@@ -65,7 +79,63 @@ def test_launcher_config_composes() -> None:
 def test_job_resources_on_local_master_rejected() -> None:
     # SparkLauncherError, but test_discovery reloads the module: match its base class.
     with pytest.raises(CompactHydraException, match="cpus_per_job/gpus_per_job"):
-        SparkLauncher("local[2]", "app", None, None, 1.0, {}, True)
+        launcher(gpus_per_job=1.0)
+
+
+def test_mode_follows_the_task_function_unless_set() -> None:
+    def plain(cfg: Any) -> None: ...
+
+    @driver_job
+    def spark_aware(cfg: Any) -> None: ...
+
+    cases = [(None, plain, "task"), (None, spark_aware, "driver"),
+             ("task", spark_aware, "task"), ("driver", plain, "driver")]
+    for mode, task_function, expected in cases:
+        chosen = launcher(mode=mode)
+        chosen.task_function = task_function
+        assert chosen.job_mode == expected
+    with pytest.raises(CompactHydraException, match="hydra.launcher.mode=threads"):
+        launcher(mode="threads")
+
+
+def test_hydra_config_is_per_thread_in_driver_mode() -> None:
+    # run_job sets HydraConfig for its job: jobs on threads must each read their own.
+    configs = {n: OmegaConf.create({"hydra": {"job": {"num": n}}}) for n in range(4)}
+    seen = {}
+    barrier = threading.Barrier(len(configs))
+
+    def job(n: int) -> None:
+        HydraConfig.instance().cfg = configs[n]
+        barrier.wait()  # every thread has set its own before any reads
+        seen[n] = HydraConfig.instance().cfg.hydra.job.num
+
+    before = HydraConfig.instance()
+    with _driver._hydra_config_per_thread():
+        threads = [threading.Thread(target=job, args=(n,)) for n in configs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert seen == {n: n for n in configs}
+    assert HydraConfig.instance() is before
+
+
+def test_exit_and_unpicklable_error_come_back_whole() -> None:
+    hydra_cfg = OmegaConf.create({"hydra": {"job": {"num": 1}}})
+
+    class Unpicklable(Exception):
+        lock = None
+
+    error = Unpicklable("holds a lock")
+    error.lock = threading.Lock()  # type: ignore[attr-defined]
+    ret = JobReturn(hydra_cfg=hydra_cfg, status=JobStatus.FAILED, _return_value=error)
+    sent = cloudpickle.loads(_core._dump_return(ret))._return_value
+    assert "Unpicklable: holds a lock" in str(sent)
+    assert "Traceback in the Spark task" in str(sent)
+
+    ret = JobReturn(hydra_cfg=hydra_cfg, status=JobStatus.FAILED, _return_value=JobExit(3))
+    sent = cloudpickle.loads(_core._dump_return(ret))._return_value
+    assert isinstance(sent, JobExit) and sent.code == 3
 
 
 def test_unpicklable_return_value_becomes_a_failure() -> None:
@@ -110,6 +180,32 @@ def test_failing_job_fails_multirun_like_basic_launcher(tmp_path: Path) -> None:
     assert not (tmp_path / "sweep" / "1" / "result.txt").exists()
 
 
+def attempts(job_dir: Path) -> int:
+    return len((job_dir / "attempts.txt").read_text().splitlines())
+
+
+@pytest.mark.slow
+def test_sys_exit_fails_its_job_only_with_the_basic_launchers_exit_code(tmp_path: Path) -> None:
+    basic = run_app(tmp_path, f"hydra.sweep.dir={tmp_path / 'basic'}", "x=exit", launcher="basic")
+    run = run_app(tmp_path, f"hydra.sweep.dir={tmp_path / 'sweep'}", "x=exit,1")
+    assert run.returncode == basic.returncode == 3, run.output
+    assert "#0 x=exit failed: SystemExit: 3" in run.output
+    assert "Traceback in the Spark task" in run.output and "sys.exit(3)" in run.output
+    assert (tmp_path / "sweep" / "1" / "result.txt").read_text().split()[0] == "2"
+    assert attempts(tmp_path / "sweep" / "0") == 1
+
+
+@pytest.mark.slow
+def test_unpicklable_exception_reaches_the_driver_with_its_traceback(tmp_path: Path) -> None:
+    run = run_app(tmp_path, f"hydra.sweep.dir={tmp_path / 'sweep'}", "x=unpicklable,1")
+    assert run.returncode == 1, run.output
+    assert "Unpicklable: job holds a lock" in run.output
+    assert "Traceback in the Spark task" in run.output
+    assert 'raise Unpicklable("job holds a lock")' in run.output
+    assert "cannot be sent back" not in run.output
+    assert (tmp_path / "sweep" / "1" / "result.txt").exists()
+
+
 @pytest.mark.slow
 def test_return_values_reach_the_sweeper(
     spark: Any, hydra_sweep_runner: Callable[..., Any], tmp_path: Path
@@ -146,3 +242,70 @@ def test_local_cluster_master(tmp_path: Path) -> None:
     results = job_results(tmp_path / "sweep")
     assert [value for value, _ in results] == [2, 4]
     assert all(pid != run.pid for _, pid in results)
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_job_failures_are_not_retried_on_a_cluster(tmp_path: Path) -> None:
+    # A cluster retries a failed task up to spark.task.maxFailures (4) times.
+    run = run_app(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "hydra.launcher.master='local-cluster[2,1,1024]'",
+        "x=exit,unpicklable",
+    )
+    assert run.returncode == 3, run.output
+    assert "Unpicklable: job holds a lock" in run.output
+    assert [attempts(tmp_path / "sweep" / job) for job in "01"] == [1, 1]
+
+
+# Hydra's own launcher conformance suites, for the task mode (a generic Hydra app). The
+# in-process suites reuse the test session's SparkSession (the `spark` fixture).
+@pytest.fixture
+def active_session(spark: Any) -> Iterator[Any]:
+    """The test session's SparkSession, under Hydra's default version base, which the suites
+    assume (jobs chdir to their output dir); an earlier test in this process may have set it."""
+    base = VersionBase.instance()
+    before = base.getbase()
+    base.version_base = _UNSPECIFIED_
+    yield spark
+    base.version_base = before
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("active_session")
+@pytest.mark.parametrize("launcher_name, overrides", [("spark", [])])
+class TestSparkLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("active_session")
+@pytest.mark.parametrize(
+    "launcher_name, overrides",
+    [("spark", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2"])],
+)
+class TestSparkLauncherBatched(BatchedSweeperTestSuite):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [({}, ["-m", "hydra/job_logging=disabled", "hydra/launcher=spark",
+           "hydra.launcher.master='local[1]'"])],
+)
+class TestSparkLauncherIntegration(IntegrationTestSuite):
+    pass
+
+
+def test_readme_launcher_example_parses_as_typed_in_bash() -> None:
+    (line,) = [l for l in (ROOT / "README.md").read_text().splitlines()
+               if l.startswith("python my_app.py -m hydra/launcher=spark")]
+    # --cfg prints the composed config instead of running (and takes no sweep)
+    command = line.replace("python my_app.py -m", f"{sys.executable} {APP}")
+    command = command.replace("x=1,2,3", "x=1") + " --cfg hydra"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "master: local-cluster[2,1,1024]" in proc.stdout

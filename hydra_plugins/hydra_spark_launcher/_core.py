@@ -5,7 +5,6 @@ import logging
 import os
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -19,11 +18,12 @@ from hydra.core.utils import (
     run_job,
     setup_globals,
 )
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
 from pyspark import cloudpickle
 from pyspark.resource import ResourceProfile, ResourceProfileBuilder, TaskResourceRequests
 from pyspark.sql import SparkSession
 
+from ._failures import catch_exit, report, sendable
 from .spark_launcher import SparkLauncher
 
 log = logging.getLogger(__name__)
@@ -66,24 +66,10 @@ def launch(
         return []
 
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    # Executors run in other directories: give them the driver's sweep dir, absolute.
-    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    log.info(f"Launching {len(job_overrides)} jobs on Spark ({launcher.master})")
-    log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
-
-    job_configs = []
-    for offset, overrides in enumerate(job_overrides):
-        idx = initial_job_idx + offset
-        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-        sweep_config = launcher.hydra_context.config_loader.load_sweep_config(
-            config, list(overrides)
-        )
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = idx
-            sweep_config.hydra.job.num = idx
-            sweep_config.hydra.sweep.dir = str(sweep_dir)
-        job_configs.append(cloudpickle.dumps(sweep_config))
+    log.info(f"Launching {len(job_overrides)} jobs as Spark tasks ({launcher.master})")
+    job_configs = [
+        cloudpickle.dumps(c) for c in sweep_configs(launcher, job_overrides, initial_job_idx)
+    ]
     shared = cloudpickle.dumps(
         (launcher.hydra_context, launcher.task_function, Singleton.get_state())
     )
@@ -108,7 +94,34 @@ def launch(
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     rows.sort(key=lambda row: row.idx)
     assert [row.idx for row in rows] == list(range(len(job_configs)))
-    return [cloudpickle.loads(row.job_return) for row in rows]
+    returns = [cloudpickle.loads(row.job_return) for row in rows]
+    report(returns)
+    return returns
+
+
+def sweep_configs(
+    launcher: SparkLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+) -> List[DictConfig]:
+    """Each job's config, numbered, with the sweep dir made absolute (executors and
+    threads do not share the launcher's idea of the current directory)."""
+    assert launcher.config is not None and launcher.hydra_context is not None
+    config = launcher.config
+    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
+    configs = []
+    for offset, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + offset
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        sweep_config = launcher.hydra_context.config_loader.load_sweep_config(
+            config, list(overrides)
+        )
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = idx
+            sweep_config.hydra.job.num = idx
+            sweep_config.hydra.sweep.dir = str(sweep_dir)
+        configs.append(sweep_config)
+    return configs
 
 
 def _get_session(launcher: SparkLauncher) -> Tuple[SparkSession, bool]:
@@ -187,7 +200,7 @@ def _execute_job(shared: bytes, job_config: bytes) -> JobReturn:
     try:
         return run_job(
             hydra_context=hydra_context,
-            task_function=task_function,
+            task_function=catch_exit(task_function),
             config=cloudpickle.loads(job_config),
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
@@ -197,11 +210,9 @@ def _execute_job(shared: bytes, job_config: bytes) -> JobReturn:
 
 
 def _dump_return(ret: JobReturn) -> bytes:
-    """Pickles a JobReturn for the driver, keeping a failed job's traceback as a note."""
-    error = ret._return_value if ret.status == JobStatus.FAILED else None
-    if isinstance(error, BaseException) and hasattr(error, "add_note"):
-        remote = "".join(traceback.format_exception(error))
-        error.add_note(f"Traceback in the Spark task:\n{remote}")
+    """Pickles a JobReturn for the driver: a failure keeps its type, message and traceback."""
+    if ret.status == JobStatus.FAILED and isinstance(ret._return_value, BaseException):
+        ret.return_value = sendable(ret._return_value, cloudpickle.dumps, cloudpickle.loads)
     try:
         blob = cloudpickle.dumps(ret)
         cloudpickle.loads(blob)  # the driver must be able to load it too

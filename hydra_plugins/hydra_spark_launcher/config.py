@@ -10,17 +10,26 @@ from hydra.core.config_store import ConfigStore
 class SparkLauncherConf:
     _target_: str = "hydra_plugins.hydra_spark_launcher.spark_launcher.SparkLauncher"
 
+    # How jobs run. task: each job is one Spark task on an executor (any Hydra app).
+    # driver: each job runs on a driver thread, at most `parallelism` at a time, and
+    # starts its own Spark jobs on the application the first job opens (FAIR pools);
+    # for task functions that use Spark themselves, such as `python -m runner`.
+    # null: driver for task functions marked with spark_launcher.driver_job, else task.
+    mode: Optional[str] = None
+
     # Spark master: local[*], local[N], local-cluster[W,C,M], spark://host:port, yarn,
     # or sc://host:port for Spark Connect. Ignored when a SparkSession is already active.
-    # Quote brackets on the command line: hydra.launcher.master='local[4]'.
+    # Task mode only (in driver mode the jobs build the session themselves).
+    # Quote brackets for Hydra and for the shell: "hydra.launcher.master='local[4]'".
     master: str = "local[*]"
 
     # Spark application name of a session the launcher creates.
     app_name: str = "hydra-spark-launcher"
 
-    # null: one Spark task per job, all submitted at once (Spark runs as many as there
-    # are free task slots). N: at most N jobs at a time; the batch is cut into N
+    # Task mode: null submits one Spark task per job at once (Spark runs as many as there
+    # are free task slots); N runs at most N jobs at a time: the batch is cut into N
     # partitions of consecutive jobs, each run one after the other in its task.
+    # Driver mode: at most N (null: all) jobs of a batch on driver threads at a time.
     parallelism: Optional[int] = None
 
     # Task resources per job, applied as a stage-level ResourceProfile when set. Spark

@@ -3,10 +3,12 @@
     python my_app.py -m hydra/launcher=spark hydra.launcher.parallelism=2 lr=0.1,0.01,0.001
 
 Job output dirs, return values and failures are those of Hydra's basic launcher; the sweep
-dir must be on storage that the driver and the executors share.
+dir must be on storage that the driver and the executors share. A task function that uses
+Spark itself is marked with :func:`driver_job` and runs on driver threads instead
+(``config.SparkLauncherConf.mode``).
 """
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, TypeVar
 
 from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
@@ -15,8 +17,21 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 
+MODES = ("task", "driver")
+_DRIVER_MARK = "_spark_launcher_driver_job"
+F = TypeVar("F")
+
+
 class SparkLauncherError(CompactHydraException):
     """A bad `hydra.launcher` setting, reported before Spark starts."""
+
+
+def driver_job(task_function: F) -> F:
+    """Mark a task function that starts Spark jobs itself: the launcher then runs it on
+    driver threads sharing one Spark application, not inside a Spark task. Put it under
+    ``@hydra.main``."""
+    setattr(task_function, _DRIVER_MARK, True)
+    return task_function
 
 
 class SparkLauncher(Launcher):
@@ -24,6 +39,7 @@ class SparkLauncher(Launcher):
 
     def __init__(
         self,
+        mode: Optional[str],
         master: str,
         app_name: str,
         parallelism: Optional[int],
@@ -32,6 +48,7 @@ class SparkLauncher(Launcher):
         spark_conf: Dict[str, str],
         stop_session: bool,
     ) -> None:
+        self.mode = mode
         self.master = master
         self.app_name = app_name
         self.parallelism = parallelism
@@ -46,6 +63,8 @@ class SparkLauncher(Launcher):
 
     def _validate(self) -> None:
         problems = []
+        if self.mode is not None and self.mode not in MODES:
+            problems.append(f"hydra.launcher.mode={self.mode}: use null, task or driver")
         if self.parallelism is not None and self.parallelism < 1:
             problems.append(f"hydra.launcher.parallelism={self.parallelism}: use null or >= 1")
         if self.cpus_per_job is not None and self.cpus_per_job < 1:
@@ -71,13 +90,28 @@ class SparkLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        if self.job_mode == "driver" and config.hydra.job.chdir:
+            raise SparkLauncherError(
+                "hydra.launcher.mode=driver runs jobs on threads of one process, which share "
+                "its working directory: set hydra.job.chdir=false"
+            )
+
+    @property
+    def job_mode(self) -> str:
+        """``task`` or ``driver``: the setting, else what the task function asks for."""
+        if self.mode is not None:
+            return self.mode
+        return "driver" if getattr(self.task_function, _DRIVER_MARK, False) else "task"
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from . import _core
+        if self.job_mode == "driver":
+            from . import _driver as run
+        else:
+            from . import _core as run  # type: ignore[no-redef]
 
-        return _core.launch(
+        return run.launch(
             launcher=self, job_overrides=job_overrides, initial_job_idx=initial_job_idx
         )
 

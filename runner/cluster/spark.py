@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ _DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.python.worker.reuse": "true",
+    # Concurrent experiments (hydra/launcher=spark) each submit to their own pool.
+    "spark.scheduler.mode": "FAIR",
 }
 # Over Spark Connect only session-level (SQL) settings can be set by the client.
 _CONNECT_DEFAULTS = {
@@ -47,22 +50,65 @@ appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
 """
 
-_active: dict[str, Any] = {}
+_active: dict[str, Any] = {}  # key, session, log (the session's spark.log)
+_running: dict[int, str] = {}  # thread id -> the experiment it runs (its FAIR pool)
+_lock = threading.RLock()
+
 
 def build_session(target: "Target", log_dir: Path) -> "SparkSession":
     """Start (or reuse, when the settings are unchanged) the session of a deploy target.
 
-    Spark's own log goes to ``log_dir/spark.log``, not the terminal. The session is
-    stopped when the process exits, so a multirun shares one session across jobs.
-    A master that does not answer within ``deploy.connect_timeout_s`` is a RunnerError.
+    Spark's own log goes to ``log_dir/spark.log``, not the terminal; a job that reuses the
+    session gets a link there to the session's log. The session is stopped when the process
+    exits, so a multirun shares one session across jobs; jobs running at once (on threads)
+    must agree on it. A master that does not answer within ``deploy.connect_timeout_s`` is a
+    RunnerError.
     """
     deploy = target.cfg
     defaults = _CONNECT_DEFAULTS if target.remote else _DEFAULT_CONF
     conf = {**defaults, **target.spark_conf(),
             **{str(k): str(v) for k, v in deploy.spark_conf.items()}}
     key = json.dumps({"master": deploy.master, "conf": conf}, sort_keys=True)
-    if _active.get("key") == key:
-        return _active["session"]
+    with _lock:  # concurrent jobs build one session
+        if _active.get("key") == key:
+            _link_log(_active["log"], log_dir)
+        elif _active and len(_running) > 1:
+            raise RunnerError(
+                f"deploy: this job's settings differ from those of the Spark application "
+                f"the concurrent jobs share ({deploy.master}); give every job of the multirun "
+                "the same deploy settings, or run it with hydra.launcher.parallelism=1"
+            )
+        else:
+            _active.update(key=key, session=_build(target, log_dir, conf),
+                           log=log_dir / "spark.log")
+        session = _active["session"]
+    name = _running.get(threading.get_ident())
+    if name is not None and not target.remote:
+        session.sparkContext.setLocalProperty("spark.scheduler.pool", name)
+    return session
+
+
+@contextmanager
+def experiment(name: str) -> Iterator[None]:
+    """This thread runs experiment ``name``: its Spark jobs go to the FAIR scheduler pool
+    ``name``, and experiments running at once share the task slots (:func:`fair_share`)."""
+    ident = threading.get_ident()
+    with _lock:
+        _running[ident] = name
+    try:
+        yield
+    finally:
+        with _lock:
+            _running.pop(ident, None)
+
+
+def fair_share(slots: int) -> int:
+    """This experiment's part of ``slots`` when others run beside it in this process."""
+    return max(1, slots // max(1, len(_running)))
+
+
+def _build(target: "Target", log_dir: Path, conf: dict[str, str]) -> "SparkSession":
+    deploy = target.cfg
     _probe_master(deploy)
     stop_session()
 
@@ -70,31 +116,40 @@ def build_session(target: "Target", log_dir: Path) -> "SparkSession":
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if target.remote:
-        session = _start(SparkSession.builder.remote(deploy.master), deploy, conf)
-    else:
-        _require_java()
-        os.environ["PYSPARK_PYTHON"] = deploy.python or sys.executable
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log4j = log_dir / "log4j2.properties"
-        log4j.write_text(_LOG4J2.format(log_file=log_dir / "spark.log"))
-        java_opts = f"-Dlog4j2.configurationFile=file:{log4j}"
-        conf["spark.driver.extraJavaOptions"] = " ".join(
-            filter(None, [conf.get("spark.driver.extraJavaOptions"), java_opts])
-        )
-        with _stderr_to(log_dir / "spark.log"):
-            session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
-        session.sparkContext.setLogLevel("ERROR")
-        if target.waits_for_executors:
-            _await_executor(session, deploy)
-    _active.update(key=key, session=session)
+        return _start(SparkSession.builder.remote(deploy.master), deploy, conf)
+    _require_java()
+    os.environ["PYSPARK_PYTHON"] = deploy.python or sys.executable
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log4j = log_dir / "log4j2.properties"
+    log4j.write_text(_LOG4J2.format(log_file=log_dir / "spark.log"))
+    java_opts = f"-Dlog4j2.configurationFile=file:{log4j}"
+    conf["spark.driver.extraJavaOptions"] = " ".join(
+        filter(None, [conf.get("spark.driver.extraJavaOptions"), java_opts])
+    )
+    with _stderr_to(log_dir / "spark.log"):
+        session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
+    session.sparkContext.setLogLevel("ERROR")
+    if target.waits_for_executors:
+        _await_executor(session, deploy)
     return session
+
+
+def _link_log(session_log: Path, log_dir: Path) -> None:
+    """``log_dir/spark.log`` -> the shared session's log (a job that reuses the session)."""
+    link = log_dir / "spark.log"
+    if not session_log.exists() or link.absolute() == session_log.absolute():
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(session_log.absolute())
 
 
 def stop_session() -> None:
     """Stop the session this module started, if any."""
     session = _active.pop("session", None)
-    _active.pop("key", None)
+    _active.clear()
     if session is not None:
         session.stop()
 

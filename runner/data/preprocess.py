@@ -3,14 +3,19 @@
 The result is a :class:`~runner.data.prepared.PreparedDataset`, the cache entry
 ``<cache_dir>/<fingerprint>/`` (its layout is ``runner.data.prepared``'s): the splits,
 the fitted PipelineModel that ``apply_transform`` reuses on new rows, and ``meta.json``,
-written last: an entry without it is incomplete and never read.
+written last: an entry without it is incomplete and never read. Builders of one local
+entry take turns (a lock file beside it), so jobs that need the same data at once build
+it once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,11 +72,30 @@ def run(spark: "SparkSession", cfg: Any, cache_root: "str | Path") -> PreparedDa
         raise RunnerError("; ".join(problems))
     key = fingerprint(spark, cfg)
     entry = entry_in(str(cache_root), key)
-    if cfg.cache and not entry.problems():
-        return PreparedDataset(entry.uri, cache_hit=True)
-    with building(str(cache_root), key) as tmp:
-        _prepare(spark, cfg, tmp)
+    with _builder_lock(str(cache_root), key):  # a job that needs the entry meanwhile waits here
+        if cfg.cache and not entry.problems():
+            return PreparedDataset(entry.uri, cache_hit=True)
+        with building(str(cache_root), key) as tmp:
+            _prepare(spark, cfg, tmp)
     return entry
+
+
+@contextmanager
+def _builder_lock(cache_root: str, key: str) -> Iterator[None]:
+    """Hold ``<cache_root>/.<key>.lock``: one builder of an entry at a time, across threads
+    and processes (each ``open`` is its own lock holder for ``flock``). A remote cache
+    root (a URI) has no lock: concurrent builders there each publish, the first one stays."""
+    if "://" in cache_root and not cache_root.startswith("file://"):
+        yield
+        return
+    root = Path(cache_root.removeprefix("file://"))
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def apply_transform(spark: "SparkSession", prepared: PreparedDataset,

@@ -32,8 +32,8 @@ class Reporter:
     On a terminal everything is one ``rich.live.Live`` display: the stages with their
     status and elapsed time, progress bars with ETA (Spark tasks of preprocessing and
     inference; trials done / running / failed / pruned of total) and the trial table,
-    best first. When stdout is not a terminal (CI logs, pipes) each event is one plain
-    line, with no escape codes.
+    best first. When stdout is not a terminal (CI logs, pipes), or with a ``prefix`` (jobs
+    running beside each other), each event is one plain line, with no escape codes.
     """
 
     def __init__(
@@ -43,10 +43,12 @@ class Reporter:
         quiet: bool = False,
         console: Console | None = None,
         verbose: bool = False,
+        prefix: str = "",
     ):
         self.console = console or Console()
         self._sign = -1.0 if direction == "maximize" else 1.0
-        self.live_enabled = self.console.is_terminal and not quiet
+        self.prefix = prefix
+        self.live_enabled = self.console.is_terminal and not quiet and not prefix
         self.quiet = quiet
         self.verbose = verbose
         self.metric = metric
@@ -223,16 +225,16 @@ class Reporter:
             f"run dir: {summary['run_dir']}",
             f"report: {summary['run_dir']}/report.html",
         ]
-        if self.console.is_terminal:
+        if self.live_enabled:
             self.console.print(self.trial_table(limit=10, title="Leaderboard"))
             self.console.print(Panel("\n".join(lines), title="Summary", expand=False))
         else:
             ranked = sorted(self._trials, key=self._rank)
             for outcome, params in [tp for tp in ranked if tp[0].state == "COMPLETE"][:10]:
-                print(f"[leaderboard] #{outcome.number} {self.metric}="
+                print(f"{self.prefix}[leaderboard] #{outcome.number} {self.metric}="
                       f"{outcome.metrics[self.metric]:.4f} {format_params(params)}", flush=True)
             for line in lines:
-                print(f"[summary] {line}", flush=True)
+                print(f"{self.prefix}[summary] {line}", flush=True)
 
     def _counts(self) -> str:
         states = [o.state for o, _ in self._trials]
@@ -259,7 +261,7 @@ class Reporter:
     def _line(self, message: str) -> None:
         if self.quiet or self._live is not None:
             return
-        print(message, flush=True)
+        print(f"{self.prefix}{message}", flush=True)
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from runner.tune.coordinator import Coordinator
 from runner.errors import RunnerError
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
-from runner.cluster.spark import long_columns, task_slots
+from runner.cluster.spark import fair_share, long_columns, task_slots
 from runner.cluster.targets import Target, target_for
 from runner.train.trial import TrialOutcome
 from runner.tune.trial_cost import TrialCost, training_work
@@ -132,7 +132,7 @@ def run(
     _requeue_interrupted(study, finished=set(earlier))
     parallelism = min(
         max(1, n_trials - len(earlier)),
-        search.parallelism or slots_per_cluster(task_slots(spark), target.cfg),
+        search.parallelism or slots_per_cluster(fair_share(task_slots(spark)), target.cfg),
     )
     on_start(n_trials, parallelism)
 

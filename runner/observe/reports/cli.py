@@ -41,17 +41,29 @@ def _compare(dirs: list[Path], out: Path | None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from runner.observe.reports.compare import COLUMNS, compare
+    from runner.observe.reports.compare import COLUMNS, FAILED_COLUMNS, compare
 
     if out is None:
         single = dirs[0] if len(dirs) == 1 else None
         out = single if single is not None and not (single / "summary.json").exists() else Path.cwd()
-    rows, md = compare(dirs, out)
-    table = Table(title=f"Leaderboard ({len(rows)} runs)", title_justify="left")
-    for col in COLUMNS:
-        table.add_column(col, overflow="fold")
-    for i, row in enumerate(rows):
-        table.add_row(*row, style="bold green" if i == 0 else None)
-    Console().print(table)
-    print(f"wrote {md} and {md.with_suffix('.csv')}")
+    result = compare(dirs, out)
+    console = Console()
+    for group in dict.fromkeys(row[0] for row in result.rows):
+        rows = [row[1:] for row in result.rows if row[0] == group]
+        table = Table(title=f"Leaderboard, {group} ({len(rows)} runs)", title_justify="left")
+        for col in COLUMNS[1:]:
+            table.add_column(col, overflow="fold")
+        for i, row in enumerate(rows):
+            table.add_row(*row, style="bold green" if i == 0 else None)
+        console.print(table)
+    if result.failed:
+        table = Table(title=f"Failed runs ({len(result.failed)})", title_justify="left")
+        for col in FAILED_COLUMNS:
+            table.add_column(col, overflow="fold")
+        for failed in result.failed:
+            table.add_row(str(failed.run_dir), " ".join(failed.overrides), failed.error,
+                          style="red")
+        console.print(table)
+    written = [result.markdown, result.markdown.with_suffix(".csv"), result.plot]
+    print("wrote " + ", ".join(str(p) for p in written if p is not None))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from runner.observe.reports.record import RunRecord
 
@@ -207,3 +207,45 @@ def _plot(key: str, title: str, fig: "Figure") -> Plot:
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     _pyplot().close(fig)
     return Plot(key=key, title=title, png=buffer.getvalue())
+
+
+def metric_by_override(records: list[RunRecord], group: Callable[[RunRecord], str]
+                       ) -> bytes | None:
+    """PNG: each run's best validation metric against the value of each override that
+    varies across ``records`` (but ``data``, the groups), one series per ``group`` (data
+    set), lines only between numeric values; None if no override varies."""
+    values: dict[str, dict[int, str]] = {}  # override key -> run index -> value
+    for i, r in enumerate(records):
+        for override in r.overrides:
+            key, _, value = override.lstrip("+~").partition("=")
+            values.setdefault(key, {})[i] = value
+    varying = [k for k, by_run in values.items() if k != "data"
+               and (len(set(by_run.values())) > 1 or len(by_run) < len(records))]
+    if not varying:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(varying), figsize=(4.0 * len(varying), 3.4), squeeze=False)
+    metric = records[0].metric
+    for ax, key in zip(axes[0], varying):
+        ticks = sorted(set(values[key].values()), key=_numeric_first)
+        numeric = all(_numeric_first(t)[0] == 0 for t in ticks)
+        for name in dict.fromkeys(group(r) for r in records):
+            points = sorted(
+                (ticks.index(values[key][i]), r.summary["best"]["metrics"].get(metric))
+                for i, r in enumerate(records) if group(r) == name and i in values[key]
+            )
+            if points:
+                ax.plot(*zip(*points), marker="o", linestyle="-" if numeric else "", label=name)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=30)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"best val {metric}")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    return _plot("by-override", f"{metric} by override", fig).png
+
+
+def _numeric_first(value: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(value), value
+    except ValueError:
+        return 1, 0.0, value
