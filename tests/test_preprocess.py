@@ -91,7 +91,7 @@ def test_jobs_preparing_the_same_data_at_once_build_one_entry(spark, cfg, tmp_pa
         results = list(pool.map(lambda _: preprocess.run(spark, cfg.data, tmp_path / "cache"),
                                 range(2)))
     assert sorted(r.cache_hit for r in results) == [False, True]
-    assert results[0].path == results[1].path
+    assert results[0].uri == results[1].uri
     entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
     assert [p.name for p in entries] == [results[0].fingerprint]
     assert (entries[0] / "meta.json").exists()

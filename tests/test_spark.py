@@ -38,12 +38,10 @@ def test_concurrent_experiments_share_one_session_in_their_own_pools(spark, tmp_
     # of the slots each for their sweeps, and every job a logs/spark.log.
     import threading
 
-    from omegaconf import OmegaConf
-
     from runner.cluster.spark import experiment, fair_share
+    from runner.cluster.targets.local import local
 
-    deploy = OmegaConf.create({"master": "local[2]", "app_name": "tests",
-                               "spark_conf": {"spark.sql.shuffle.partitions": "2"}})
+    deploy = local("local[2]", app_name="tests", spark_conf={"spark.sql.shuffle.partitions": "2"})
     barrier = threading.Barrier(2)
     seen = {}
 
