@@ -35,7 +35,7 @@ def test_basic_launcher_runs_every_job_and_lists_the_failed_ones(tmp_path):
                     f"hydra.sweep.dir={tmp_path / 'multi'}", f"data.cache_dir={tmp_path / 'c'}"],
                    tmp_path)
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert f"#0 model=cnn data=wine search.n_trials=2 train.epochs=2" in proc.stderr
+    assert "#0 model=cnn data=wine search.n_trials=2 train.epochs=2" in proc.stderr
     assert CNN_ON_WINE in proc.stderr and "Traceback" not in proc.stderr
     failed, done = tmp_path / "multi" / "0", tmp_path / "multi" / "1"
     assert CNN_ON_WINE in (failed / ERROR_FILE).read_text()
@@ -54,7 +54,7 @@ def test_spark_launcher_runs_experiments_at_once_on_one_application(spark_multir
     assert "Traceback" not in output and "Exception" not in output
     # One line per failed job at the end; each job's lines carry its number.
     assert "error: 1 job(s) of the multirun failed:" in proc.stderr
-    assert f"#3 model=cnn data=wine" in proc.stderr and CNN_ON_WINE in proc.stderr
+    assert "#3 model=cnn data=wine" in proc.stderr and CNN_ON_WINE in proc.stderr
     assert all(f"[#{n}] [stage] sweep done" in proc.stdout for n in range(3))
 
     summaries = {n: json.loads((sweep_dir / str(n) / "summary.json").read_text())
