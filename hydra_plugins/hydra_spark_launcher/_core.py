@@ -217,6 +217,7 @@ def _dump_return(ret: JobReturn) -> bytes:
         blob = cloudpickle.dumps(ret)
         cloudpickle.loads(blob)  # the driver must be able to load it too
     except Exception as e:
+        assert ret.hydra_cfg is not None
         ret.status = JobStatus.FAILED
         ret.return_value = RuntimeError(
             f"job {ret.hydra_cfg.hydra.job.num}: its result cannot be sent back from the "

@@ -53,6 +53,7 @@ def launch(
 
 def _run(launcher: SparkLauncher, task_function: Callable[[Any], Any],
          config: DictConfig) -> JobReturn:
+    assert launcher.hydra_context is not None
     return run_job(
         hydra_context=launcher.hydra_context,
         task_function=task_function,

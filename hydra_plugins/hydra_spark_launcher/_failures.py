@@ -66,6 +66,7 @@ def report(returns: List[JobReturn]) -> None:
         if ret.status != JobStatus.FAILED or not isinstance(error, BaseException):
             continue
         if not isinstance(error, CompactHydraException):
+            assert ret.hydra_cfg is not None
             job = ret.hydra_cfg.hydra.job
             overrides = " ".join(filter_overrides(ret.overrides or []))
             first = (str(error).strip().splitlines() or [""])[0]
