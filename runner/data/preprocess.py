@@ -4,7 +4,7 @@ The result is a :class:`~runner.data.prepared.PreparedDataset`, the cache entry
 ``<cache_dir>/<fingerprint>/`` (its layout is ``runner.data.prepared``'s): the splits,
 the fitted PipelineModel that ``apply_transform`` reuses on new rows, and ``meta.json``,
 written last: an entry without it is incomplete and never read. Builders of one local
-entry take turns (a lock file beside it), so jobs that need the same data at once build
+entry take turns (a lock file in the temp dir), so jobs that need the same data at once build
 it once.
 """
 
@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import math
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
 _FORMAT_VERSION = 2
+_LOCK_DIR = Path(tempfile.gettempdir()) / "spark-dl-runner-locks"
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
 
 
@@ -82,15 +84,17 @@ def run(spark: "SparkSession", cfg: Any, cache_root: "str | Path") -> PreparedDa
 
 @contextmanager
 def _builder_lock(cache_root: str, key: str) -> Iterator[None]:
-    """Hold ``<cache_root>/.<key>.lock``: one builder of an entry at a time, across threads
-    and processes (each ``open`` is its own lock holder for ``flock``). A remote cache
-    root (a URI) has no lock: concurrent builders there each publish, the first one stays."""
+    """Hold a lock file for the entry: one builder of an entry at a time, across threads
+    and processes (each ``open`` is its own lock holder for ``flock``). The lock lives in
+    the temp dir, so the cache holds only entries. A remote cache root (a URI) has no lock:
+    concurrent builders there each publish, the first one stays."""
     if "://" in cache_root and not cache_root.startswith("file://"):
         yield
         return
-    root = Path(cache_root.removeprefix("file://"))
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{key}.lock", "w") as lock:
+    root = Path(cache_root.removeprefix("file://")).resolve()
+    name = hashlib.sha256(f"{root}/{key}".encode()).hexdigest()[:16]
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(_LOCK_DIR / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
