@@ -77,7 +77,6 @@ def test_live_display_on_a_pseudo_terminal(terminal_multirun):
     for stage in ("spark", "preprocess", "sweep", "infer", "report"):
         assert re.search(rf"{stage}\s+done\s+\d+\.\ds", text), stage
     assert re.search(r"trials\s+━+\s+2/2 2 done 0 running 0 failed 0 pruned", text)
-    assert "RUNNING" in text  # trials in flight were shown while the sweep ran
     assert re.search(r"infer \d+ rows\s+━+\s+\d+/\d+ spark tasks", text)
     for title in ("Trials", "Leaderboard", "Summary"):
         assert title in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -113,27 +114,42 @@ class Reporter:
     def spark_tasks(self, spark: Any, description: str) -> Iterator[None]:
         """A live bar of the Spark tasks run inside the block (terminal only).
 
-        Polls the driver's status tracker; over Spark Connect (no SparkContext) no bar.
+        The block's jobs run in their own job group, so the bar counts exactly their tasks
+        and its final count does not depend on when the status tracker was polled.
+        Over Spark Connect (no SparkContext) no bar.
         """
         tracker = _status_tracker(spark) if self._live is not None else None
         if tracker is None:
             yield
             return
+        context = spark.sparkContext
+        group = f"spark-dl-runner-{description}-{uuid.uuid4().hex[:8]}"
+        outer = context.getLocalProperty("spark.jobGroup.id")
         task = self._progress.add_task(description, total=None, counts="spark tasks")
+
+        def count() -> tuple[int, int]:
+            done = total = 0
+            for job_id in tracker.getJobIdsForGroup(group):
+                job = tracker.getJobInfo(job_id)
+                for stage_id in job.stageIds if job is not None else []:
+                    stage = tracker.getStageInfo(stage_id)
+                    if stage is not None:
+                        done, total = done + stage.numCompletedTasks, total + stage.numTasks
+            return done, total
+
+        def update() -> int:
+            done, total = count()
+            if total:
+                self._progress.update(task, completed=done, total=total)
+            return total
+
         stop = threading.Event()
-        known = set(tracker.getActiveStageIds())  # stages of earlier work are not ours
-        seen: dict[int, tuple[int, int]] = {}
 
         def poll() -> None:
             while not stop.wait(0.25):
-                for stage_id in tracker.getActiveStageIds():
-                    info = tracker.getStageInfo(stage_id)
-                    if stage_id not in known and info is not None:
-                        seen[stage_id] = (info.numCompletedTasks, info.numTasks)
-                if seen:
-                    self._progress.update(task, completed=sum(d for d, _ in seen.values()),
-                                          total=sum(n for _, n in seen.values()))
+                update()
 
+        context.setJobGroup(group, description)
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()
         try:
@@ -141,10 +157,8 @@ class Reporter:
         finally:
             stop.set()
             thread.join()
-            done = sum(n for _, n in seen.values())
-            if done:
-                self._progress.update(task, completed=done, total=done)
-            else:  # nothing ran on Spark (e.g. a cache hit)
+            context.setLocalProperty("spark.jobGroup.id", outer)
+            if not update():  # nothing ran on Spark (e.g. a cache hit)
                 self._progress.remove_task(task)
 
     def info(self, message: str) -> None:
