@@ -107,7 +107,7 @@ def describe(err: Exception) -> str:
 def unknown_keys(cfg: DictConfig) -> None:
     """Raise a ``RunnerError`` for every key that no schema declares (``+search.foo=1``)."""
     problems: list[str] = []
-    _walk(cfg, "", problems)
+    _walk(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), "", problems)
     if problems:
         raise RunnerError("; ".join(problems))
 
