@@ -107,7 +107,7 @@ def describe(err: Exception) -> str:
 def unknown_keys(cfg: DictConfig) -> None:
     """Raise a ``RunnerError`` for every key that no schema declares (``+search.foo=1``)."""
     problems: list[str] = []
-    _walk(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), "", problems)
+    _walk(cfg, "", problems)
     if problems:
         raise RunnerError("; ".join(problems))
 
@@ -137,6 +137,8 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
               if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None)
     for key in node.keys():
         full = f"{path}{key}"
+        if full == "hydra":  # Hydra's own node, composed with the config by the CLI's check
+            continue
         if fields is not None and key not in fields:
             problems.append(_unknown(full, sorted(fields), added=True))
         _walk(node._get_node(key), f"{full}.", problems)
