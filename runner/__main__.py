@@ -8,6 +8,7 @@ run the recipe.
 from __future__ import annotations
 
 import sys
+
 import hydra
 from omegaconf import DictConfig
 

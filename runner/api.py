@@ -32,7 +32,7 @@ def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> 
         try:
             hydra.compose_config(composition.CONFIG_NAME, list(overrides), run_mode=RunMode.RUN,
                                  with_log_configuration=False)
-        except Exception as err:
+        except composition.COMPOSITION_ERRORS as err:
             raise RunnerError(composition.describe(err)) from None
         job = hydra.run(config_name=composition.CONFIG_NAME, task_function=experiment,
                         overrides=list(overrides), with_log_configuration=False)

@@ -16,10 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import RunnerError
 
+COMPOSITION_ERRORS = (HydraException, OmegaConfBaseException)  # anything else is a bug
 CONFIG_MODULE = "pkg://runner.conf"
 CONFIG_NAME = "config"
 
@@ -70,7 +73,7 @@ def check(argv: list[str]) -> None:
             for overrides in jobs:
                 cfg = hydra.compose_config(args.config_name or CONFIG_NAME, list(overrides),
                                            run_mode=RunMode.RUN, with_log_configuration=False)
-        except Exception as err:
+        except COMPOSITION_ERRORS as err:
             raise RunnerError(describe(err)) from None
     if not args.multirun:  # a multirun's jobs check theirs: one job fails, the others run
         unknown_keys(cfg)
@@ -96,7 +99,7 @@ def describe(err: Exception) -> str:
         return (f"cannot read the override {err.override!r} ({detail}) — write key=value; "
                 "quote brackets and commas for the shell: 'key=[a,b]'")
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-        return _unknown(cause.full_key, _keys(getattr(cause, "parent_node", None)))
+        return _unknown(str(cause.full_key), _keys(getattr(cause, "parent_node", None)))
     if isinstance(cause, ValidationError):
         detail = str(cause.msg).splitlines()[0]
         return f"{cause.full_key}: {detail} — give a value of the key's type"
@@ -135,8 +138,8 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     schema = OmegaConf.get_type(node)
     fields = ({f.name for f in dataclasses.fields(schema)}
               if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None)
-    for key in node.keys():
-        full = f"{path}{key}"
+    for key in node:
+        full = f"{path}{key!s}"
         if full == "hydra":  # Hydra's own node, composed with the config by the CLI's check
             continue
         if fields is not None and key not in fields:
@@ -145,7 +148,7 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
 
 
 def _keys(node: Any) -> list[str]:
-    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    return [str(k) for k in node] if isinstance(node, DictConfig) else []
 
 
 def _unknown(full_key: str, siblings: list[str], added: bool = False) -> str:
