@@ -1,24 +1,26 @@
-"""``python -m runner [overrides]``: compose the config with Hydra and run the recipe.
+"""``spark-dl-runner [overrides]`` (or ``python -m runner``): compose the config with Hydra and
+run the recipe.
 
-``python -m runner report|compare ...`` are tools over finished runs (runner.observe.reports.cli).
+``spark-dl-runner report|compare ...`` are tools over finished runs (runner.observe.reports.cli);
+``spark-dl-runner init DIR`` writes a starter project (runner.project).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from hydra_plugins.hydra_spark_launcher.spark_launcher import driver_job
 from runner.config import register_configs
+from runner.config.composition import CONFIG_MODULE, CONFIG_NAME
 from runner.errors import RunnerError
 
 register_configs()
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="config")
+@hydra.main(version_base=None, config_path=CONFIG_MODULE, config_name=CONFIG_NAME)
 @driver_job  # hydra/launcher=spark runs our jobs on driver threads sharing one Spark app
 def main(cfg: DictConfig) -> float | None:
     """Run one experiment; return the best val metric (for Hydra sweepers; None for stages=[infer])."""
@@ -27,20 +29,17 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from runner import multirun, pipeline
+    from runner import multirun
+    from runner.job import experiment
 
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
     in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
     # Jobs on other threads run beside each other: plain lines, each with its job's number.
     prefix = "" if threading.current_thread() is threading.main_thread() else (
         f"[#{hydra_cfg.job.num}] ")
     try:
-        summary = pipeline.run(cfg, run_dir, Path(hydra.utils.get_original_cwd()), prefix)
-    except Exception as err:
-        multirun.record_failure(run_dir, err)
-        if not isinstance(err, RunnerError):
-            raise
+        summary = experiment(cfg, prefix)
+    except RunnerError as err:
         # A job on a thread prints beside the others (stderr may be going to the log file
         # of a Spark session another job is starting).
         print(f"{prefix}error: {err}", file=sys.stdout if prefix else sys.stderr, flush=True)
@@ -50,9 +49,30 @@ def main(cfg: DictConfig) -> float | None:
     return summary["best"]["metrics"][cfg.search.metric] if "best" in summary else None
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] in (["report"], ["compare"]):  # tools over finished runs, not experiments
+def cli() -> None:
+    """The console script: the tools, ``init``, or an experiment (its composition checked first)."""
+    from runner import project
+    from runner.config import composition
+    from runner.config.help import text as help_text
+
+    command = sys.argv[1:2]
+    if command in (["report"], ["compare"]):  # tools over finished runs, not experiments
         from runner.observe.reports.cli import main as tool
 
         sys.exit(tool(sys.argv[1:]))
+    if command == ["init"]:
+        sys.exit(project.main(sys.argv[2:]))
+    project.importable_from_cwd()
+    try:
+        if {"--help", "-h"} & set(sys.argv[1:]) and not composition.full_error():
+            print(help_text(sys.argv[1:]))
+            sys.exit(0)
+        composition.check(sys.argv[1:])
+    except RunnerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

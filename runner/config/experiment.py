@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
 from runner.cluster.targets import DeployConfig
 from runner.config.data import DataConfig
-from runner.config.model import ModelConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import TrackingConfig
 
@@ -59,7 +58,7 @@ class RunnerConfig:
     """The whole experiment."""
 
     data: DataConfig = MISSING
-    model: ModelConfig = MISSING
+    model: Any = MISSING  # a ModelConfig (bundled models) or a user's model without schema
     search: SearchConfig = MISSING
     deploy: DeployConfig = MISSING
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

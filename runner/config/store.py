@@ -23,7 +23,7 @@ from runner.config.model import CNNConfig, MLPConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # conf/, installed as runner.conf
 
 # group -> (the package of its components, the schema they extend)
 COMPONENTS: dict[str, tuple[str, type]] = {

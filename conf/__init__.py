@@ -1,0 +1,1 @@
+"""The bundled Hydra configs, found as ``pkg://runner.conf`` (``runner/conf`` links here)."""

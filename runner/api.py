@@ -1,0 +1,47 @@
+"""The Python API beside the CLI, for notebooks and scheduled jobs::
+
+    import runner
+    summary = runner.run(["model=cnn", "search.n_trials=4"])
+    model = runner.load_model(summary["run_dir"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.errors import RunnerError
+
+
+def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run one experiment composed as ``spark-dl-runner [--config-dir DIR] OVERRIDES`` composes
+    it, into Hydra's run directory; return its summary (``summary.json``'s content).
+
+    Raises:
+        RunnerError: bad input (a composition mistake or a failed config check), one line.
+    """
+    from hydra.types import RunMode
+
+    from runner import project
+    from runner.config import composition
+    from runner.job import experiment
+
+    project.importable_from_cwd()
+    with composition.app(None if config_dir is None else str(config_dir)) as hydra:
+        try:
+            hydra.compose_config(composition.CONFIG_NAME, list(overrides), run_mode=RunMode.RUN,
+                                 with_log_configuration=False)
+        except composition.COMPOSITION_ERRORS as err:
+            raise RunnerError(composition.describe(err)) from None
+        job = hydra.run(config_name=composition.CONFIG_NAME, task_function=experiment,
+                        overrides=list(overrides), with_log_configuration=False)
+    summary: dict[str, Any] = job.return_value
+    return summary
+
+
+def load_model(run_dir: str | Path) -> Any:
+    """The model a finished run deployed (``RUN_DIR/model/``), in eval mode on the CPU."""
+    from runner.serve import artifacts
+
+    return artifacts.load(Path(run_dir) / "model").build()

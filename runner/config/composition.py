@@ -1,0 +1,161 @@
+"""Composition as the CLI does it, and Hydra's composition errors as one ``error:`` line.
+
+:func:`check` composes what a command line asks for before Hydra runs it, so an unknown option,
+an unknown key, a wrong type or bad override syntax is one line naming the key and the fix
+(exit 2) instead of Hydra's text; ``HYDRA_FULL_ERROR=1`` leaves Hydra's own report.
+:func:`unknown_keys` refuses what the schemas do not have (``+search.foo=1``), and
+:func:`command_line_wins` takes a key set on the command line out of the search space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from runner.errors import RunnerError
+
+COMPOSITION_ERRORS = (HydraException, OmegaConfBaseException)  # anything else is a bug
+CONFIG_MODULE = "pkg://runner.conf"
+CONFIG_NAME = "config"
+
+
+@contextmanager
+def app(config_dir: str | None = None) -> Iterator[Any]:
+    """Hydra's app object over the bundled configs (and ``config_dir`` first, as
+    ``--config-dir`` adds it), the global Hydra state cleared on exit."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runner.config.store import register_configs
+
+    register_configs()
+    search_path = create_automatic_config_search_path(None, None, CONFIG_MODULE)
+    if config_dir is not None:
+        path = os.path.abspath(config_dir)
+        if not os.path.isdir(path):
+            raise RunnerError(f"--config-dir {config_dir}: no such directory; "
+                              "give the directory that holds your experiment/, model/, ...")
+        search_path.prepend("command-line", f"file://{path}", SearchPathQuery(provider="schema"))
+    GlobalHydra.instance().clear()
+    try:
+        yield Hydra.create_main_hydra2(task_name="runner", config_search_path=search_path)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check(argv: list[str]) -> None:
+    """Compose every job ``argv`` asks for (and check a single run's keys against the
+    schemas): a mistake raises a ``RunnerError`` before Hydra makes a run directory."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion or full_error():
+        return
+    with app(args.config_dir) as hydra:
+        try:
+            jobs = [args.overrides]
+            if args.multirun:
+                parsed = OverridesParser.create().parse_overrides(args.overrides)
+                jobs = BasicSweeper.split_arguments(parsed, None)[0] or [[]]
+            for overrides in jobs:
+                cfg = hydra.compose_config(args.config_name or CONFIG_NAME, list(overrides),
+                                           run_mode=RunMode.RUN, with_log_configuration=False)
+        except COMPOSITION_ERRORS as err:
+            raise RunnerError(describe(err)) from None
+    if not args.multirun:  # a multirun's jobs check theirs: one job fails, the others run
+        unknown_keys(cfg)
+
+
+def full_error() -> bool:
+    """``HYDRA_FULL_ERROR=1``: Hydra reports errors itself, tracebacks included."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def describe(err: Exception) -> str:
+    """One line for one of Hydra's composition errors: what is wrong, then the fix."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    cause = err.__cause__
+    if isinstance(err, MissingConfigException) and err.options is not None:
+        group, _, option = (err.missing_cfg_file or "").rpartition("/")
+        options = [o for o in err.options if not o.startswith("base_")]  # schemas are no options
+        return f"{group}={option}: no such option — use one of {', '.join(options) or '(none)'}"
+    if isinstance(err, OverrideParseException):
+        detail = err.message.splitlines()[0]
+        return (f"cannot read the override {err.override!r} ({detail}) — write key=value; "
+                "quote brackets and commas for the shell: 'key=[a,b]'")
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        return _unknown(str(cause.full_key), _keys(getattr(cause, "parent_node", None)))
+    if isinstance(cause, ValidationError):
+        detail = str(cause.msg).splitlines()[0]
+        return f"{cause.full_key}: {detail} — give a value of the key's type"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines[:3]) + " — check the override or the config file it names"
+
+
+def unknown_keys(cfg: DictConfig) -> None:
+    """Raise a ``RunnerError`` for every key that no schema declares (``+search.foo=1``)."""
+    problems: list[str] = []
+    _walk(cfg, "", problems)
+    if problems:
+        raise RunnerError("; ".join(problems))
+
+
+def command_line_wins(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """Take each key set on the command line out of ``search.params``; return those keys."""
+    from runner.tune.search_space import flatten
+
+    searched = flatten(cfg.search.params)
+    taken = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if "=" in override and key in searched:
+            taken.append(key)
+    if taken:
+        kept = {k: v for k, v in searched.items() if k not in taken}
+        with open_dict(cfg.search):
+            cfg.search.params = kept
+    return taken
+
+
+def _walk(node: Any, path: str, problems: list[str]) -> None:
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    fields = ({f.name for f in dataclasses.fields(schema)}
+              if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None)
+    for key in node:
+        full = f"{path}{key!s}"
+        if full == "hydra":  # Hydra's own node, composed with the config by the CLI's check
+            continue
+        if fields is not None and key not in fields:
+            problems.append(_unknown(full, sorted(fields), added=True))
+        _walk(node._get_node(key), f"{full}.", problems)
+
+
+def _keys(node: Any) -> list[str]:
+    return [str(k) for k in node] if isinstance(node, DictConfig) else []
+
+
+def _unknown(full_key: str, siblings: list[str], added: bool = False) -> str:
+    parent, _, key = str(full_key).rpartition(".")
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.7)
+    where = f"{parent} has" if parent else "the config has"
+    fix = (f"did you mean {parent + '.' if parent else ''}{close[0]}?" if close
+           else f"use one of {', '.join(siblings)}" if siblings and added
+           else "spark-dl-runner --help lists the keys; +KEY=VALUE adds keys under search.params")
+    return f"{full_key}: {where} no such key — {fix}"

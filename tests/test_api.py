@@ -1,0 +1,36 @@
+"""``runner.run`` composes as the CLI does and returns the summary; ``runner.load_model``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import runner
+from runner.errors import RunnerError
+from tests.conftest import ROOT, TINY
+
+
+def test_a_mistake_raises_one_line():
+    with pytest.raises(RunnerError, match="model=mlpp: no such option"):
+        runner.run(["model=mlpp"])
+
+
+@pytest.mark.slow
+def test_run_then_load_model(tmp_path):
+    """In a subprocess, as a notebook would (its own Spark session)."""
+    overrides = [*TINY, "train.epochs=1", "stages=[preprocess,sweep]",
+                 f"hydra.run.dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'c'}"]
+    code = f"import json, runner; print(json.dumps(runner.run({overrides!r})['trials']))"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"COMPLETE": 2}
+    assert (tmp_path / "run" / "summary.json").exists()
+    model = runner.load_model(tmp_path / "run")
+    assert model(torch.zeros(3, 64)).shape == (3, 10)
