@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"{prefix}error: {err}", file=sys.stdout if prefix else sys.stderr, flush=True)
         if in_multirun:  # this job fails; Hydra runs the others
             raise multirun.JobFailed(hydra_cfg.job.num, hydra_cfg.overrides.task, err) from None
-        sys.exit(2)
+        sys.exit(err.exit_code)
     return summary["best"]["metrics"][cfg.search.metric] if "best" in summary else None
 
 

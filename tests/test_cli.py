@@ -68,3 +68,20 @@ def test_missing_java_is_reported(tmp_path):
     assert proc.returncode == 2
     assert "Java not found" in proc.stderr and "JAVA_HOME" in proc.stderr
     assert not (run_dir / "summary.json").exists()
+
+
+def test_a_sweep_whose_spark_jobs_keep_failing_fails_in_one_line(tmp_path):
+    from tests.crash_model import crash_tickets
+
+    run_dir = tmp_path / "run"
+    tickets = crash_tickets(tmp_path / "tickets", 100)
+    proc = run_cli([*TINY, f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+                    "model._target_=tests.crash_model.CrashingMLP", f"+model.tickets={tickets}"],
+                   tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "2 of 2 trials never ran" in errors[0]
+    assert f"hydra.run.dir={run_dir}" in errors[0]
+    assert "LOST → re-asked as #" in proc.stdout and "Traceback" not in proc.stdout
+    assert not (run_dir / "summary.json").exists()

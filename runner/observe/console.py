@@ -161,6 +161,12 @@ class Reporter:
         self._update_trials()
         self._line(f"[trial {number}] started {format_params(params)}")
 
+    def trial_lost(self, number: int, reasked_as: int) -> None:
+        """A trial the infrastructure cut off, now running again under a new number."""
+        self._running.pop(number, None)
+        self._update_trials()
+        self._line(f"[trial {number}] LOST → re-asked as #{reasked_as}")
+
     def trial_finished(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
         self._running.pop(outcome.number, None)
         self._trials.append((outcome, params))
