@@ -156,3 +156,12 @@ def test_a_sweep_whose_spark_jobs_keep_failing_says_how_many_trials_never_ran(
     assert "Python worker exited unexpectedly" in message
     assert f"hydra.run.dir={run_dir} to resume" in message
     assert not (run_dir / "trials.jsonl").exists()
+
+
+def test_a_resumed_tpe_sweep_continues_its_draws(spark, cfg, prepared, tmp_path):
+    """Fewer trials than TPE's random start-up ones: the rerun must not draw them again."""
+    sweep.run(spark, prepared, cfg, tmp_path)
+    cfg.search.n_trials = 4
+    again = sweep.run(spark, prepared, cfg, tmp_path)
+    drawn = [json.dumps(p, sort_keys=True) for p in again.params.values()]
+    assert len(again.trials) == 4 and len(set(drawn)) == 4

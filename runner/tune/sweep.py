@@ -137,6 +137,9 @@ def run(
         direction=search.direction,
         pruner=pruner,
     )
+    drawn = sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)
+    if drawn:  # resumed: continue the sampler's draws
+        study.sampler = search_space.resumed_sampler(search.sampler, drawn) or sampler
     earlier = log.read()
     _requeue_interrupted(study, finished=set(earlier))
     parallelism = min(
