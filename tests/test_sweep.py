@@ -165,3 +165,17 @@ def test_a_resumed_tpe_sweep_continues_its_draws(spark, cfg, prepared, tmp_path)
     again = sweep.run(spark, prepared, cfg, tmp_path)
     drawn = [json.dumps(p, sort_keys=True) for p in again.params.values()]
     assert len(again.trials) == 4 and len(set(drawn)) == 4
+
+
+def test_torn_last_lines_are_repaired_with_a_note_on_resume(spark, cfg, prepared, tmp_path):
+    sweep.run(spark, prepared, cfg, tmp_path)
+    for name in ("trials.jsonl", "study.journal"):
+        with open(tmp_path / name, "ab") as fh:
+            fh.write(b'{"number": 7, "sta')  # a crash or a full disk mid-line
+    notes = []
+    cfg.search.n_trials = 3
+    again = sweep.run(spark, prepared, cfg, tmp_path, on_note=notes.append)
+    assert [note.split(":")[1].strip() for note in notes] == ["study.journal", "trials.jsonl"]
+    assert again.counts == {"COMPLETE": 3} and len(_records(tmp_path)) == 3
+    for line in (tmp_path / "study.journal").read_text().splitlines():
+        json.loads(line)

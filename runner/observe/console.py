@@ -150,6 +150,13 @@ class Reporter:
     def info(self, message: str) -> None:
         self._line(message)
 
+    def note(self, message: str) -> None:
+        """A line to see even under the live display (e.g. a record repaired on resume)."""
+        if self._live is not None and not self.quiet:
+            self._live.console.print(message, markup=False)
+        else:
+            self._line(message)
+
     def sweep_started(self, n_trials: int, parallelism: int) -> None:
         self._n_trials = n_trials
         self._trial_task = self._progress.add_task("trials", total=n_trials,

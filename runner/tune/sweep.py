@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.tune import search_space
+from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
 from runner.tune.coordinator import REASKS, Coordinator
@@ -105,6 +105,7 @@ def run(
     on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
     on_trial_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None,
     on_trial_lost: Callable[[int, int], None] = lambda lost, reasked_as: None,
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> SweepResult:
     """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time, on ``target``
     (the GPU plan's; None: the one ``cfg.deploy`` names).
@@ -126,6 +127,9 @@ def run(
     if isinstance(sampler, GridSampler):
         n_trials = min(n_trials, search_space.grid_size(space))
     run_dir.mkdir(parents=True, exist_ok=True)
+    for records in (run_dir / "study.journal", run_dir / "trials.jsonl"):
+        if note := jsonl.repair(records):
+            on_note(note)
     log = _TrialLog(run_dir, search.metric, search.direction)
     study = search_space.create_study(
         sampler,
@@ -235,8 +239,7 @@ class _TrialLog:
         return earlier
 
     def append(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps({**outcome.as_record(), "params": params}) + "\n")
+        jsonl.append(self.path, {**outcome.as_record(), "params": params})
         self._consider(outcome, from_disk=False)
 
     def best(self) -> TrialOutcome:
