@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -37,6 +39,15 @@ def main(cfg: DictConfig) -> float | None:
         f"[#{hydra_cfg.job.num}] ")
     try:
         summary = pipeline.run(cfg, run_dir, Path(hydra.utils.get_original_cwd()), prefix)
+    except KeyboardInterrupt:  # Ctrl-C: one line, Spark stopped, the run dir resumable
+        from runner import rerun
+        from runner.cluster.spark import stop_session
+
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # a second Ctrl-C: out now
+        stop_session()  # first: a trial may still finish meanwhile, and counts
+        print(f"{prefix}{rerun.interrupted(run_dir, cfg.search.n_trials)}", file=sys.stderr,
+              flush=True)
+        sys.exit(130)
     except Exception as err:
         multirun.record_failure(run_dir, err)
         if not isinstance(err, RunnerError):

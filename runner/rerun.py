@@ -1,5 +1,5 @@
 """Rerunning an existing run dir (``hydra.run.dir=RUN``), checked before Hydra rewrites its
-``.hydra/`` and before Spark starts.
+``.hydra/`` and before Spark starts; and the line that tells an interrupted run how to.
 
 - A finished run (it has ``summary.json``) is left alone: one line, exit 0.
 - A sweep that began there resumes only with the trial settings it began with (those in the
@@ -62,6 +62,14 @@ def check(run_dir: Path, cfg: Any) -> str | None:
             f"{', '.join(changed)}; resume with the values it began with, or choose another "
             "hydra.run.dir")
     return None
+
+
+def interrupted(run_dir: Path, n_trials: int) -> str:
+    """The line for a run stopped by Ctrl-C: how far it got and how to resume it."""
+    trials = run_dir / "trials.jsonl"
+    finished = trials.read_bytes().count(b"\n") if trials.is_file() else 0
+    return (f"interrupted: {finished} of {n_trials} trials finished; rerun the same command "
+            f"with hydra.run.dir={run_dir} to resume")
 
 
 def changed_keys(saved: Any, cfg: Any) -> list[str]:

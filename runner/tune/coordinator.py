@@ -42,6 +42,9 @@ class _QuietHandler(SimpleXMLRPCRequestHandler):
 class _Server(ThreadingMixIn, SimpleXMLRPCServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A slot cut off mid-request (its task killed, Ctrl-C): its trial is lost, no traceback."""
+
 
 @dataclass
 class Coordinator:

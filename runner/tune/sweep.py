@@ -325,6 +325,8 @@ def _slot_task(
     """
 
     def run_slot(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
+        import signal
+
         import pandas as pd
         import torch
         from pyspark import TaskContext
@@ -332,6 +334,8 @@ def _slot_task(
         from runner.cluster.resources import device_for, task_gpu
         from runner.train.trial import TrialSpec, run_trial, warm_up
 
+        # A Ctrl-C on the terminal reaches local workers too: the driver stops them, quietly.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         context = TaskContext.get()
         slot = context.partitionId()  # = its row of spark.range: no wait for the row (~40 ms)
         gpu = task_gpu(context)
