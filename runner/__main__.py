@@ -7,6 +7,8 @@ run the recipe.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import hydra
@@ -39,13 +41,25 @@ def main(cfg: DictConfig) -> float | None:
         f"[#{hydra_cfg.job.num}] ")
     try:
         summary = experiment(cfg, prefix)
+    except KeyboardInterrupt:  # Ctrl-C: one line, Spark stopped, the run dir resumable
+        from pathlib import Path
+
+        from runner import rerun
+        from runner.cluster.spark import stop_session
+
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # a second Ctrl-C: out now
+        stop_session()  # first: a trial may still finish meanwhile, and counts
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        print(f"{prefix}{rerun.interrupted(run_dir, cfg.search.n_trials)}", file=sys.stderr,
+              flush=True)
+        sys.exit(130)
     except RunnerError as err:
         # A job on a thread prints beside the others (stderr may be going to the log file
         # of a Spark session another job is starting).
         print(f"{prefix}error: {err}", file=sys.stdout if prefix else sys.stderr, flush=True)
         if in_multirun:  # this job fails; Hydra runs the others
             raise multirun.JobFailed(hydra_cfg.job.num, hydra_cfg.overrides.task, err) from None
-        sys.exit(2)
+        sys.exit(err.exit_code)
     return summary["best"]["metrics"][cfg.search.metric] if "best" in summary else None
 
 

@@ -90,6 +90,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
                     on_start=reporter.sweep_started,
                     on_trial=on_trial,
                     on_trial_start=reporter.trial_started,
+                    on_trial_lost=reporter.trial_lost,
+                    on_note=reporter.note,
                 )
         params = swept.params[swept.best.number] if swept else {}
 

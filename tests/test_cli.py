@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import ROOT, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +68,55 @@ def test_missing_java_is_reported(tmp_path):
     assert proc.returncode == 2
     assert "Java not found" in proc.stderr and "JAVA_HOME" in proc.stderr
     assert not (run_dir / "summary.json").exists()
+
+
+def test_a_sweep_whose_spark_jobs_keep_failing_fails_in_one_line(tmp_path):
+    from tests.crash_model import crash_tickets
+
+    run_dir = tmp_path / "run"
+    tickets = crash_tickets(tmp_path / "tickets", 100)
+    proc = run_cli([*TINY, f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+                    "model._target_=tests.crash_model.CrashingMLP", f"+model.tickets={tickets}"],
+                   tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "2 of 2 trials never ran" in errors[0]
+    assert f"hydra.run.dir={run_dir}" in errors[0]
+    assert "LOST → re-asked as #" in proc.stdout and "Traceback" not in proc.stdout
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_ctrl_c_is_one_line_and_the_rerun_finishes_the_sweep(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    run_dir = tmp_path / "run"
+    args = ["search.n_trials=6", "train.epochs=100", f"hydra.run.dir={run_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own group, like a terminal's job
+    trials = run_dir / "trials.jsonl"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not (
+            trials.exists() and trials.read_text()):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
+    out, err = proc.communicate(timeout=120)
+    finished = len(trials.read_text().splitlines())
+    assert proc.returncode == 130, out + err
+    assert err.splitlines() == [f"interrupted: {finished} of 6 trials finished; rerun the same "
+                                f"command with hydra.run.dir={run_dir} to resume"]
+    assert "Traceback" not in out and "ERROR" not in out
+    assert not (run_dir / "summary.json").exists()
+
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["trials"] == {"COMPLETE": 6} and summary["resumed_trials"] == finished
+    records = [json.loads(line) for line in trials.read_text().splitlines()]
+    assert len(records) == len({r["number"] for r in records}) == 6

@@ -7,12 +7,14 @@ import os
 
 import optuna
 import pytest
+from omegaconf import open_dict
 
 from runner.data import preprocess
 from runner.tune import search_space
 from runner.tune import sweep
-from runner.errors import RunnerError
+from runner.errors import RunIncomplete, RunnerError
 from tests.conftest import use
+from tests.crash_model import crash_tickets
 
 
 @pytest.fixture
@@ -117,3 +119,63 @@ def test_rerun_in_the_same_dir_runs_only_the_missing_trials(spark, cfg, prepared
     assert len(_records(tmp_path)) == 4
     rerun = [p for n, p in again.params.items() if n not in first_pids]
     assert any(p["optimizer.lr"] == interrupted.params["optimizer.lr"] for p in rerun)
+
+
+def _crashing(cfg, tickets):
+    """Trials whose model kills its Python worker, once per ticket."""
+    cfg.model._target_ = "tests.crash_model.CrashingMLP"
+    with open_dict(cfg.model):
+        cfg.model.tickets = tickets
+    cfg.search.params = {"optimizer.lr": "tag(log, interval(1e-3, 3e-2))"}
+
+
+def test_trials_of_a_failed_spark_job_are_lost_and_asked_again(spark, cfg, prepared, tmp_path):
+    cfg.search.n_trials = 4
+    _crashing(cfg, crash_tickets(tmp_path / "tickets", 1))
+    lost = []
+    result = sweep.run(spark, prepared, cfg, tmp_path / "run",
+                       on_trial_lost=lambda n, again: lost.append((n, again)))
+    assert result.counts == {"COMPLETE": 4}
+    assert len(lost) >= 1 and all(again >= 4 for _, again in lost)
+    for number, again in lost:
+        assert result.params[again] == result.params[number]
+    records = _records(tmp_path / "run")
+    assert len(records) == 4 and {r["state"] for r in records} == {"COMPLETE"}
+    assert not {n for n, _ in lost} & {r["number"] for r in records}
+
+
+def test_a_sweep_whose_spark_jobs_keep_failing_says_how_many_trials_never_ran(
+        spark, cfg, prepared, tmp_path):
+    _crashing(cfg, crash_tickets(tmp_path / "tickets", 100))
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunIncomplete) as failed:
+        sweep.run(spark, prepared, cfg, run_dir)
+    message = str(failed.value)
+    assert message.startswith("sweep: 2 of 2 trials never ran")
+    assert f"{sweep.JOB_RETRIES + 1} Spark jobs failed" in message
+    assert "Python worker exited unexpectedly" in message
+    assert f"hydra.run.dir={run_dir} to resume" in message
+    assert not (run_dir / "trials.jsonl").exists()
+
+
+def test_a_resumed_tpe_sweep_continues_its_draws(spark, cfg, prepared, tmp_path):
+    """Fewer trials than TPE's random start-up ones: the rerun must not draw them again."""
+    sweep.run(spark, prepared, cfg, tmp_path)
+    cfg.search.n_trials = 4
+    again = sweep.run(spark, prepared, cfg, tmp_path)
+    drawn = [json.dumps(p, sort_keys=True) for p in again.params.values()]
+    assert len(again.trials) == 4 and len(set(drawn)) == 4
+
+
+def test_torn_last_lines_are_repaired_with_a_note_on_resume(spark, cfg, prepared, tmp_path):
+    sweep.run(spark, prepared, cfg, tmp_path)
+    for name in ("trials.jsonl", "study.journal"):
+        with open(tmp_path / name, "ab") as fh:
+            fh.write(b'{"number": 7, "sta')  # a crash or a full disk mid-line
+    notes = []
+    cfg.search.n_trials = 3
+    again = sweep.run(spark, prepared, cfg, tmp_path, on_note=notes.append)
+    assert [note.split(":")[1].strip() for note in notes] == ["study.journal", "trials.jsonl"]
+    assert again.counts == {"COMPLETE": 3} and len(_records(tmp_path)) == 3
+    for line in (tmp_path / "study.journal").read_text().splitlines():
+        json.loads(line)

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -130,9 +131,28 @@ def _build(target: "Target", log_dir: Path, conf: dict[str, str]) -> "SparkSessi
     with _stderr_to(log_dir / "spark.log"):
         session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
     session.sparkContext.setLogLevel("ERROR")
+    _plain_interrupt()
     if target.waits_for_executors:
         _await_executor(session, deploy)
     return session
+
+
+def _plain_interrupt() -> None:
+    """Ctrl-C raises KeyboardInterrupt where the main thread is, as in any program.
+
+    pyspark's own SIGINT handler cancels the jobs over the py4j connection the main thread is
+    blocked on (a reentrant call: pages of py4j tracebacks); stopping the session cancels
+    them instead. py4j logs the interrupted call, and its retries on a connection the
+    interrupt closed, with tracebacks on the root logger (its own loggers are set to
+    WARNING): those records are dropped; a real failure still raises.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    logging.getLogger().addFilter(_not_py4j_on_root)
+
+
+def _not_py4j_on_root(record: logging.LogRecord) -> bool:
+    return not (record.name == "root" and f"{os.sep}py4j{os.sep}" in record.pathname)
 
 
 def _link_log(session_log: Path, log_dir: Path) -> None:

@@ -164,6 +164,13 @@ class Reporter:
     def info(self, message: str) -> None:
         self._line(message)
 
+    def note(self, message: str) -> None:
+        """A line to see even under the live display (e.g. a record repaired on resume)."""
+        if self._live is not None and not self.quiet:
+            self._live.console.print(message, markup=False)
+        else:
+            self._line(message)
+
     def sweep_started(self, n_trials: int, parallelism: int) -> None:
         self._n_trials = n_trials
         self._trial_task = self._progress.add_task("trials", total=n_trials,
@@ -174,6 +181,12 @@ class Reporter:
         self._running[number] = (params, time.perf_counter())
         self._update_trials()
         self._line(f"[trial {number}] started {format_params(params)}")
+
+    def trial_lost(self, number: int, reasked_as: int) -> None:
+        """A trial the infrastructure cut off, now running again under a new number."""
+        self._running.pop(number, None)
+        self._update_trials()
+        self._line(f"[trial {number}] LOST → re-asked as #{reasked_as}")
 
     def trial_finished(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
         self._running.pop(outcome.number, None)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +66,23 @@ def load(directory: Path) -> ModelArtifact:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """``data`` at ``path`` whole (on disk) or not at all."""
+    with _renamed_into(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextmanager
+def _renamed_into(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path``, renamed over it when the block succeeds, removed if not."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def export_torchscript(artifact: ModelArtifact, path: Path) -> None:
@@ -80,6 +96,5 @@ def export_torchscript(artifact: ModelArtifact, path: Path) -> None:
     with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example)
-    tmp = path.with_name(f".{path.name}.tmp")
-    traced.save(str(tmp))
-    os.replace(tmp, path)
+    with _renamed_into(path) as tmp:
+        traced.save(str(tmp))

@@ -7,6 +7,10 @@ slot is free, so it always sees every finished trial, and the cluster never wait
 batch. With a ``cost`` (samplers that ignore results: random, grid) every trial is
 drawn at the start and the longest estimated runs first, so the sweep does not end
 waiting on one long trial.
+
+A trial cut off by the infrastructure (its task retried, its Spark job dead) is *lost*,
+not failed: Optuna closes it as FAIL and its params are asked again under a new number
+(the user attribute ``reasks`` names the lost one); ``trials.jsonl`` never records it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from runner.train.trial import TrialOutcome
 from runner.tune.trial_cost import TrialCost
 
 _NO_MORE_TRIALS = ""
+REASKS = "reasks"  # user attribute of a re-asked trial: the number of the trial it replaces
 _POLL_S = 0.02  # how soon ``close`` returns: serve_forever checks for shutdown this often
 
 
@@ -37,6 +42,9 @@ class _QuietHandler(SimpleXMLRPCRequestHandler):
 class _Server(ThreadingMixIn, SimpleXMLRPCServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A slot cut off mid-request (its task killed, Ctrl-C): its trial is lost, no traceback."""
+
 
 @dataclass
 class Coordinator:
@@ -49,6 +57,7 @@ class Coordinator:
     make_spec: Callable[[int, dict[str, Any]], dict[str, Any]]
     on_finish: Callable[[TrialOutcome, dict[str, Any]], None]
     on_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None
+    on_lost: Callable[[int, int], None] = lambda lost, reasked_as: None
     pruning: bool = False
     cost: TrialCost | None = None  # set: draw all trials now, hand out the longest first
     started: int = 0
@@ -56,6 +65,7 @@ class Coordinator:
     params: dict[int, dict[str, Any]] = field(default_factory=dict)
     _trials: dict[int, Any] = field(default_factory=dict)
     _slot_trial: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (attempt, n)
+    _lost: set[int] = field(default_factory=set)
     _drawn: list[Any] = field(default_factory=list)  # asked, not handed out yet (with cost)
     _drawing: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,17 +74,12 @@ class Coordinator:
         """The next trial's spec as JSON, or "" when the sweep has handed out all trials.
 
         A new attempt of a slot's task means Spark retried it (an executor was lost):
-        the trial that slot was running is failed and its params asked again.
+        the trial that slot was running is lost.
         """
-        import optuna
-
         with self._lock:
             held = self._slot_trial.pop(slot, None)
             if held is not None and held[0] != attempt and held[1] not in self.outcomes:
-                lost = held[1]
-                self.study.tell(self._trials[lost], state=optuna.trial.TrialState.FAIL)
-                self.study.enqueue_trial(self.params[lost])
-                self.started -= 1
+                self._lose(held[1])
             if self.started >= self.n_trials:
                 return _NO_MORE_TRIALS
             trial = self._ask()
@@ -82,6 +87,8 @@ class Coordinator:
             self._trials[trial.number] = trial
             self.params[trial.number] = dict(trial.params)
             self._slot_trial[slot] = (attempt, trial.number)
+            if REASKS in trial.user_attrs:
+                self.on_lost(trial.user_attrs[REASKS], trial.number)
             self.on_start(trial.number, dict(trial.params))
             return json.dumps(self.make_spec(trial.number, dict(trial.params)))
 
@@ -109,17 +116,21 @@ class Coordinator:
         if not self.pruning:
             return False
         with self._lock:
+            if number in self._lost:
+                return True  # a straggler of a dead job: stop it
             trial = self._trials[number]
             trial.report(value, step)
             return bool(trial.should_prune())
 
     def finish(self, record: str, weights: xmlrpc.client.Binary) -> bool:
-        """Take a trial's outcome and tell Optuna."""
+        """Take a trial's outcome and tell Optuna; False: the trial was lost meanwhile."""
         import optuna
 
         outcome = TrialOutcome(**json.loads(record))
         outcome.weights = weights.data
         with self._lock:
+            if outcome.number in self._lost:
+                return False
             trial = self._trials[outcome.number]
             value = outcome.metrics.get(self.metric)
             if outcome.state == "COMPLETE" and value is None:
@@ -138,17 +149,23 @@ class Coordinator:
             self.on_finish(outcome, self.params[outcome.number])
         return True
 
-    def fail_unfinished(self, error: str) -> None:
-        """After the Spark job died: every handed-out trial without an outcome has failed."""
+    def lose_unfinished(self) -> list[int]:
+        """After a Spark job ended: every trial handed out without an outcome is lost."""
+        with self._lock:
+            lost = [n for n in self._trials if n not in self.outcomes and n not in self._lost]
+            for number in lost:
+                self._lose(number)
+            self._slot_trial.clear()
+            return lost
+
+    def _lose(self, number: int) -> None:
+        """Close a cut-off trial as FAIL in Optuna and ask its params again."""
         import optuna
 
-        with self._lock:
-            for number, trial in self._trials.items():
-                if number not in self.outcomes:
-                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    outcome = TrialOutcome(number=number, state="FAIL", error=error)
-                    self.outcomes[number] = outcome
-                    self.on_finish(outcome, self.params[number])
+        self.study.tell(self._trials[number], state=optuna.trial.TrialState.FAIL)
+        self.study.enqueue_trial(self.params[number], user_attrs={REASKS: number})
+        self._lost.add(number)
+        self.started -= 1
 
     def serve(self, host: str) -> "RunningServer":
         """Start the XML-RPC server on an ephemeral port in a daemon thread. With a cost,

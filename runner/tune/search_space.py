@@ -77,6 +77,15 @@ def policies(search: Any) -> tuple[Any, Any]:
     return built[0], built[1]
 
 
+def resumed_sampler(node: Any, drawn: int) -> Any:
+    """The sampler ``node`` builds, for a study that has drawn ``drawn`` trials: seeded
+    ``seed + drawn``, so a resumed sweep continues its draws instead of repeating the first
+    run's (same seed, same sequence); None when the sampler has no seed (nothing repeats)."""
+    if node.get("seed") is None:
+        return None
+    return _build(node, "optuna.samplers.BaseSampler", seed=int(node.seed) + drawn)
+
+
 def result_blind(sampler: Any) -> bool:
     """Whether ``sampler``'s draws ignore finished trials (a sweep can draw them all at once)."""
     import optuna
@@ -133,10 +142,10 @@ def grid_size(space: Mapping[str, Any]) -> int:
     return size
 
 
-def _build(node: Any, base: str) -> Any:
+def _build(node: Any, base: str, **overrides: Any) -> Any:
     from hydra.utils import get_class, instantiate
 
-    built = instantiate(node)
+    built = instantiate(node, **overrides)
     if not isinstance(built, get_class(base)):
         raise TypeError(f"not an {base.rsplit('.', 1)[1]}")
     return built

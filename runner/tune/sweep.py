@@ -5,7 +5,9 @@ One Spark job runs ``parallelism`` slot tasks (a DataFrame of slot ids ->
 trials from the driver's :class:`~runner.tune.coordinator.Coordinator` until none are left,
 so slots never idle while trials remain, and Python workers (with torch imported and
 the data cached) are reused from trial to trial. Trials run on executors, never on
-the driver. A failed trial is recorded and the sweep goes on.
+the driver. A failed trial is recorded and the sweep goes on. A Spark job that dies
+loses the trials it was running: they are asked again in a new job, up to
+``JOB_RETRIES`` times, and a sweep that still lacks trials fails saying how many.
 
 The study is journaled to ``run_dir/study.journal`` and each finished trial appended
 to ``run_dir/trials.jsonl``: running the same run dir again finishes only the
@@ -22,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.tune import search_space
+from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
-from runner.tune.coordinator import Coordinator
-from runner.errors import RunnerError
+from runner.tune.coordinator import REASKS, Coordinator
+from runner.errors import RunIncomplete, RunnerError, spark_cause
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import fair_share, long_columns, task_slots
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 METRICS = ("val_accuracy", "val_loss", "train_loss")
+JOB_RETRIES = 2  # new Spark jobs for the trials a failed one lost, before the sweep gives up
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,16 @@ def run(
     on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
     on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
     on_trial_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None,
+    on_trial_lost: Callable[[int, int], None] = lambda lost, reasked_as: None,
+    on_note: Callable[[str], None] = lambda line: None,
 ) -> SweepResult:
     """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time, on ``target``
-    (the GPU plan's; None: the one ``cfg.deploy`` names)."""
+    (the GPU plan's; None: the one ``cfg.deploy`` names).
+
+    Raises:
+        RunIncomplete: Spark jobs kept failing and some trials never ran.
+        RunnerError: every trial failed.
+    """
     import optuna
 
     from runner.tune.grid import GridSampler
@@ -117,6 +127,9 @@ def run(
     if isinstance(sampler, GridSampler):
         n_trials = min(n_trials, search_space.grid_size(space))
     run_dir.mkdir(parents=True, exist_ok=True)
+    for records in (run_dir / "study.journal", run_dir / "trials.jsonl"):
+        if note := jsonl.repair(records):
+            on_note(note)
     log = _TrialLog(run_dir, search.metric, search.direction)
     study = search_space.create_study(
         sampler,
@@ -128,6 +141,9 @@ def run(
         direction=search.direction,
         pruner=pruner,
     )
+    drawn = sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)
+    if drawn:  # resumed: continue the sampler's draws
+        study.sampler = search_space.resumed_sampler(search.sampler, drawn) or sampler
     earlier = log.read()
     _requeue_interrupted(study, finished=set(earlier))
     parallelism = min(
@@ -148,6 +164,7 @@ def run(
         make_spec=lambda number, params: _spec(cfg, prepared, number, params),
         on_finish=finished,
         on_start=on_trial_start,
+        on_lost=on_trial_lost,
         pruning=not isinstance(pruner, optuna.pruners.NopPruner),
         cost=(TrialCost(lambda params: _work(cfg, prepared, params))
               if search_space.result_blind(sampler) else None),
@@ -157,8 +174,19 @@ def run(
     )
     for outcome, params in earlier.values():
         on_trial(outcome, params)
-    if len(earlier) < n_trials:
-        _run_slots(spark, coordinator, parallelism, target)
+    failures: list[str] = []
+    while len(coordinator.outcomes) < n_trials and len(failures) <= JOB_RETRIES:
+        slots = min(parallelism, n_trials - len(coordinator.outcomes))
+        failure = _run_slots(spark, coordinator, slots, target)
+        if coordinator.lose_unfinished() or failure:
+            failures.append(failure or "its slots ended with trials unfinished")
+    missing = n_trials - len(coordinator.outcomes)
+    if missing:
+        raise RunIncomplete(
+            f"sweep: {missing} of {n_trials} trials never ran: {len(failures)} Spark jobs failed "
+            f"(last: {failures[-1]}); rerun the same command with hydra.run.dir={run_dir} "
+            "to resume"
+        )
 
     trials = [coordinator.outcomes[n] for n in sorted(coordinator.outcomes)]
     if not any(t.state == "COMPLETE" for t in trials):
@@ -211,8 +239,7 @@ class _TrialLog:
         return earlier
 
     def append(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps({**outcome.as_record(), "params": params}) + "\n")
+        jsonl.append(self.path, {**outcome.as_record(), "params": params})
         self._consider(outcome, from_disk=False)
 
     def best(self) -> TrialOutcome:
@@ -232,13 +259,13 @@ class _TrialLog:
 
 
 def _requeue_interrupted(study: Any, finished: set[int]) -> None:
-    """Trials an interrupted run left RUNNING are failed and their params asked again."""
+    """Trials an interrupted run left RUNNING are lost: failed and their params asked again."""
     import optuna
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if trial.number not in finished:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(trial.params)
+            study.enqueue_trial(trial.params, user_attrs={REASKS: trial.number})
 
 
 def _work(cfg: Any, prepared: PreparedDataset, params: dict[str, Any]) -> tuple[float, float]:
@@ -266,8 +293,9 @@ def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, An
 
 
 def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
-               target: Target) -> None:
-    """One Spark job of ``slots`` tasks, each pulling trials until none are left."""
+               target: Target) -> str | None:
+    """One Spark job of ``slots`` tasks, each pulling trials until none are left; why the
+    job failed (past Spark's task retries), or None."""
     from runner.cluster.resources import trial_profile
 
     host = os.environ.get("SPARK_LOCAL_IP") or spark.conf.get("spark.driver.host", "127.0.0.1")
@@ -282,10 +310,10 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
             **kwargs,
         ).collect()
     except Exception as err:  # the job failed past Spark's task retries
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        coordinator.fail_unfinished(f"Spark task failed: {first}")
+        return spark_cause(err)
     finally:
         server.close()
+    return None
 
 
 def _slot_task(
@@ -297,6 +325,8 @@ def _slot_task(
     """
 
     def run_slot(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
+        import signal
+
         import pandas as pd
         import torch
         from pyspark import TaskContext
@@ -304,6 +334,8 @@ def _slot_task(
         from runner.cluster.resources import device_for, task_gpu
         from runner.train.trial import TrialSpec, run_trial, warm_up
 
+        # A Ctrl-C on the terminal reaches local workers too: the driver stops them, quietly.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         context = TaskContext.get()
         slot = context.partitionId()  # = its row of spark.range: no wait for the row (~40 ms)
         gpu = task_gpu(context)
