@@ -12,6 +12,7 @@ from runner.config.data import DataConfig
 from runner.config.model import ModelConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import TrackingConfig
+from runner.tasks import TaskConfig
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RunnerConfig:
     """The whole experiment."""
 
     data: DataConfig = MISSING
+    task: TaskConfig = MISSING
     model: ModelConfig = MISSING
     search: SearchConfig = MISSING
     deploy: DeployConfig = MISSING
