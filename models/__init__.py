@@ -1,5 +1,7 @@
 """PyTorch architectures, each built by ``hydra.utils.instantiate`` from ``conf/model/``.
 
-Every model takes ``input_shape`` (one example's shape) and ``num_classes`` from the
-prepared data, plus its own size and dropout settings.
+Every model takes ``input_shape`` (one example's shape), what the task tells it
+(``Task.model_kwargs``; classification: ``num_classes``) and its own size and dropout
+settings. A model may define ``check_input(input_shape) -> list[str]``, a classmethod the
+runner calls before Spark starts (``runner/train/model.py``).
 """

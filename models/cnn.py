@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 from torch import nn
 
@@ -18,8 +19,9 @@ class CNN(nn.Sequential):
         hidden: int = 128,
         dropout: float = 0.2,
     ) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(f"CNN needs image inputs shaped (C, H, W), got {tuple(input_shape)}")
+        problems = self.check_input(input_shape)
+        if problems:
+            raise ValueError(problems[0])
         in_channels = input_shape[0]
         super().__init__(
             nn.Conv2d(in_channels, channels, 3, padding=1),
@@ -34,3 +36,11 @@ class CNN(nn.Sequential):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
+
+    @classmethod
+    def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
+        """Problems with ``input_shape`` (None: a size known only after preprocessing)."""
+        if len(input_shape) == 3:
+            return []
+        return [f"model=cnn needs image data shaped (C, H, W) but gets {len(input_shape)}-d "
+                "rows; use model=mlp or set data.image_shape"]

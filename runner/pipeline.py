@@ -11,13 +11,16 @@ from runner import stages
 from runner.cluster import resources
 from runner.cluster.spark import build_session, experiment
 from runner.cluster.targets import target_for
+from runner.config import as_plain
 from runner.data import preprocess
 from runner.data.prepared import PreparedDataset, location
 from runner.errors import RunnerError
 from runner.observe import summary, tracking
 from runner.observe.console import Reporter
 from runner.serve import artifacts, infer
+from runner.tasks import task_for
 from runner.train import retrain
+from runner.train.model import input_problems
 from runner.tune import sweep
 
 
@@ -29,15 +32,11 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
         + tracking.validate(cfg)
-        + infer.validate(cfg.inference, out)
+        + infer.validate(cfg.inference, out, task_for(cfg.task))
+        + input_problems(cfg.model, cfg.data.get("image_shape") or [None])  # tabular: width unknown
     )
     if "train" in stages.selected(cfg):
         problems += retrain.validate(cfg)
-    if cfg.model._target_ == "models.cnn.CNN" and not cfg.data.get("image_shape"):
-        problems.append(
-            f"model=cnn needs image data but data={cfg.data.name} is tabular; "
-            "use model=mlp or set data.image_shape"
-        )
     if problems:
         raise RunnerError("; ".join(problems))
 
@@ -98,17 +97,14 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
         trained = None
         if "train" in selected:
             with reporter.stage("train", f"{cfg.train.num_processes} processes"):
-                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params), run_dir,
-                                      is_local=target.is_local)
+                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params),
+                                      as_plain(cfg.task), run_dir, is_local=target.is_local)
 
         artifact = trained.artifact if trained else None  # the model infer deploys
         if swept and not trained:
-            artifact = artifacts.ModelArtifact(
-                model=sweep.trial_config(cfg, params)["model"],
-                input_shape=prepared.input_shape,
-                num_classes=prepared.num_classes,
-                weights=swept.best.weights,
-            )
+            artifact = artifacts.ModelArtifact.trained(sweep.trial_config(cfg, params)["model"],
+                                                       as_plain(cfg.task), prepared,
+                                                       swept.best.weights)
         if artifact:
             _save_model(artifact, run_dir / "model", cfg.inference.torchscript)
 
@@ -133,12 +129,13 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     start = time.perf_counter()
     source = _model_run(cfg, original_cwd)
     entry = PreparedDataset(str((source / "prepared").resolve()))
-    problems = (infer.validate(cfg.inference, out) + target_for(cfg.deploy).validate()
+    artifact = artifacts.load(source / "model")
+    problems = (infer.validate(cfg.inference, out, task_for(artifact.task))
+                + target_for(cfg.deploy).validate()
                 + entry.problems([] if cfg.inference.data is not None else ["test"],
                                  key="model_path"))
     if problems:
         raise RunnerError("; ".join(problems))
-    artifact = artifacts.load(source / "model")
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
     with reporter:
         with reporter.stage("spark", cfg.deploy.master):

@@ -42,7 +42,8 @@ def job(root, **train) -> dict:
         "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.01},
         "train": {"epochs": 3, "batch_size": 32, "seed": 0, **train},
         "input_shape": [4],
-        "num_classes": 2,
+        "task": {"_target_": "runner.tasks.Classification"},
+        "model_kwargs": {"num_classes": 2},
         "checkpoint_dir": str(root / "train"),
         "key": "k",
         "use_gpu": False,
@@ -79,7 +80,7 @@ def test_two_processes_agree_and_learn(blobs):
     out = results[0]
     assert out["world_size"] == 2 and out["backend"] == "gloo" and out["rows"] == 400
     assert [h["epoch"] for h in out["history"]] == [1, 2, 3]
-    assert out["train_accuracy"] >= 0.95
+    assert out["metrics"]["train_accuracy"] >= 0.95
 
 
 def in_process(spec: dict, monkeypatch) -> dict:

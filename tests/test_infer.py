@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -16,18 +16,22 @@ from runner.serve import infer
 from runner.data import preprocess
 from runner.tune import sweep
 from runner.errors import RunnerError
-from runner.train.trial import build_model
+from runner.tasks import Classification
+from runner.train.model import build_model, weights_of
 from tests.conftest import run_cli
 
 MLP = {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.0}
 
 
+CLASSIFICATION = {"_target_": "runner.tasks.Classification"}
+
+
 def _artifact(input_shape: tuple[int, ...], num_classes: int = 10) -> artifacts.ModelArtifact:
     """A real, untrained model (seeded) saved the way the sweep saves the best one."""
     torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.save(build_model(MLP, input_shape, num_classes).state_dict(), buffer)
-    return artifacts.ModelArtifact(MLP, input_shape, num_classes, buffer.getvalue())
+    told = {"num_classes": num_classes}
+    weights = weights_of(build_model(MLP, input_shape, told))
+    return artifacts.ModelArtifact(MLP, input_shape, CLASSIFICATION, told, weights)
 
 
 def _direct(artifact, features: np.ndarray) -> np.ndarray:
@@ -43,12 +47,9 @@ def prepared(spark, cfg, tmp_path):
 
 def test_predictions_match_the_model_and_are_scored(spark, cfg, prepared, tmp_path):
     swept = sweep.run(spark, prepared, cfg, tmp_path)
-    artifact = artifacts.ModelArtifact(
-        model=sweep.trial_config(cfg, swept.params[swept.best.number])["model"],
-        input_shape=prepared.input_shape,
-        num_classes=prepared.num_classes,
-        weights=swept.best.weights,
-    )
+    artifact = artifacts.ModelArtifact.trained(
+        sweep.trial_config(cfg, swept.params[swept.best.number])["model"], CLASSIFICATION,
+        prepared, swept.best.weights)
     artifacts.save(artifact, tmp_path / "model")
     artifact = artifacts.load(tmp_path / "model")
     cfg.inference.batch_size = 50
@@ -100,7 +101,7 @@ def test_shape_mismatch_and_bad_settings_are_refused(spark, cfg, prepared, tmp_p
 
     cfg.inference.partition_by = ["probability"]
     cfg.inference.batch_size = 0
-    problems = infer.validate(cfg.inference, out)
+    problems = infer.validate(cfg.inference, out, Classification())
     assert [p.split(":")[0] for p in problems] == ["inference.batch_size", "inference.partition_by"]
 
 
@@ -162,7 +163,7 @@ def test_a_failing_task_is_one_line_naming_the_cause(spark, cfg, prepared, tmp_p
         infer.run(spark, ragged, artifact, cfg.inference, tmp_path / "out")
     # weights that do not fit the model config: the model fails to build in the task
     other = _artifact(prepared.input_shape, num_classes=3)
-    broken = artifacts.ModelArtifact(artifact.model, artifact.input_shape, 10, other.weights)
+    broken = replace(artifact, weights=other.weights)
     with pytest.raises(RunnerError, match=r"^inference: a Spark task failed: .*size mismatch"):
         infer.run(spark, rows, broken, cfg.inference, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ from runner.errors import RunnerError
 from runner.multirun import ERROR_FILE, JobFailed, record_failure
 from tests.conftest import run_cli
 
-CNN_ON_WINE = "model=cnn needs image data but data=wine is tabular"
+CNN_ON_WINE = "model=cnn needs image data shaped (C, H, W) but gets 1-d rows"
 
 
 def test_failed_jobs_are_listed_one_line_each(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from runner.config import as_plain
 from runner.data import preprocess
 from runner.data.prepared import PreparedDataset, RowGroup, deal, write_entry
 from runner.errors import RunnerError
@@ -139,9 +140,9 @@ def test_a_file_uri_cache_dir_works_end_to_end(spark, cfg, tmp_path):
 
     swept = sweep.run(spark, prepared, cfg, tmp_path / "run")
     assert swept.best.metrics["val_accuracy"] > 0.8
-    artifact = artifacts.ModelArtifact(sweep.trial_config(cfg, swept.params[swept.best.number])
-                                       ["model"], prepared.input_shape, prepared.num_classes,
-                                       swept.best.weights)
+    artifact = artifacts.ModelArtifact.trained(
+        sweep.trial_config(cfg, swept.params[swept.best.number])["model"], as_plain(cfg.task),
+        prepared, swept.best.weights)
     rows = infer.load_rows(spark, None, prepared)
     result = infer.run(spark, rows, artifact, cfg.inference, tmp_path / "predictions")
     assert result.rows == prepared.rows["test"] and result.metrics["test_accuracy"] > 0.8

@@ -15,6 +15,8 @@ from runner.train.ddp import CHECKPOINT
 from runner.errors import RunnerError
 from tests.conftest import TINY, compose_config, run_cli
 
+CLASSIFICATION = {"_target_": "runner.tasks.Classification"}
+
 
 @pytest.fixture(scope="module")
 def prepared(spark, tmp_path_factory):
@@ -40,7 +42,7 @@ def accuracy_on_test(artifact, prepared) -> float:
 def test_two_processes_match_one_on_digits(spark, cfg, prepared, tmp_path):
     results = {
         n: retrain.run(spark, prepared, sections(cfg, epochs=6, num_processes=n),
-                       tmp_path / f"n{n}", is_local=True)
+                       CLASSIFICATION, tmp_path / f"n{n}", is_local=True)
         for n in (1, 2)
     }
     two, one = results[2], results[1]
@@ -56,13 +58,13 @@ def test_checkpoint_of_another_configuration_is_refused(spark, cfg, prepared, tm
     (tmp_path / "train").mkdir()
     torch.save({"key": "someone-else", "epoch": 1}, tmp_path / "train" / CHECKPOINT)
     with pytest.raises(RunnerError, match="delete it or run in a new hydra.run.dir"):
-        retrain.run(spark, prepared, sections(cfg), tmp_path, is_local=True)
+        retrain.run(spark, prepared, sections(cfg), CLASSIFICATION, tmp_path, is_local=True)
 
 
 def test_barrier_tasks_need_enough_slots(spark, cfg, prepared, tmp_path):
     with pytest.raises(RunnerError, match="train.num_processes: 3 barrier tasks"):
-        retrain.run(spark, prepared, sections(cfg, num_processes=3, local_mode=False), tmp_path,
-                    is_local=True)
+        retrain.run(spark, prepared, sections(cfg, num_processes=3, local_mode=False),
+                    CLASSIFICATION, tmp_path, is_local=True)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,9 @@ def spec(path: str, **changes) -> TrialSpec:
         train={"epochs": 5, "batch_size": 32, "seed": 0},
         entry=path,
         input_shape=(4,),
-        num_classes=2,
+        task={"_target_": "runner.tasks.Classification"},
+        model_kwargs={"num_classes": 2},
+        metric="val_accuracy",
     )
     return TrialSpec(**{**fields, **changes})
 

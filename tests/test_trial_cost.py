@@ -9,16 +9,18 @@ import pytest
 
 from runner.tune import search_space
 from runner.tune.coordinator import Coordinator
-from runner.train.trial import TrialOutcome, build_model
+from runner.train.model import build_model
+from runner.train.trial import TrialOutcome
 from runner.tune.trial_cost import PRIOR_RATES, TrialCost, parameter_count, training_work
 
 MLP = {"_target_": "models.mlp.MLP", "hidden": 32, "depth": 2, "dropout": 0.0}
 
 
 def test_work_counts_steps_and_flops_of_the_real_model():
-    weights = sum(p.numel() for p in build_model(MLP, (64,), 10).parameters())
-    assert parameter_count(json.dumps(MLP), (64,), 10) == weights
-    steps, flops = training_work(MLP, (64,), 10, epochs=3, batch_size=64, rows=1000)
+    told = {"num_classes": 10}
+    weights = sum(p.numel() for p in build_model(MLP, (64,), told).parameters())
+    assert parameter_count(json.dumps(MLP), (64,), json.dumps(told)) == weights
+    steps, flops = training_work(MLP, (64,), told, epochs=3, batch_size=64, rows=1000)
     assert steps == 3 * 16  # ceil(1000 / 64) batches an epoch
     assert flops == 6 * weights * 3 * 1000
 

@@ -36,6 +36,7 @@ WORK = Path("outputs/bench/infer")
 WIDTH = 64
 ROWS = 1_000_000
 MODEL = {"_target_": "models.mlp.MLP", "hidden": 128, "depth": 2, "dropout": 0.0}
+TASK, TOLD = {"_target_": "runner.tasks.Classification"}, {"num_classes": 10}
 # Stage runs before timing: the first starts the Python workers and builds the model; on
 # 2 cores the JVM (mostly its JIT compiler, C2) then still takes 0.3-1.1 CPU-s of each
 # 1.3 s run for at least 10 runs (CPU time per thread), competing with the two workers.
@@ -140,18 +141,17 @@ def _synthetic(spark, rows: int, cores: int):
     return entry
 
 
-def _artifact():
-    import io
-
+def _artifact(weights: bytes | None = None):
+    """The benchmark's classifier: seeded fresh weights, or ``weights``."""
     import torch
 
     from runner.serve.artifacts import ModelArtifact
-    from runner.train.trial import build_model
+    from runner.train.model import build_model, weights_of
 
-    torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.save(build_model(MODEL, (WIDTH,), 10).state_dict(), buffer)
-    return ModelArtifact(MODEL, (WIDTH,), 10, buffer.getvalue())
+    if weights is None:
+        torch.manual_seed(0)
+        weights = weights_of(build_model(MODEL, (WIDTH,), TOLD))
+    return ModelArtifact(MODEL, (WIDTH,), TASK, TOLD, weights)
 
 
 def _bare(pool: ProcessPoolExecutor, files: list[str], weights: bytes, batch_size: int) -> float:
@@ -171,10 +171,8 @@ def _bare(pool: ProcessPoolExecutor, files: list[str], weights: bytes, batch_siz
 def _model(weights: bytes):
     import torch
 
-    from runner.serve.artifacts import ModelArtifact
-
     torch.set_num_threads(1)
-    return ModelArtifact(MODEL, (WIDTH,), 10, weights).build("cpu")
+    return _artifact(weights).build("cpu")
 
 
 def _warm(weights: bytes) -> None:
@@ -235,7 +233,7 @@ def _stock_predictions(df, artifact, batch_size: int):
     from pyspark.sql import functions as F
     from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
 
-    classes = [f"p{k}" for k in range(artifact.num_classes)]
+    classes = [f"p{k}" for k in range(artifact.model_kwargs["num_classes"])]
 
     def make_predict_fn():
         import numpy as np

@@ -4,7 +4,8 @@ Each group option in ``conf/`` starts its defaults list with the schema it fills
 (``- base_file``), so a misspelt key or a wrong type is refused by Hydra with the full
 key named. Schemas live per group here (``experiment``, ``data``, ``model``,
 ``search``, ``tracking``) or beside their component's code (data sources in
-``runner/data/sources/``, deploy targets in ``runner/cluster/targets/``).
+``runner/data/sources/``, deploy targets in ``runner/cluster/targets/``, tasks in
+``runner/tasks/``).
 """
 
 from runner.config.data import DataConfig, SplitConfig, StepConfig

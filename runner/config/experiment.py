@@ -11,6 +11,7 @@ from runner.cluster.targets import DeployConfig
 from runner.config.data import DataConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import TrackingConfig
+from runner.tasks import TaskConfig
 
 
 @dataclass
@@ -58,6 +59,7 @@ class RunnerConfig:
     """The whole experiment."""
 
     data: DataConfig = MISSING
+    task: TaskConfig = MISSING
     model: Any = MISSING  # a ModelConfig (bundled models) or a user's model without schema
     search: SearchConfig = MISSING
     deploy: DeployConfig = MISSING

@@ -11,7 +11,8 @@ from omegaconf import MISSING
 class ModelConfig:
     """A torch ``nn.Module`` built by ``hydra.utils.instantiate``.
 
-    The runner passes ``input_shape`` and ``num_classes`` from the prepared data.
+    The runner passes ``input_shape`` (from the prepared data) and the task's
+    ``model_kwargs`` (classification: ``num_classes``); see ``runner/train/model.py``.
     """
 
     _target_: str = MISSING

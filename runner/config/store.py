@@ -1,8 +1,8 @@
 """ConfigStore registration and composition outside a Hydra app.
 
-A component group (``data``, ``deploy``) is a package with one public module per option
-base: ``runner/data/sources/file.py`` holds ``FileDataConfig`` and ``FileSource`` and is
-stored as ``base_file`` in group ``data``. Adding a module there adds a schema; nothing
+A component group (``data``, ``deploy``, ``task``) is a package with one public module per
+option base: ``runner/data/sources/file.py`` holds ``FileDataConfig`` and ``FileSource`` and
+is stored as ``base_file`` in group ``data``. Adding a module there adds a schema; nothing
 else lists them.
 """
 
@@ -22,6 +22,7 @@ from runner.config.experiment import RunnerConfig
 from runner.config.model import CNNConfig, MLPConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
+from runner.tasks import TaskConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # conf/, installed as runner.conf
 
@@ -29,6 +30,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # conf/, installed as r
 COMPONENTS: dict[str, tuple[str, type]] = {
     "data": ("runner.data.sources", DataConfig),
     "deploy": ("runner.cluster.targets", DeployConfig),
+    "task": ("runner.tasks", TaskConfig),
 }
 
 

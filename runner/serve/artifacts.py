@@ -1,6 +1,9 @@
-"""The saved model: ``weights.pt`` (a state_dict) + ``model.json`` (its resolved config).
+"""The saved model: ``weights.pt`` (a state_dict) + ``model.json`` (its resolved config,
+input shape, task config and what the task told the model).
 
-Loaded with ``torch.load(weights_only=True)``: no pickled code is ever executed.
+Loaded with ``torch.load(weights_only=True)``: no pickled code is ever executed. A
+``model.json`` written before tasks existed (``num_classes``, no ``task``) loads as a
+classification model.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.data.prepared import PreparedDataset
 
 
 @dataclass(frozen=True)
@@ -21,16 +27,26 @@ class ModelArtifact:
 
     model: dict[str, Any]  # resolved model config, with _target_
     input_shape: tuple[int, ...]
-    num_classes: int
+    task: dict[str, Any]  # resolved task config, with _target_
+    model_kwargs: dict[str, Any]  # what the task told the model, e.g. num_classes
     weights: bytes  # torch.save of the state_dict
+
+    @classmethod
+    def trained(cls, model: dict[str, Any], task: dict[str, Any], prepared: "PreparedDataset",
+                weights: bytes) -> "ModelArtifact":
+        """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``."""
+        from runner.tasks import task_for
+
+        return cls(model=model, input_shape=prepared.input_shape, task=task,
+                   model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights)
 
     def build(self, device: str = "cpu"):
         """The model in eval mode with its weights loaded."""
         import torch
 
-        from runner.train.trial import build_model
+        from runner.train.model import build_model
 
-        module = build_model(self.model, self.input_shape, self.num_classes)
+        module = build_model(self.model, self.input_shape, self.model_kwargs)
         state = torch.load(io.BytesIO(self.weights), map_location=device, weights_only=True)
         module.load_state_dict(state)
         return module.to(device).eval()
@@ -42,7 +58,8 @@ def save(artifact: ModelArtifact, directory: Path) -> None:
     meta = {
         "model": artifact.model,
         "input_shape": list(artifact.input_shape),
-        "num_classes": artifact.num_classes,
+        "task": artifact.task,
+        "model_kwargs": artifact.model_kwargs,
     }
     atomic_write(directory / "weights.pt", artifact.weights)
     atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
@@ -57,10 +74,14 @@ def load(directory: Path) -> ModelArtifact:
         raise RunnerError(f"model_path: {directory} has no {' or '.join(missing)}; point "
                           "model_path at a finished run's directory (it holds model/)")
     meta = json.loads((directory / "model.json").read_text())
+    if "task" not in meta:  # saved before tasks: a classifier told num_classes
+        meta["task"] = {"_target_": "runner.tasks.Classification"}
+        meta["model_kwargs"] = {"num_classes": meta["num_classes"]}
     return ModelArtifact(
         model=meta["model"],
         input_shape=tuple(meta["input_shape"]),
-        num_classes=meta["num_classes"],
+        task=meta["task"],
+        model_kwargs=meta["model_kwargs"],
         weights=(directory / "weights.pt").read_bytes(),
     )
 

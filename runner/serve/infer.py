@@ -3,8 +3,8 @@
 One Spark job of ``mapInArrow`` tasks. Each task gets its rows as Arrow batches, runs the
 model in batches of ``inference.batch_size`` (the model rebuilt once per Python worker, on
 the task's GPU when Spark assigned it one, with the task's CPUs as torch threads) and
-writes its predictions as Parquet files with pyarrow; only row counts return to the
-driver. A prepared split's row groups are dealt into one task per slot and read by the
+writes the task's (``runner.tasks``) output columns as Parquet files with pyarrow; only
+row counts and metric sums return to the driver. A prepared split's row groups are dealt into one task per slot and read by the
 tasks themselves, so the features never pass through the JVM; any other rows (new data
 prepared with a run's fitted transform) come from their DataFrame as Arrow buffers,
 without a Python object per row. Measured here against pyspark's ``predict_batch_udf``
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, Union
 from runner.data.prepared import PreparedDataset, RowGroup, deal
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
+from runner.tasks import Task, task_for
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-OUTPUT_COLUMNS = ("id", "label", "prediction", "probability")
-KEPT = OUTPUT_COLUMNS[:2]  # input columns the output carries over, when present
+KEPT = ("id", "label")  # input columns the output carries over, when present
 # Parquet batches a task reads at a time (model batches are inference.batch_size).
 READ_BATCH_ROWS = 65_536
 # Most rows one task of a prepared split reads (a retried task repeats at most this).
@@ -63,18 +63,22 @@ class PreparedSplit:
 Rows = Union[PreparedSplit, "DataFrame"]
 
 
-def validate(cfg: Any, out: Path | None) -> list[str]:
-    """Problems with an ``inference`` config (writing to ``out``, if known), each naming its key."""
+def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
+    """Problems with an ``inference`` config (writing to ``out``, if known, the columns of
+    ``task``), each naming its key."""
+    import pyarrow as pa
+
     problems = []
     if cfg.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.batch_size}")
     if out is not None and out.exists() and not cfg.overwrite:
         problems.append(f"inference.output: {out} exists; remove it, choose another "
                         "inference.output, or set inference.overwrite=true")
-    bad = [c for c in cfg.partition_by if c not in OUTPUT_COLUMNS or c == "probability"]
+    columns = [*KEPT, *(f.name for f in task.output_schema if not pa.types.is_nested(f.type))]
+    bad = [c for c in cfg.partition_by if c not in columns]
     if bad:
         problems.append(f"inference.partition_by: {bad} not among the output columns "
-                        "id, label, prediction")
+                        f"{', '.join(columns)}")
     return problems
 
 
@@ -109,18 +113,23 @@ def shares(split: PreparedSplit, slots: int) -> list[list[RowGroup]]:
 
 def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
         out: Path) -> InferenceResult:
-    """Predict every row and write ``id``, [``label``], ``prediction`` and ``probability``
-    (one float per class) as a Parquet dataset at ``out``, partitioned by
-    ``inference.partition_by``.
+    """Predict every row and write ``id``, [``label``] and the artifact's task's columns
+    (classification: ``prediction``, ``probability``) as a Parquet dataset at ``out``,
+    partitioned by ``inference.partition_by``; with labels, the task's metrics as ``test_*``.
 
     Written under a temporary name and renamed when complete, so a failed job leaves
     nothing at ``out``; an existing ``out`` is replaced only with ``inference.overwrite``.
     """
-    problems = validate(cfg, out)
+    import numpy as np
+    import pyarrow as pa
+
+    task = task_for(artifact.task)
+    problems = validate(cfg, out, task)
     if problems:
         raise RunnerError("; ".join(problems))
     kept_types = _kept_types(rows)
-    kept, schema = list(kept_types), _schema(kept_types)
+    kept = list(kept_types)
+    schema = pa.schema([*kept_types.items(), *task.output_schema])
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     write = _write_partition(artifact, cfg.batch_size, schema, str(staging), list(cfg.partition_by))
@@ -130,7 +139,7 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
                          else _arrow_batches_of_at_least(spark, cfg.batch_size))
         with arrow_batches, _task_errors_as_one_line():
             counts = job.collect()
-        total, correct = sum(c["rows"] for c in counts), sum(c["correct"] for c in counts)
+        total = sum(c["rows"] for c in counts)
         staging.mkdir(parents=True, exist_ok=True)
         if total == 0:  # no task wrote a file: one empty file keeps the schema readable
             import pyarrow.parquet as pq
@@ -141,18 +150,22 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
         _replace(out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    labelled = "label" in schema.names
-    metrics = {"test_accuracy": correct / total} if labelled and total else {}
+    sums = [c["sums"] for c in counts if c["sums"]]  # tasks with labelled rows
+    metrics = ({f"test_{k}": v for k, v in task.metrics(np.sum(sums, axis=0)).items()}
+               if "label" in schema.names and total else {})
     return InferenceResult(path=str(out), rows=total, metrics=metrics)
 
 
 def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFrame":
-    """The stage's one job: a row count per task, the predictions written as a side effect."""
+    """The stage's one job: a row count and the metric sums per task, the predictions
+    written as a side effect."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
 
-    from runner.cluster.spark import long_columns, task_slots
+    from runner.cluster.spark import task_slots
 
-    counts = long_columns("rows", "correct")
+    counts = StructType([StructField("rows", LongType()),
+                         StructField("sums", ArrayType(DoubleType()))])
     if isinstance(rows, PreparedSplit):
         dealt = shares(rows, task_slots(spark, default=2))
         tasks = spark.range(len(dealt), numPartitions=max(1, len(dealt)))
@@ -162,18 +175,13 @@ def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFram
 
 
 def parquet_options(schema: "pa.Schema") -> dict[str, Any]:
-    """Writer options for predictions: dictionary encoding only for the class columns.
-    On unique ids and float probabilities it only costs (3x slower writes and larger
-    files, measured here)."""
-    return {"use_dictionary": [c for c in ("label", "prediction") if c in schema.names]}
-
-
-def _schema(kept: dict[str, "pa.DataType"]) -> "pa.Schema":
-    """The output schema: the kept ``id``/``label`` columns, prediction, probability."""
+    """Writer options for predictions: dictionary encoding only for integer columns but the
+    id (classes). On unique ids and float probabilities it only costs (3x slower writes
+    and larger files, measured here)."""
     import pyarrow as pa
 
-    return pa.schema([*kept.items(), ("prediction", pa.int32()),
-                      ("probability", pa.list_(pa.float32()))])
+    return {"use_dictionary": [f.name for f in schema
+                               if f.name != "id" and pa.types.is_integer(f.type)]}
 
 
 def _kept_types(rows: Rows) -> dict[str, "pa.DataType"]:
@@ -227,24 +235,29 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
         import pyarrow as pa
         import pyarrow.dataset as ds
         import pyarrow.parquet as pq
+        import torch
         from pyspark import TaskContext
 
-        model, device = _worker_model(key, artifact)
-        counts = {"rows": 0, "correct": 0}
+        from runner.train import engine
+
+        model, task, device = _worker_model(key, artifact)
+        predicted_names = task.output_schema.names
+        kept = [c for c in schema.names if c not in predicted_names]
+        counts: dict[str, Any] = {"rows": 0, "sums": None}
 
         def predicted() -> Iterator[pa.RecordBatch]:
             for batch in batches:
-                probs = _probabilities(model, device, artifact, batch.column("features"),
-                                       batch_size)
-                prediction = probs.argmax(1).astype(np.int32)
-                counts["rows"] += len(prediction)
+                out = engine.outputs(model, _features(batch.column("features"), artifact),
+                                     batch_size, device)
+                columns = task.predict(out)
+                counts["rows"] += len(out)
                 if "label" in batch.schema.names:
                     labels = batch.column("label").to_numpy(zero_copy_only=False)
-                    counts["correct"] += int((labels == prediction).sum())
-                offsets = np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)
+                    sums = task.sums(out, torch.from_numpy(labels.astype(np.int64)))
+                    counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
                 yield pa.RecordBatch.from_arrays(
-                    [*(batch.column(c) for c in schema.names[:-2]), pa.array(prediction),
-                     pa.ListArray.from_arrays(pa.array(offsets), pa.array(probs.ravel()))],
+                    [*(batch.column(c) for c in kept),
+                     *(_arrow(columns[c], schema.field(c).type) for c in predicted_names)],
                     schema=schema,
                 )
 
@@ -264,14 +277,28 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
                 writer.write_batch(batch)
             if writer is not None:
                 writer.close()
-        yield pa.RecordBatch.from_pydict({k: [v] for k, v in counts.items()})
+        sums = [] if counts["sums"] is None else counts["sums"].tolist()
+        yield pa.RecordBatch.from_pydict({"rows": [counts["rows"]], "sums": [sums]},
+                                         schema=pa.schema([("rows", pa.int64()),
+                                                           ("sums", pa.list_(pa.float64()))]))
 
     return write_partition
 
 
-def _probabilities(model: Any, device: str, artifact: ModelArtifact, features: "pa.Array",
-                   batch_size: int):
-    """Class probabilities (rows x classes, float32 NumPy) of an Arrow list array."""
+def _arrow(values: "np.ndarray", type: "pa.DataType") -> "pa.Array":
+    """One predicted column as Arrow: a 2-D array becomes a list per row."""
+    import numpy as np
+    import pyarrow as pa
+
+    if values.ndim == 1:
+        return pa.array(values, type=type)
+    offsets = np.arange(len(values) + 1, dtype=np.int32) * values.shape[1]
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.ravel()), type=type)
+
+
+def _features(features: "pa.Array", artifact: ModelArtifact):
+    """The model's input tensor (rows x ``input_shape``, float32) of an Arrow list array;
+    a RunnerError for null or wrongly sized rows."""
     import numpy as np
     import pyarrow.compute as pc
     import torch
@@ -288,18 +315,15 @@ def _probabilities(model: Any, device: str, artifact: ModelArtifact, features: "
     flat = np.asarray(features.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
     with warnings.catch_warnings():  # Arrow's buffer is read-only; the model only reads it
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        x = torch.from_numpy(flat).reshape(-1, *artifact.input_shape)
-    with torch.inference_mode():
-        chunks = [torch.softmax(model(x[i:i + batch_size].to(device)), dim=1).cpu()
-                  for i in range(0, len(x), batch_size)]
-    return (torch.cat(chunks) if chunks else torch.empty(0, artifact.num_classes)).numpy()
+        return torch.from_numpy(flat).reshape(-1, *artifact.input_shape)
 
 
 _worker_models: dict[tuple[str, str], Any] = {}
 
 
-def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, str]:
-    """The model for ``key`` in this Python worker, built on its first task only (one kept)."""
+def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, Task, str]:
+    """The model for ``key`` and its task in this Python worker, built on its first task only
+    (one kept)."""
     import torch
     from pyspark import TaskContext
 
@@ -310,8 +334,8 @@ def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, str]:
     torch.set_num_threads(max(1, context.cpus() if context is not None else 1))
     if (key, device) not in _worker_models:
         _worker_models.clear()
-        _worker_models[key, device] = artifact.build(device)
-    return _worker_models[key, device], device
+        _worker_models[key, device] = artifact.build(device), task_for(artifact.task)
+    return (*_worker_models[key, device], device)
 
 
 @contextmanager

@@ -9,13 +9,15 @@ returns is identical on every rank, so any rank's value will do.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import time
 from typing import Any
 
 from runner.data.prepared import PreparedDataset
+from runner.tasks import task_for
+from runner.train import engine
+from runner.train.model import build_model, weights_of
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -25,7 +27,7 @@ def train_process(job: dict[str, Any]) -> dict[str, Any]:
 
     ``job``: ``entry`` (the prepared data's path or URI), ``splits``, ``model``,
     ``optimizer``, ``train`` (``epochs``, ``batch_size`` — the global batch —, ``seed``),
-    ``input_shape``, ``num_classes``,
+    ``input_shape``, ``task`` (its config), ``model_kwargs`` (what the task tells the model),
     ``checkpoint_dir``, ``key`` (identifies the run a checkpoint belongs to),
     ``use_gpu`` and ``threads`` (CPU threads per process).
     """
@@ -56,8 +58,6 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
     from hydra.utils import instantiate
     from torch.nn.parallel import DistributedDataParallel
 
-    from runner.train.trial import build_model
-
     train = job["train"]
     seed = int(train["seed"])
     x_np, y_np = PreparedDataset(job["entry"]).shard(job["splits"], rank, world)
@@ -67,7 +67,8 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
     steps = int(_reduce(torch.tensor(math.ceil(len(y) / batch), device=device), dist.ReduceOp.MAX))
 
     torch.manual_seed(seed)
-    module = build_model(job["model"], tuple(job["input_shape"]), job["num_classes"]).to(device)
+    task = task_for(job["task"])
+    module = build_model(job["model"], tuple(job["input_shape"]), job["model_kwargs"]).to(device)
     optimizer = instantiate(job["optimizer"], params=module.parameters())
     checkpoint = os.path.join(job["checkpoint_dir"], CHECKPOINT)
     history: list[dict[str, float]] = []
@@ -80,7 +81,9 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         history = state["history"]
         start_epoch = int(state["epoch"]) + 1
     model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def total(sums):
+        return _reduce(sums, dist.ReduceOp.SUM)
 
     for epoch in range(start_epoch, int(train["epochs"]) + 1):
         began = time.perf_counter()
@@ -89,20 +92,9 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch * 1_009 + rank)
         repeats = math.ceil(steps * batch / max(1, len(y)))
         order = torch.cat([torch.randperm(len(y), generator=generator) for _ in range(repeats)])
-        order = order.to(device)
-        model.train()
-        sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss * rows, rows
-        for step in range(steps):
-            idx = order[step * batch : (step + 1) * batch]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            sums += torch.tensor([loss.item() * len(idx), len(idx)], dtype=torch.float64, device=device)
-        sums = _reduce(sums, dist.ReduceOp.SUM)
-        train_loss = float(sums[0] / sums[1])
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"non-finite training loss {train_loss} at epoch {epoch}")
+        order = order[: steps * batch].to(device)
+        train_loss = engine.train_epoch(model, task, optimizer, engine.batches(x, y, batch, order),
+                                        reduce=total)
         epoch_s = float(_reduce(torch.tensor(time.perf_counter() - began, device=device),
                                 dist.ReduceOp.MAX))
         history.append({"epoch": epoch, "train_loss": train_loss, "epoch_s": epoch_s})
@@ -111,22 +103,17 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
                                "optimizer": optimizer.state_dict(), "history": history})
         dist.barrier()
 
-    module.eval()
-    with torch.no_grad():
-        correct = float((module(x).argmax(1) == y).sum()) if len(y) else 0.0
-    counts = _reduce(torch.tensor([correct, len(y)], dtype=torch.float64, device=device),
-                     dist.ReduceOp.SUM)
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buffer)
+    fitted = engine.evaluate(module, task, engine.batches(x, y, engine.EVAL_ROWS), reduce=total)
+    rows = total(torch.tensor(len(y), dtype=torch.float64, device=device))
     return {
-        "weights": buffer.getvalue(),
+        "weights": weights_of(module),
         "history": history,
         "start_epoch": start_epoch,
         "world_size": world,
         "backend": backend,
         "device": device.type,
-        "rows": int(counts[1]),
-        "train_accuracy": float(counts[0] / counts[1]),
+        "rows": int(rows),
+        "metrics": {f"train_{k}": v for k, v in fitted.items()},  # train+val rows, after training
     }
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 from runner.data.prepared import PreparedDataset
+from runner.tasks import task_for
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -36,7 +37,7 @@ class TrainResult:
     """The trained model and how its training went."""
 
     artifact: ModelArtifact
-    metrics: dict[str, float]  # train_loss (last epoch), train_accuracy (train+val rows)
+    metrics: dict[str, float]  # the task's metrics on train+val after training, as train_*
     history: list[dict[str, float]]  # per epoch: epoch, train_loss, epoch_s (slowest rank)
     start_epoch: int  # > 1 when resumed from a checkpoint
     num_processes: int
@@ -85,12 +86,14 @@ def run(
     spark: "SparkSession",
     prepared: PreparedDataset,
     sections: dict[str, Any],
+    task: dict[str, Any],
     run_dir: Path,
     *,
     is_local: bool,
 ) -> TrainResult:
-    """Train ``sections`` (resolved ``model``/``optimizer``/``train``) on train+val; ``is_local``:
-    the deploy target is this machine (``Target.is_local``).
+    """Train ``sections`` (resolved ``model``/``optimizer``/``train``) for ``task`` (its
+    resolved config) on train+val; ``is_local``: the deploy target is this machine
+    (``Target.is_local``).
 
     Raises:
         RunnerError: the checkpoint in ``run_dir`` belongs to another configuration, or
@@ -117,7 +120,8 @@ def run(
         "optimizer": sections["optimizer"],
         "train": {k: train[k] for k in ("epochs", "batch_size", "seed")},
         "input_shape": list(prepared.input_shape),
-        "num_classes": prepared.num_classes,
+        "task": task,
+        "model_kwargs": task_for(task).model_kwargs(prepared.meta),
         "checkpoint_dir": str(out_dir),
         "key": key,
         "use_gpu": use_gpu,
@@ -135,13 +139,8 @@ def run(
     duration = time.perf_counter() - started
     history = out["history"]
     return TrainResult(
-        artifact=ModelArtifact(
-            model=sections["model"],
-            input_shape=prepared.input_shape,
-            num_classes=prepared.num_classes,
-            weights=out["weights"],
-        ),
-        metrics={"train_loss": history[-1]["train_loss"], "train_accuracy": out["train_accuracy"]},
+        artifact=ModelArtifact.trained(sections["model"], task, prepared, out["weights"]),
+        metrics=out["metrics"],
         history=history,
         start_epoch=out["start_epoch"],
         num_processes=out["world_size"],

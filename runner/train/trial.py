@@ -6,7 +6,6 @@ task by ``runner.tune.sweep`` and testable without a JVM.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -18,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runner.data.prepared import PreparedDataset
+from runner.tasks import Task, task_for
+from runner.train import engine
+from runner.train.model import build_model, weights_of
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,9 @@ class TrialSpec:
     train: dict[str, Any]
     entry: str  # the prepared data: a PreparedDataset's path or URI
     input_shape: tuple[int, ...]
-    num_classes: int
-    metric: str = "val_accuracy"  # reported every epoch, for pruning
+    task: dict[str, Any]  # the task config (has _target_)
+    model_kwargs: dict[str, Any]  # what the task tells the model, e.g. num_classes
+    metric: str  # reported every epoch, for pruning
     timeout_s: float | None = None
 
     @classmethod
@@ -69,13 +72,6 @@ class TrialOutcome:
         return record
 
 
-def build_model(model_cfg: dict[str, Any], input_shape: tuple[int, ...], num_classes: int):
-    """Instantiate the configured ``nn.Module`` for this data's shape."""
-    from hydra.utils import instantiate
-
-    return instantiate(model_cfg, input_shape=list(input_shape), num_classes=num_classes)
-
-
 Reporter = Callable[[int, float], bool]  # (epoch, metric) -> stop now?
 
 
@@ -99,46 +95,42 @@ def run_trial(spec: TrialSpec, device: str = "cpu", report: Reporter | None = No
     return outcome
 
 
+def metric_directions(task: Task) -> dict[str, str]:
+    """What a trial reports each epoch (the choices of ``search.metric``): ``train_loss``
+    and the task's metrics on val, each to maximize or minimize."""
+    return {"train_loss": "minimize", **{f"val_{k}": d for k, d in task.directions.items()}}
+
+
 def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter) -> None:
     import torch
     from hydra.utils import instantiate
 
     torch.manual_seed(spec.train["seed"] + spec.number)
+    task = task_for(spec.task)
     x_val, y_val = PreparedDataset(spec.entry).read("val")
     shape = (-1, *spec.input_shape)
     x_val_t = torch.from_numpy(x_val).reshape(shape).to(device)
     y_val_t = torch.from_numpy(y_val).to(device)
 
-    model = build_model(spec.model, spec.input_shape, spec.num_classes).to(device)
+    model = build_model(spec.model, spec.input_shape, spec.model_kwargs).to(device)
     optimizer = instantiate(spec.optimizer, params=model.parameters())
-    loss_fn = torch.nn.CrossEntropyLoss()
     batches = _train_batches(spec, device)
     deadline = time.perf_counter() + (spec.timeout_s or math.inf)
 
+    def check_deadline() -> None:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"trial ran past search.trial_timeout={spec.timeout_s}s")
+
     for epoch in range(1, int(spec.train["epochs"]) + 1):
-        model.train()
-        total, seen = 0.0, 0
-        for x, y in batches():
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            seen += len(y)
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"trial ran past search.trial_timeout={spec.timeout_s}s")
-        train_loss = total / seen
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"non-finite training loss {train_loss} at epoch {epoch}")
-        val_loss, val_accuracy = _evaluate(model, x_val_t, y_val_t, loss_fn)
+        train_loss = engine.train_epoch(model, task, optimizer, batches(), on_step=check_deadline)
+        val = engine.evaluate(model, task, engine.batches(x_val_t, y_val_t, engine.EVAL_ROWS))
         outcome.history.append(
-            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-             "val_accuracy": val_accuracy}
+            {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
         )
         outcome.metrics = {k: v for k, v in outcome.history[-1].items() if k != "epoch"}
         if report is not None and report(epoch, outcome.metrics[spec.metric]):
             raise TrialPruned(f"pruned after epoch {epoch}")
-    outcome.weights = _serialize(model)
+    outcome.weights = weights_of(model)
 
 
 def warm_up() -> None:
@@ -173,28 +165,5 @@ def _train_batches(spec: TrialSpec, device: str):
     x_all = torch.from_numpy(x_train).reshape(shape).to(device)
     y_all = torch.from_numpy(y_train).to(device)
     generator = torch.Generator().manual_seed(seed)
-
-    def epoch():
-        order = torch.randperm(len(y_all), generator=generator).to(device)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            yield x_all[idx], y_all[idx]
-
-    return epoch
-
-
-def _evaluate(model, x, y, loss_fn) -> tuple[float, float]:
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-        return loss_fn(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
-
-
-def _serialize(model) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-    return buffer.getvalue()
+    return lambda: engine.batches(
+        x_all, y_all, batch_size, torch.randperm(len(y_all), generator=generator).to(device))

@@ -33,14 +33,14 @@ from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import fair_share, long_columns, task_slots
 from runner.cluster.targets import Target, target_for
-from runner.train.trial import TrialOutcome
+from runner.tasks import task_for
+from runner.train.trial import TrialOutcome, metric_directions
 from runner.tune.trial_cost import TrialCost, training_work
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import SparkSession
 
-METRICS = ("val_accuracy", "val_loss", "train_loss")
 JOB_RETRIES = 2  # new Spark jobs for the trials a failed one lost, before the sweep gives up
 
 
@@ -72,10 +72,7 @@ def validate(cfg: Any) -> list[str]:
         problems.append(f"search.n_trials: must be at least 1, got {search.n_trials}")
     if search.parallelism is not None and search.parallelism < 1:
         problems.append(f"search.parallelism: must be at least 1 or null, got {search.parallelism}")
-    if search.direction not in ("maximize", "minimize"):
-        problems.append(f"search.direction: {search.direction!r} is not maximize or minimize")
-    if search.metric not in METRICS:
-        problems.append(f"search.metric: {search.metric!r} is not one of {', '.join(METRICS)}")
+    problems += _metric_problems(cfg)
     try:
         search_space.policies(search)
     except RunnerError as err:
@@ -93,6 +90,25 @@ def validate(cfg: Any) -> list[str]:
                 "under model., optimizer. or train."
             )
     return problems
+
+
+def _metric_problems(cfg: Any) -> list[str]:
+    """``search.metric`` and ``search.direction`` against what the task's trials report."""
+    search = cfg.search
+    if search.direction not in ("maximize", "minimize"):
+        return [f"search.direction: {search.direction!r} is not maximize or minimize"]
+    try:
+        directions = metric_directions(task_for(cfg.task))
+    except RunnerError as err:
+        return [str(err)]
+    if search.metric not in directions:
+        return [f"search.metric: {search.metric!r} is not a metric of the task; choose one of "
+                f"{', '.join(directions)}"]
+    wanted = directions[search.metric]
+    if search.direction != wanted:
+        return [f"search.direction: the task's {search.metric} is {wanted}d; "
+                f"set search.direction={wanted}"]
+    return []
 
 
 def run(
@@ -151,6 +167,8 @@ def run(
         search.parallelism or slots_per_cluster(fair_share(task_slots(spark)), target.cfg),
     )
     on_start(n_trials, parallelism)
+    task = as_plain(cfg.task)
+    model_kwargs = task_for(task).model_kwargs(prepared.meta)
 
     def finished(outcome: TrialOutcome, params: dict[str, Any]) -> None:
         log.append(outcome, params)
@@ -161,12 +179,12 @@ def run(
         space=space,
         n_trials=n_trials,
         metric=search.metric,
-        make_spec=lambda number, params: _spec(cfg, prepared, number, params),
+        make_spec=lambda number, params: _spec(cfg, prepared, number, params, task, model_kwargs),
         on_finish=finished,
         on_start=on_trial_start,
         on_lost=on_trial_lost,
         pruning=not isinstance(pruner, optuna.pruners.NopPruner),
-        cost=(TrialCost(lambda params: _work(cfg, prepared, params))
+        cost=(TrialCost(lambda params: _work(cfg, prepared, params, model_kwargs))
               if search_space.result_blind(sampler) else None),
         started=len(earlier),
         outcomes={n: o for n, (o, _) in earlier.items()},
@@ -268,15 +286,17 @@ def _requeue_interrupted(study: Any, finished: set[int]) -> None:
             study.enqueue_trial(trial.params, user_attrs={REASKS: trial.number})
 
 
-def _work(cfg: Any, prepared: PreparedDataset, params: dict[str, Any]) -> tuple[float, float]:
+def _work(cfg: Any, prepared: PreparedDataset, params: dict[str, Any],
+          model_kwargs: dict[str, Any]) -> tuple[float, float]:
     """A trial's optimizer steps and training FLOPs, for its estimated length."""
     sections = trial_config(cfg, params)
     train = sections["train"]
-    return training_work(sections["model"], prepared.input_shape, prepared.num_classes,
+    return training_work(sections["model"], prepared.input_shape, model_kwargs,
                          int(train["epochs"]), int(train["batch_size"]), prepared.rows["train"])
 
 
-def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, Any]) -> dict:
+def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, Any],
+          task: dict[str, Any], model_kwargs: dict[str, Any]) -> dict:
     sections = trial_config(cfg, params)
     return {
         "number": number,
@@ -286,7 +306,8 @@ def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, An
         "train": sections["train"],
         "entry": prepared.uri,
         "input_shape": list(prepared.input_shape),
-        "num_classes": prepared.num_classes,
+        "task": task,
+        "model_kwargs": model_kwargs,
         "metric": cfg.search.metric,
         "timeout_s": cfg.search.trial_timeout,
     }

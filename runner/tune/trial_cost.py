@@ -61,27 +61,28 @@ class TrialCost:
         return self._known[key]
 
 
-def training_work(model: dict[str, Any], input_shape: tuple[int, ...], num_classes: int,
+def training_work(model: dict[str, Any], input_shape: tuple[int, ...], model_kwargs: dict[str, Any],
                   epochs: int, batch_size: int, rows: int) -> tuple[float, float]:
     """``(optimizer steps, training FLOPs)`` of ``epochs`` over ``rows`` training rows,
     FLOPs by the 6 x parameters x samples rule (exact for dense layers; a conv net's
     weight reuse is a constant factor within its architecture, which the fit absorbs)."""
     steps = epochs * -(-rows // batch_size)
-    weights = parameter_count(json.dumps(model, sort_keys=True), tuple(input_shape), num_classes)
+    weights = parameter_count(json.dumps(model, sort_keys=True), tuple(input_shape),
+                              json.dumps(model_kwargs, sort_keys=True))
     return float(steps), 6.0 * weights * epochs * rows
 
 
 @lru_cache(maxsize=256)
-def parameter_count(model_json: str, input_shape: tuple[int, ...], num_classes: int) -> int:
+def parameter_count(model_json: str, input_shape: tuple[int, ...], model_kwargs_json: str) -> int:
     """The model's parameters, built on the meta device (no memory, no init compute);
     0 for a config that does not build: its trial fails on an executor, with the error."""
     import torch
 
-    from runner.train.trial import build_model
+    from runner.train.model import build_model
 
     try:
         with torch.device("meta"):
-            model = build_model(json.loads(model_json), input_shape, num_classes)
+            model = build_model(json.loads(model_json), input_shape, json.loads(model_kwargs_json))
     except Exception:  # recorded where it matters: as the trial's own failure
         return 0
     return sum(p.numel() for p in model.parameters())
