@@ -25,7 +25,8 @@ register_configs()
 @hydra.main(version_base=None, config_path=CONFIG_MODULE, config_name=CONFIG_NAME)
 @driver_job  # hydra/launcher=spark runs our jobs on driver threads sharing one Spark app
 def main(cfg: DictConfig) -> float | None:
-    """Run one experiment; return the best val metric (for Hydra sweepers; None for stages=[infer])."""
+    """Run one experiment; return the best val metric (for Hydra sweepers; None for
+    stages=[infer])."""
     import threading
 
     from hydra.core.hydra_config import HydraConfig

@@ -96,7 +96,8 @@ def _spark(rows: int, features: int, tmp: Path) -> int:
         status = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/status").read_text()
     finally:
         stop_session()
-    return round(int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]) / 1024)
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    return round(int(hwm.split()[1]) / 1024)
 
 
 def _pandas(rows: int, features: int, tmp: Path) -> None:
@@ -130,8 +131,8 @@ def _pandas(rows: int, features: int, tmp: Path) -> None:
 
 
 def _table(results: list[dict], features: int) -> str:
-    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
-                  if l.startswith("MemTotal"))
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
     lines = [
         "# Preprocess benchmark: synthetic rows -> stratified split -> standard scale -> Parquet",
         "",

@@ -147,7 +147,8 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:
         try:
             prepared.write.partitionBy("split").parquet(out.data_uri)
         except Exception as err:
-            raise steps.spark_error(err, f"data: preparing the rows failed ({first_line(err)})")
+            raise steps.spark_error(
+                err, f"data: preparing the rows failed ({first_line(err)})") from err
     finally:
         source.unpersist()
     out.write_meta(_describe(spark, cfg, out.data_uri, fitted))

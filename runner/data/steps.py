@@ -79,7 +79,8 @@ def fit(
         except RunnerError:
             raise
         except Exception as err:
-            raise spark_error(err, f"{where}: {first_line(err)}; columns: {_columns(train)}")
+            raise spark_error(
+                err, f"{where}: {first_line(err)}; columns: {_columns(train)}") from err
         stages += new
 
     types = dict(train.dtypes)
@@ -157,8 +158,8 @@ def _impute(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
     from pyspark.ml.feature import Imputer
 
     types = dict(df.dtypes)
-    columns = _require(step.columns or [c for c, t in df.dtypes if c not in ("id", label) and _scalar(t)],
-                       df, where)
+    default = [c for c, t in df.dtypes if c not in ("id", label) and _scalar(t)]
+    columns = _require(step.columns or default, df, where)
     bad = [c for c in columns if not _scalar(types[c])]
     if bad:
         raise RunnerError(f"{where}: impute needs numeric columns; {', '.join(bad)} are not")

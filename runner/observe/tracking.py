@@ -50,7 +50,8 @@ def validate(cfg: Any) -> list[str]:
 @contextmanager
 def start(cfg: Any, run_dir: Path, original_cwd: Path) -> Iterator[Tracker]:
     """The run's tracker, ended as failed if the body raises."""
-    tracker = MLflowTracker(cfg, run_dir, original_cwd) if cfg.tracking.name == "mlflow" else Tracker()
+    mlflow = cfg.tracking.name == "mlflow"
+    tracker = MLflowTracker(cfg, run_dir, original_cwd) if mlflow else Tracker()
     try:
         yield tracker
     except BaseException:

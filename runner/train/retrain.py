@@ -134,7 +134,8 @@ def run(
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     # torchrun's and the processes' output goes to the log, not the user's terminal.
-    with open(log, "a") as sink, redirect_stdout(sink), _env("OMP_NUM_THREADS", str(job["threads"])):
+    threads = _env("OMP_NUM_THREADS", str(job["threads"]))
+    with open(log, "a") as sink, redirect_stdout(sink), threads:
         out = distributor.run(train_process, job)
     duration = time.perf_counter() - started
     history = out["history"]
@@ -151,7 +152,8 @@ def run(
     )
 
 
-def _resolve_gpu(spark: "SparkSession", train: dict[str, Any], local_mode: bool) -> tuple[bool, bool]:
+def _resolve_gpu(spark: "SparkSession", train: dict[str, Any],
+                 local_mode: bool) -> tuple[bool, bool]:
     """(train on GPUs, tell TorchDistributor to manage GPUs through Spark's resources).
 
     ``train.use_gpu: null`` uses GPUs when the target has them: the driver's CUDA devices

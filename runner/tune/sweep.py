@@ -78,7 +78,7 @@ def validate(cfg: Any) -> list[str]:
     except RunnerError as err:
         problems.append(str(err))
     if search.trial_timeout is not None and search.trial_timeout <= 0:
-        problems.append(f"search.trial_timeout: must be positive seconds or null")
+        problems.append("search.trial_timeout: must be positive seconds or null")
     try:
         space = search_space.parse(search.params)
     except RunnerError as err:
