@@ -60,9 +60,11 @@ def _job(engine: str, rows: int, features: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        jvm_peak = _spark(rows, features, Path(tmp)) if engine == "spark" else _pandas(
-            rows, features, Path(tmp)
-        )
+        jvm_peak = None
+        if engine == "spark":
+            jvm_peak = _spark(rows, features, Path(tmp))
+        else:
+            _pandas(rows, features, Path(tmp))
         seconds = time.perf_counter() - start
     return {
         "engine": engine,
@@ -93,7 +95,9 @@ def _spark(rows: int, features: int, tmp: Path) -> int:
     spark = build_session(local(app_name="bench"), tmp / "logs")
     try:
         preprocess.run(spark, _config(rows, features, tmp / "cache"), tmp / "cache")
-        status = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/status").read_text()
+        gateway = spark.sparkContext._gateway
+        assert gateway is not None  # a classic (not Connect) session
+        status = Path(f"/proc/{gateway.proc.pid}/status").read_text()
     finally:
         stop_session()
     hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))

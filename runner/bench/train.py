@@ -31,15 +31,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=512, help="global batch")
     args = parser.parse_args(argv)
     import torch
-    from omegaconf import OmegaConf
-
     from runner.train import retrain
     from runner.cluster.spark import build_session, stop_session
+    from runner.cluster.targets.local import local
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     prepared = _synthetic(work / "synthetic", args.rows)
-    spark = build_session(OmegaConf.create({"master": "local[2]", "app_name": "bench-train",
-                                            "spark_conf": {}}), work / "logs")
+    spark = build_session(local("local[2]", app_name="bench-train"), work / "logs")
     try:
         x_test, y_test = prepared.read("test")
         load_before = os.getloadavg()
@@ -55,8 +53,9 @@ def main(argv: list[str]) -> None:
                               "num_processes": n, "use_gpu": False, "local_mode": True},
                 }
                 began = time.perf_counter()
-                result = retrain.run(spark, prepared, sections, work / f"n{n}-s{seed}",
-                                     is_local=True)
+                result = retrain.run(spark, prepared, sections,
+                                     {"_target_": "runner.tasks.Classification"},
+                                     work / f"n{n}-s{seed}", is_local=True)
                 wall = time.perf_counter() - began
                 model = result.artifact.build()
                 with torch.no_grad():

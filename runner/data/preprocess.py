@@ -183,7 +183,9 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: steps.Fitted) 
     num_classes = (len(fitted.labels) if fitted.labels is not None
                    else max(int(r["high"]) for r in stats.values()) + 1)
 
-    width = written.where(F.col("split") == "train").select(F.size("features")).first()[0]
+    first = written.where(F.col("split") == "train").select(F.size("features")).first()
+    assert first is not None  # an empty train split is refused above
+    width = first[0]
     shape = tuple(cfg.get("image_shape") or (width,))
     if math.prod(shape) != width:
         raise RunnerError(

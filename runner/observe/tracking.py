@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runner.errors import RunnerError
 from runner.train.trial import TrialOutcome
@@ -149,7 +149,7 @@ def tracking_uri(uri: str, original_cwd: Path) -> str:
 def _plain(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=True)
+    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -218,7 +218,9 @@ def _reading(dataset: PreparedDataset, dealt: list[list[RowGroup]], kept: list[s
     def read_partition(ids: Iterator["pa.RecordBatch"]):
         from pyspark import TaskContext
 
-        share = dealt[TaskContext.get().partitionId()]
+        context = TaskContext.get()
+        assert context is not None  # in a Spark task
+        share = dealt[context.partitionId()]
         yield from write(dataset.batches_of(share, [*kept, "features"], READ_BATCH_ROWS))
         for _ in ids:  # drained last: Spark reuses a Python worker only once it read its input
             pass
@@ -263,7 +265,9 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
                     schema=schema,
                 )
 
-        name = f"part-{TaskContext.get().partitionId():05d}-{{i}}.parquet"
+        context = TaskContext.get()
+        assert context is not None  # in a Spark task
+        name = f"part-{context.partitionId():05d}-{{i}}.parquet"
         options = parquet_options(schema)
         if partition_by:
             ds.write_dataset(predicted(), staging, schema=schema, format="parquet",
@@ -362,7 +366,7 @@ def _arrow_batches_of_at_least(spark: "SparkSession", rows: int):
     """Let a model batch be as large as ``inference.batch_size``: Arrow batches of at
     least that many rows while the stage runs (Spark's default is 10,000)."""
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    before = spark.conf.get(key)
+    before = spark.conf.get(key) or "10000"  # Spark's default
     if int(before) <= 0 or int(before) >= rows:  # <= 0: no limit
         yield
         return
