@@ -79,7 +79,7 @@ def cli() -> None:
         sys.exit(project.main(sys.argv[2:]))
     project.importable_from_cwd()
     try:
-        if {"--help", "-h"} & set(sys.argv[1:]) and not composition.full_error():
+        if {"--help", "-h"} & set(sys.argv[1:]):  # ours even with HYDRA_FULL_ERROR: no schemas
             print(help_text(sys.argv[1:]))
             sys.exit(0)
         composition.check(sys.argv[1:])

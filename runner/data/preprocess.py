@@ -219,6 +219,10 @@ def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
     if split.stratify:
         cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 10_000).alias("c"))
         table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
+        if not table:
+            raise RunnerError(f"data: no rows with a value in the label column {label!r} "
+                              "(a header-only file?); give data.path a file with rows, "
+                              "or check data.label")
         lookup = F.create_map(*chain.from_iterable(
             (F.lit(k), F.array(F.lit(c[0]), F.lit(c[1]))) for k, c in table.items()
         ))[F.col(label)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import uuid
 import warnings
@@ -81,6 +82,13 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
     if bad:
         problems.append(f"inference.partition_by: {bad} not among the output columns "
                         f"{', '.join(columns)}")
+    if cfg.data is not None:  # new rows to score: their source's problems, under its own key
+        from runner.data import sources
+
+        problems += [re.sub(r"(?<![\w.@])data([.=])",
+                            lambda m: "inference.data." if m[1] == "." else "data@inference.data=",
+                            problem)
+                     for problem in sources.source_for(cfg.data).validate(cfg.data)]
     return problems
 
 
