@@ -3,15 +3,15 @@
 One Spark job of ``mapInArrow`` tasks. Each task gets its rows as Arrow batches, runs the
 model in batches of ``inference.batch_size`` (the model rebuilt once per Python worker, on
 the task's GPU when Spark assigned it one, with the task's CPUs as torch threads) and
-writes the task's (``runner.tasks``) output columns as Parquet files with pyarrow; only row
-counts and metric sums return to the driver. A prepared split's row groups are dealt into
-one task per slot and read by the tasks themselves, so the features never pass through the
-JVM; any other rows (new data prepared with a run's fitted transform) come from their
-DataFrame as Arrow buffers, without a Python object per row. Measured here against
-pyspark's ``predict_batch_udf`` (pandas, one NumPy array per row, Spark's Parquet writer):
-``just bench infer``. DataFrame-only, so it also runs over Spark Connect; the output
-directory, like the prepared data the trials read, must be on storage the executors share
-with the driver.
+writes the task's (``runner.tasks``) output columns as Parquet files with pyarrow; only
+row counts and metric sums return to the driver. A prepared split's row groups are dealt
+into one task per slot and read by the
+tasks themselves, so the features never pass through the JVM; any other rows (new data
+prepared with a run's fitted transform) come from their DataFrame as Arrow buffers,
+without a Python object per row. Measured here against pyspark's ``predict_batch_udf``
+(pandas, one NumPy array per row, Spark's Parquet writer): ``just bench infer``.
+DataFrame-only, so it also runs over Spark Connect; the output directory, like the
+prepared data the trials read, must be on storage the executors share with the driver.
 """
 
 from __future__ import annotations
