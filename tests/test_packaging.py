@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow  # ~1.5 min: a wheel, a venv and two small runs
+pytestmark = pytest.mark.slow  # ~1.5 min: a wheel, a venv and two small runs at once
 
 # Small and quick, and still a real test: 2 trials of 2 epochs on digits reach ~0.95.
 FAST = ["search.n_trials=2", "train.epochs=2", "search.parallelism=2", "hydra.run.dir=run"]
@@ -49,9 +49,31 @@ def _user_env() -> dict[str, str]:
     return {**env, "SPARK_LOCAL_IP": "127.0.0.1"}
 
 
-def _run(bin_dir: Path, args: list[str], cwd: Path, timeout: float = 240):
-    return subprocess.run([str(bin_dir / "spark-dl-runner"), *args], cwd=cwd, env=_user_env(),
-                          capture_output=True, text=True, timeout=timeout)
+def _start(bin_dir: Path, args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(bin_dir / "spark-dl-runner"), *args], cwd=cwd, env=_user_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs(installed, tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
+    """The default experiment from an empty directory and the starter experiment from an
+    ``init`` project, run at the same time (most of each is Spark's start and job latency):
+    name -> (exit status, output, run dir)."""
+    user = tmp_path_factory.mktemp("user")
+    init = subprocess.run([str(installed / "spark-dl-runner"), "init", "mine"], cwd=user,
+                          env=_user_env(), capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stdout + init.stderr
+    project = user / "mine"
+    started = {
+        "default": (_start(installed, FAST, user), user / "run"),
+        "project": (_start(installed, ["--config-dir", "conf", "+experiment=starter", *FAST],
+                            project), project / "run"),
+    }
+    done = {}
+    for name, (proc, run_dir) in started.items():
+        output, _ = proc.communicate(timeout=300)
+        done[name] = (proc.returncode, output, run_dir)
+    return done
 
 
 def test_the_wheel_holds_the_configs_and_imports_from_the_venv(installed, tmp_path):
@@ -66,22 +88,19 @@ def test_the_wheel_holds_the_configs_and_imports_from_the_venv(installed, tmp_pa
     assert has_config == "True"
 
 
-def test_the_default_experiment_runs_from_any_directory(installed, tmp_path):
-    proc = _run(installed, FAST, tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+def test_the_default_experiment_runs_from_any_directory(runs):
+    status, output, run_dir = runs["default"]
+    assert status == 0, output
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["trials"] == {"COMPLETE": 2}
     assert summary["test_metrics"]["test_accuracy"] > 0.85
-    assert (tmp_path / "run" / "model" / "weights.pt").exists()
+    assert (run_dir / "model" / "weights.pt").exists()
 
 
-def test_init_then_a_run_from_the_new_project(installed, tmp_path):
-    init = _run(installed, ["init", "mine"], tmp_path, timeout=60)
-    assert init.returncode == 0, init.stdout + init.stderr
-    root = tmp_path / "mine"
-    proc = _run(installed, ["--config-dir", "conf", "+experiment=starter", *FAST], root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads((root / "run" / "summary.json").read_text())
+def test_init_then_a_run_from_the_new_project(runs):
+    status, output, run_dir = runs["project"]
+    assert status == 0, output
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["trials"] == {"COMPLETE": 2}
-    model = json.loads((root / "run" / "model" / "model.json").read_text())["model"]
+    model = json.loads((run_dir / "model" / "model.json").read_text())["model"]
     assert model["_target_"] == "mine.net.Net"
