@@ -77,6 +77,31 @@ def check(argv: list[str]) -> None:
             raise RunnerError(describe(err)) from None
     if not args.multirun:  # a multirun's jobs check theirs: one job fails, the others run
         unknown_keys(cfg)
+    output_dir_writable(cfg, "sweep" if args.multirun else "run")
+
+
+def output_dir_writable(cfg: DictConfig, mode: str) -> None:
+    """Raise a ``RunnerError`` when ``hydra.<mode>.dir`` cannot be created (a read-only file
+    system, no permission, a file in the way), before Hydra tries and fails with a traceback.
+    Only a probe is written, and removed: the directory itself is Hydra's to make."""
+    import tempfile
+
+    key = f"hydra.{mode}.dir"
+    try:
+        path = os.path.abspath(str(OmegaConf.select(cfg, key, throw_on_resolution_failure=True)))
+    except Exception:  # an interpolation only Hydra's runtime resolves: Hydra reports it
+        return
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    fix = f"set {key} to a directory you can write, e.g. {key}=./outputs/run"
+    if not os.path.isdir(existing):
+        raise RunnerError(f"{key}={path}: {existing} is a file, not a directory — {fix}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".spark-dl-runner-", dir=existing))
+    except OSError as err:
+        raise RunnerError(f"{key}={path}: cannot create it in {existing} "
+                          f"({err.strerror or err}) — {fix}") from None
 
 
 def full_error() -> bool:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runner.errors import RunnerError, first_line
 from runner.train.trial import TrialOutcome
@@ -50,7 +50,8 @@ def validate(cfg: Any) -> list[str]:
 @contextmanager
 def start(cfg: Any, run_dir: Path, original_cwd: Path) -> Iterator[Tracker]:
     """The run's tracker, ended as failed if the body raises."""
-    tracker = MLflowTracker(cfg, run_dir, original_cwd) if cfg.tracking.name == "mlflow" else Tracker()
+    mlflow = cfg.tracking.name == "mlflow"
+    tracker = MLflowTracker(cfg, run_dir, original_cwd) if mlflow else Tracker()
     try:
         yield tracker
     except BaseException:
@@ -149,7 +150,7 @@ def tracking_uri(uri: str, original_cwd: Path) -> str:
 def _plain(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=True)
+    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -99,7 +99,8 @@ class Coordinator:
         if self._drawing is not None:
             self._drawing.join()  # only the first hand-out can find it still drawing
         self._draw()  # a lost trial's params, asked again
-        longest = max(self._drawn, key=lambda trial: self.cost.seconds(trial.params))
+        cost = self.cost
+        longest = max(self._drawn, key=lambda trial: cost.seconds(trial.params))
         self._drawn.remove(longest)
         return longest
 
@@ -175,9 +176,9 @@ class Coordinator:
             self._drawing.start()
         server = _Server((host, 0), requestHandler=_QuietHandler, allow_none=True,
                          logRequests=False)
-        server.register_function(self.next_trial, "next_trial")
-        server.register_function(self.report, "report")
-        server.register_function(self.finish, "finish")
+        server.register_function(self.next_trial, "next_trial")  # type: ignore[arg-type]
+        server.register_function(self.report, "report")  # type: ignore[arg-type]
+        server.register_function(self.finish, "finish")  # type: ignore[arg-type]
         thread = threading.Thread(target=server.serve_forever, args=(_POLL_S,), daemon=True)
         thread.start()
         return RunningServer(server, f"http://{host}:{server.server_address[1]}/")

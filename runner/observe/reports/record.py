@@ -69,7 +69,8 @@ def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
         summary = json.loads((run_dir / "summary.json").read_text())
     config_path = run_dir / ".hydra" / "config.yaml"
     if not config_path.exists():
-        raise RunnerError(f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner")
+        raise RunnerError(
+            f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner")
     config_text = config_path.read_text()
     overrides_path = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_path.read_text()) or [] if overrides_path.exists() else []
