@@ -161,10 +161,11 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     if not isinstance(node, DictConfig):
         return
     schema = OmegaConf.get_type(node)
-    fields = ({f.name for f in dataclasses.fields(schema)}
-              if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None)
-    if fields is not None and _retargeted(node, schema):
-        fields = None  # another class's keys: its constructor checks them, not this schema
+    fields: set[str] | None = None
+    # a node retargeted to another class has that class's keys: its constructor checks them
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema) and not _retargeted(
+            node, schema):
+        fields = {f.name for f in dataclasses.fields(schema)}
     for key in node:
         full = f"{path}{key!s}"
         if full == "hydra":  # Hydra's own node, composed with the config by the CLI's check
@@ -174,7 +175,7 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
         _walk(node._get_node(key), f"{full}.", problems)
 
 
-def _retargeted(node: DictConfig, schema: type) -> bool:
+def _retargeted(node: DictConfig, schema: Any) -> bool:
     """Whether ``node``'s ``_target_`` names another class than its schema's default
     (``model=mlp model._target_=my.Net +model.blocks=3``)."""
     default = getattr(schema, "_target_", None)

@@ -121,7 +121,8 @@ def compare(paths: list[Path], out_dir: Path) -> Comparison:
 def _group(r: RunRecord) -> str:
     """The data set a run was scored on, and its task (``task=classification``)."""
     task = r.config.get("task")
-    name = str(task.get("_target_", "")).rsplit(".", 1)[-1].lower() if isinstance(task, dict) else ""
+    target = str(task.get("_target_", "")) if isinstance(task, dict) else ""
+    name = target.rsplit(".", 1)[-1].lower()
     return f"data={r.config['data']['name']}" + (f" task={name}" if name else "")
 
 
