@@ -49,8 +49,7 @@ class FileSource:
         elif cfg.format == "delta" and not _importable("delta"):
             problems.append("data.format: delta needs delta-spark; "
                             "pip install 'spark-dl-runner[delta]'")
-        local = _local_path(cfg.path)
-        if local is not None and not any(ch in str(local) for ch in "*?[{") and not local.exists():
+        if missing_local_path(cfg.path):
             problems.append(f"data.path: {cfg.path} not found; set data.path to a file or folder")
         if cfg.features is not None and cfg.label in cfg.features:
             problems.append(f"data.features: lists the label column {cfg.label!r}; remove it")
@@ -60,20 +59,26 @@ class FileSource:
         """Every file under ``path`` (globs too), listed by Spark's ``binaryFile`` source
         without reading the content: a DataFrame query, so it works over Spark Connect and
         for every URI Spark reads. Hidden files (``_*``, ``.*``) are not data and not listed."""
+        return {"files": self.listing(spark, cfg.path)}
+
+    @staticmethod
+    def listing(spark: "SparkSession", path: str, key: str = "data.path") -> list[list]:
+        """Every file under ``path`` as ``[path, size, mtime]``, sorted (``key`` names the
+        config key in errors)."""
         from pyspark.sql import functions as F
 
         try:
             listing = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-                       .load(cfg.path)
+                       .load(path)
                        .select("path", "length", F.unix_millis("modificationTime"))
                        .collect())
         except Exception as err:
             if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
-                raise RunnerError(f"data.path: {cfg.path} not found; "
-                                  "set data.path to a file or folder") from None
-            raise RunnerError(f"data.path: cannot list {cfg.path} ({first_line(err)}); "
-                              "check data.path") from None
-        return {"files": sorted([str(p), int(n), int(t)] for p, n, t in listing)}
+                raise RunnerError(f"{key}: {path} not found; "
+                                  f"set {key} to a file or folder") from None
+            raise RunnerError(f"{key}: cannot list {path} ({first_line(err)}); "
+                              f"check {key}") from None
+        return sorted([str(p), int(n), int(t)] for p, n, t in listing)
 
     def load(self, spark: "SparkSession", cfg: Any) -> RawData:
         from pyspark.sql import functions as F
@@ -95,6 +100,12 @@ class FileSource:
         if "id" not in df.columns:
             df = df.withColumn("id", F.monotonically_increasing_id())
         return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None)
+
+
+def missing_local_path(uri: str) -> bool:
+    """``uri`` is a local path (no glob) that does not exist."""
+    local = _local_path(uri)
+    return local is not None and not any(ch in str(local) for ch in "*?[{") and not local.exists()
 
 
 def _local_path(uri: str) -> Optional[Path]:
