@@ -119,7 +119,8 @@ class ImageFolderSource:
         from pyspark.sql import functions as F
 
         fmt = "parquet" if cfg.manifest.endswith(".parquet") else "csv"
-        manifest = spark.read.format(fmt).option("header", "true").load(cfg.manifest)
+        manifest = (spark.read.format(fmt).option("header", "true")
+                    .option("inferSchema", "true").load(cfg.manifest))
         missing = [c for c in ("path", cfg.label) if c not in manifest.columns]
         if missing:
             raise RunnerError(f"data.manifest: no column {', '.join(missing)} in {cfg.manifest}; "
