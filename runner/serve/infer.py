@@ -152,7 +152,7 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
         shutil.rmtree(staging, ignore_errors=True)
     sums = [c["sums"] for c in counts if c["sums"]]  # tasks with labelled rows
     metrics = ({f"test_{k}": v for k, v in task.metrics(np.sum(sums, axis=0)).items()}
-               if "label" in schema.names and total else {})
+               if "label" in schema.names and sums else {})
     return InferenceResult(path=str(out), rows=total, metrics=metrics)
 
 
@@ -253,7 +253,7 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
                                      batch_size, device)
                 columns = task.predict(out)
                 counts["rows"] += len(out)
-                if "label" in batch.schema.names:
+                if "label" in batch.schema.names and not batch.column("label").null_count:
                     labels = batch.column("label").to_numpy(zero_copy_only=False)
                     sums = task.sums(out, torch.from_numpy(labels.astype(np.int64)))
                     counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
