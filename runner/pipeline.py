@@ -19,7 +19,7 @@ from runner.observe import summary, tracking
 from runner.observe.console import Reporter
 from runner.serve import artifacts, infer
 from runner.tasks import task_for
-from runner.train import retrain
+from runner.train import augment, retrain
 from runner.train.model import input_problems
 from runner.tune import sweep
 
@@ -34,6 +34,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + tracking.validate(cfg)
         + infer.validate(cfg.inference, out, task_for(cfg.task))
         + input_problems(cfg.model, sources.expected_input_shape(cfg.data))
+        + augment.validate(cfg.train.augment, sources.expected_input_shape(cfg.data))
     )
     if "train" in stages.selected(cfg):
         problems += retrain.validate(cfg)

@@ -15,6 +15,9 @@ from runner.errors import RunnerError, first_line
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+# binaryFile packs about 32 small files per partition (each costs spark.sql.files.openCostInBytes,
+# 4 MB); a Python task costs ~0.1-0.2 s to start here, so tasks take this many partitions each.
+PARTITIONS_PER_TASK = 16
 EXTENSIONS = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 
 
@@ -93,7 +96,13 @@ class ImageFolderSource:
         """The images under ``path``, labelled, as the image preparation reads them."""
         from pyspark.sql import functions as F
 
+        from runner.cluster.spark import is_connect, task_slots
+
         files = self._files(spark, cfg, path)
+        slots = task_slots(spark, default=2)
+        partitions = 0 if is_connect(spark) else files.rdd.getNumPartitions()
+        if partitions > slots:  # fewer, larger decoding tasks
+            files = files.coalesce(max(slots, -(-partitions // PARTITIONS_PER_TASK)))
         if cfg.get("manifest"):
             df = self._with_manifest(spark, cfg, files)
         else:  # the class is the parent folder's name
