@@ -15,7 +15,7 @@ def _cfg(**keys):
 def test_nothing_on_means_no_augmenter():
     assert augmenter(_cfg(), seed=0) is None and augmenter(None, seed=0) is None
     batches = [(torch.ones(2, 1, 4, 4), torch.zeros(2))]
-    assert list(augmented(batches, None))[0][0] is batches[0][0]
+    assert next(iter(augmented(batches, None)))[0] is batches[0][0]
 
 
 def test_augmenting_is_seeded_and_keeps_the_shape():
@@ -30,8 +30,8 @@ def test_augmenting_is_seeded_and_keeps_the_shape():
 def test_flip_mirrors_some_images_and_leaves_the_others():
     x = torch.arange(64 * 4, dtype=torch.float32).reshape(64, 1, 2, 2)
     out = augmenter(_cfg(flip=True), seed=0)(x)
-    mirrored = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, x)])
-    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    mirrored = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, x, strict=True)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
     assert (mirrored | kept).all() and mirrored.any() and kept.any()
 
 

@@ -12,7 +12,6 @@ from omegaconf import OmegaConf
 from runner.config import compose
 from runner.data import preprocess
 from runner.data.preparations.text import train_tokenizer
-from runner.data.sources.reviews import review
 
 
 def _cfg(tmp_path, *overrides):

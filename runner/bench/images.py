@@ -24,6 +24,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
 OUT = Path("outputs/bench/images.md")
 DATA = Path("outputs/bench/images-data")
 
@@ -115,7 +117,7 @@ def _job(engine: str, count: int, args: argparse.Namespace) -> dict:
             "jvm_peak_mb": jvm_peak}
 
 
-class _Files:
+class _Files(Dataset):
     """A map-style dataset: (uint8 C x H x W, class index) per JPEG, decoded like our stage."""
 
     def __init__(self, root: str, to: int):
@@ -140,7 +142,7 @@ def _dataloader(root: str, args: argparse.Namespace) -> None:
     from torch.utils.data import DataLoader
 
     dataset = _Files(root, args.to)
-    loader = DataLoader(dataset, batch_size=256, num_workers=args.cores)
+    loader: DataLoader = DataLoader(dataset, batch_size=256, num_workers=args.cores)
     seen = sum(len(labels) for _, labels in loader)
     assert seen == len(dataset), (seen, len(dataset))
 

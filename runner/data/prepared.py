@@ -268,7 +268,8 @@ def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) ->
     """
     import pyarrow as pa
 
-    kind = (input or {}).get("kind")
+    spec: Mapping[str, Any] = input or {}
+    kind = spec.get("kind")
     if kind == "image":
         if isinstance(features, pa.ChunkedArray):
             features = features.combine_chunks()
@@ -280,8 +281,8 @@ def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) ->
         offsets = np.frombuffer(buffers[1], dtype=wide)[features.offset:features.offset + rows + 1]
         data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
         values = data.reshape(rows, -1).astype(np.float32)
-        mean = np.asarray(input["mean"], dtype=np.float32)
-        std = np.asarray(input["std"], dtype=np.float32)
+        mean = np.asarray(spec["mean"], dtype=np.float32)
+        std = np.asarray(spec["std"], dtype=np.float32)
         channels = len(mean)
         shaped = values.reshape(rows, channels, -1)
         return ((shaped - mean[:, None]) / std[:, None]).reshape(rows, -1)

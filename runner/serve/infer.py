@@ -33,6 +33,7 @@ from runner.errors import RunnerError
 from runner.tasks import Task, task_for
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 

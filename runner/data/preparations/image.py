@@ -53,9 +53,9 @@ def decode(content: bytes, mode: str, size: tuple[int, int], fit: str) -> "np.nd
     from PIL import Image, ImageOps
 
     height, width = size
-    with Image.open(io.BytesIO(content)) as img:
-        img.draft(mode, (width, height))  # JPEG: decode at a reduced scale when it can
-        img = img.convert(mode)
+    with Image.open(io.BytesIO(content)) as opened:
+        opened.draft(mode, (width, height))  # JPEG: decode at a reduced scale when it can
+        img: Image.Image = opened.convert(mode)
         if fit == "center_crop":
             img = ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR)
         elif fit == "pad":
@@ -78,7 +78,8 @@ def decoder(mode: str, size: tuple[int, int], fit: str, keep: Sequence[str]):
         import pyarrow as pa
 
         for batch in batches:
-            features, errors = [], []
+            features: list[bytes | None] = []
+            errors: list[str | None] = []
             for content in batch.column("content").to_pylist():
                 try:
                     if content is None:
@@ -174,9 +175,10 @@ class ImagePreparation:
         count = bad.count()
         if count and cfg.on_bad_record == "fail":
             first = bad.select("path", "error").first()
+            example = f"{first['path']} ({first['error']})" if first is not None else "?"
             raise RunnerError(
-                f"data.on_bad_record: {count} images do not decode, e.g. {first['path']} "
-                f"({first['error']}); remove them or set data.on_bad_record=skip")
+                f"data.on_bad_record: {count} images do not decode, e.g. {example}; remove them "
+                "or set data.on_bad_record=skip")
         train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
         label_type, labels = fit_labels(train, raw.label)
         shape = image_shape(cfg.image)

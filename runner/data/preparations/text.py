@@ -37,6 +37,7 @@ def train_tokenizer(texts: Iterator[str], kind: str, vocab_size: int, lowercase:
     pre-tokenization, then BPE or WordPiece; ``[PAD]`` is id 0, ``[UNK]`` id 1."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+    trainer: trainers.Trainer
     if kind == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])

@@ -19,7 +19,6 @@ from runner.data.sources import RawData
 from runner.data.sources.images import ImageFolderSource, ImagesDataConfig
 
 if TYPE_CHECKING:
-    import numpy as np
     from pyspark.sql import SparkSession
 
 # Bump when the drawing changes: cache entries and generated folders stop matching.
@@ -104,9 +103,9 @@ def generate(spark: "SparkSession", cfg: Any) -> str:
             yield pa.RecordBatch.from_arrays([pa.array([len(ids)], pa.int64())], names=["n"])
 
     partitions = int(cfg.partitions or task_slots(spark, default=2))
-    written = (spark.range(count, numPartitions=partitions)
-               .mapInArrow(draw_batches, "n long").groupBy().sum("n").first()[0])
-    assert written == count, (written, count)
+    total = (spark.range(count, numPartitions=partitions)
+             .mapInArrow(draw_batches, "n long").groupBy().sum("n").first())
+    assert total is not None and total[0] == count, (total, count)
     with fs.open_output_stream(_fs(done)[1]) as out:
         out.write(b"")
     return root
