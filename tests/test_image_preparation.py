@@ -116,3 +116,31 @@ def test_bad_image_settings_are_named(tmp_path):
     problems = " ".join(preprocess.validate(cfg.data))
     for key in ("data.image.mode", "data.image.fit", "data.on_bad_record", "data.path"):
         assert key in problems
+
+
+def test_image_bytes_in_a_parquet_column(spark, tmp_path):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    encoded, labels = [], []
+    for i in range(20):
+        buffer = io.BytesIO()
+        Image.new("RGB", (12 + i, 10), (200, 10, 10) if i % 2 else (10, 10, 200)).save(
+            buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+        labels.append("red" if i % 2 else "blue")
+    encoded[3] = b"broken"
+    pq.write_table(pa.table({"bytes": encoded, "kind": labels,
+                             "name": [f"img{i}" for i in range(20)]}), tmp_path / "t.parquet")
+    cfg = compose(["data=image_table", f"data.path={tmp_path / 't.parquet'}",
+                   "data.content=bytes", "data.label=kind", "data.key=name",
+                   f"data.cache_dir={tmp_path / 'cache'}", "data.image.size=8",
+                   "data.split.train=0.5", "data.split.val=0.25", "data.split.test=0.25"])
+    prepared = preprocess.run(spark, cfg.data, tmp_path / "cache")
+    assert prepared.input_shape == (3, 8, 8) and prepared.meta["bad_records"] == 1
+    assert sum(prepared.rows.values()) == 19
+    assert set(prepared.table(["train"], ["path"]).column("path").to_pylist()) <= \
+        {f"img{i}" for i in range(20)}
