@@ -369,6 +369,11 @@ class ParquetBatches:
         self.passes = 0
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The pass's batches, read and decoded (``model_input``) by a background thread
+        up to ``PREFETCH`` batches ahead, so the model does not wait on the reading."""
+        return _background(self._read_pass(), PREFETCH)
+
+    def _read_pass(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng([self.seed, self.passes]) if self.seed is not None else None
         self.passes += 1
         order = rng.permutation(len(self.groups)) if rng is not None else range(len(self.groups))
@@ -388,6 +393,48 @@ class ParquetBatches:
             carry_x, carry_y = [x[full:]], [y[full:]]
         if carry_y and len(carry_y[0]):
             yield carry_x[0], carry_y[0]
+
+
+PREFETCH = 4  # batches a streaming reader keeps ready
+
+
+def _background(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced by a daemon thread, at most ``depth`` ahead; its exception is
+    raised here. pyarrow and numpy release the GIL while they read and convert."""
+    import queue
+    import threading
+
+    done = object()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as err:  # handed to the consumer
+            ready.put(err)
+
+    thread = threading.Thread(target=produce, daemon=True, name="parquet-batches")
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # the consumer stopped early (or finished): let the thread end
+        stop.set()
 
 
 @lru_cache(maxsize=8)
