@@ -371,11 +371,12 @@ class ParquetBatches:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The pass's batches, read and decoded (``model_input``) by a background thread
         up to ``PREFETCH`` batches ahead, so the model does not wait on the reading."""
-        return _background(self._read_pass(), PREFETCH)
-
-    def _read_pass(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng([self.seed, self.passes]) if self.seed is not None else None
-        self.passes += 1
+        self.passes += 1  # here, not in the thread: each pass's order is fixed when it starts
+        return _background(self._read_pass(rng), PREFETCH)
+
+    def _read_pass(self, rng: "np.random.Generator | None"
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         order = rng.permutation(len(self.groups)) if rng is not None else range(len(self.groups))
         carry_x: list[np.ndarray] = []
         carry_y: list[np.ndarray] = []
