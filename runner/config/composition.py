@@ -138,6 +138,8 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     schema = OmegaConf.get_type(node)
     fields = ({f.name for f in dataclasses.fields(schema)}
               if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None)
+    if fields is not None and _retargeted(node, schema):
+        fields = None  # another class's keys: its constructor checks them, not this schema
     for key in node:
         full = f"{path}{key!s}"
         if full == "hydra":  # Hydra's own node, composed with the config by the CLI's check
@@ -145,6 +147,13 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
         if fields is not None and key not in fields:
             problems.append(_unknown(full, sorted(fields), added=True))
         _walk(node._get_node(key), f"{full}.", problems)
+
+
+def _retargeted(node: DictConfig, schema: type) -> bool:
+    """Whether ``node``'s ``_target_`` names another class than its schema's default
+    (``model=mlp model._target_=my.Net +model.blocks=3``)."""
+    default = getattr(schema, "_target_", None)
+    return isinstance(default, str) and node.get("_target_") not in (None, default)
 
 
 def _keys(node: Any) -> list[str]:

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 LABEL_INDEX = "_label"  # the indexed string label
 FEATURES = "_features"  # the assembled (and scaled) features vector
-SQL_OPS = ("filter", "select", "dropna")
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "vector")
 _INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 

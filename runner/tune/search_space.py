@@ -39,7 +39,7 @@ def parse(params: Mapping[str, Any]) -> dict[str, Any]:
             override = parser.parse_override(f"{key}={expression}")
             space[key] = _distribution(override.value())
         except (HydraException, ValueError) as err:
-            detail = str(err).strip().splitlines()[0]
+            detail = first_line(err)
             problems.append(
                 f"search.params.{key}: cannot read {expression!r} ({detail}); write e.g. "
                 "choice(32,64), range(1,4), interval(0,0.5) or tag(log, interval(1e-4,1e-1))"

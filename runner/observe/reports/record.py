@@ -45,8 +45,12 @@ class RunRecord:
         """The test predictions (id, label, prediction[, probability]), if written."""
         import pandas as pd
 
-        path = self.run_dir / "predictions.parquet"
-        return pd.read_parquet(path, columns=["label", "prediction"]) if path.exists() else None
+        written = self.summary.get("predictions", {}).get("path")  # inference.output or the run's
+        path = Path(written) if written else self.run_dir / "predictions.parquet"
+        if not path.exists():
+            return None
+        table = pd.read_parquet(path)
+        return table[["label", "prediction"]] if "label" in table else None
 
 
 def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
