@@ -1,5 +1,5 @@
 """A convolutional text classifier over token ids (Kim, 2014): embedding, parallel 1-d
-convolutions of several widths, max over time, a dense head."""
+convolutions of several widths, max over time, a dense head with one hidden layer."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class TextCNN(nn.Module):
         embed_dim: int = 64,
         channels: int = 64,
         widths: Sequence[int] = (2, 3, 4),
+        hidden: int = 64,
         dropout: float = 0.2,
     ) -> None:
         problems = self.check_input(input_shape)
@@ -30,7 +31,9 @@ class TextCNN(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(
             nn.Conv1d(embed_dim, channels, w, padding=w // 2) for w in widths)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * len(widths), num_classes))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(channels * len(widths), hidden), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.embed(ids.long()).transpose(1, 2)  # batch, embed, length

@@ -42,4 +42,5 @@ class TextCNNConfig(ModelConfig):
     embed_dim: int = 64
     channels: int = 64
     widths: list[int] = field(default_factory=lambda: [2, 3, 4])
+    hidden: int = 64
     dropout: float = 0.2

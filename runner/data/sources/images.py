@@ -71,7 +71,8 @@ class ImageFolderSource:
         problems = []
         for key in ("path", "manifest"):
             if cfg.get(key) and missing_local_path(cfg[key]):
-                problems.append(f"data.{key}: {cfg[key]} not found")
+                problems.append(f"data.{key}: {cfg[key]} not found; set data.{key} to "
+                                + ("a folder of images" if key == "path" else "a CSV or Parquet file"))
         if not cfg.extensions:
             problems.append("data.extensions: list at least one, e.g. [jpg, png]")
         return problems
