@@ -12,14 +12,14 @@ from runner.cluster import resources
 from runner.cluster.spark import build_session, experiment
 from runner.cluster.targets import target_for
 from runner.config import as_plain
-from runner.data import preprocess
+from runner.data import preprocess, sources
 from runner.data.prepared import PreparedDataset, location
 from runner.errors import RunnerError
 from runner.observe import summary, tracking
 from runner.observe.console import Reporter
 from runner.serve import artifacts, infer
 from runner.tasks import task_for
-from runner.train import retrain
+from runner.train import augment, retrain
 from runner.train.model import input_problems
 from runner.tune import sweep
 
@@ -33,7 +33,8 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + sweep.validate(cfg)
         + tracking.validate(cfg)
         + infer.validate(cfg.inference, out, task_for(cfg.task))
-        + input_problems(cfg.model, cfg.data.get("image_shape") or [None])  # tabular: width unknown
+        + input_problems(cfg.model, sources.expected_input_shape(cfg.data))
+        + augment.validate(cfg.train.augment, sources.expected_input_shape(cfg.data))
     )
     if "train" in stages.selected(cfg):
         problems += retrain.validate(cfg)

@@ -82,7 +82,9 @@ def test_component_packages_store_one_schema_per_module():
     data = component_schemas("runner.data.sources", DataConfig)
     assert {k: v.__name__ for k, v in data.items()} == {
         "file": "FileDataConfig", "sklearn": "SklearnDataConfig",
-        "synthetic": "SyntheticDataConfig"}
+        "synthetic": "SyntheticDataConfig", "images": "ImagesDataConfig",
+        "shapes": "ShapesDataConfig", "text": "TextDataConfig", "reviews": "ReviewsDataConfig",
+        "image_table": "ImageTableDataConfig"}
     deploy = component_schemas("runner.cluster.targets", DeployConfig)
     assert sorted(deploy) == ["connect", "k8s", "local", "local_cluster", "standalone", "yarn"]
     for name, schema in {**data, **deploy}.items():  # each schema names its module's class

@@ -146,3 +146,21 @@ def test_a_file_uri_cache_dir_works_end_to_end(spark, cfg, tmp_path):
     rows = infer.load_rows(spark, None, prepared)
     result = infer.run(spark, rows, artifact, cfg.inference, tmp_path / "predictions")
     assert result.rows == prepared.rows["test"] and result.metrics["test_accuracy"] > 0.8
+
+
+def test_streamed_batches_come_from_a_background_reader_in_order(tmp_path):
+    from runner.data.prepared import _background
+
+    assert list(_background(iter(range(50)), 3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad row group")
+
+    got = _background(failing(), 2)
+    assert next(got) == 1
+    with pytest.raises(ValueError, match="bad row group"):
+        next(got)
+    early = _background(iter(range(1000)), 2)
+    assert next(early) == 0
+    early.close()  # stopping early ends the thread

@@ -73,3 +73,36 @@ def test_streaming_trial_learns_from_row_groups(blobs):
                                            "streaming": True}))
     assert outcome.state == "COMPLETE", outcome.error
     assert outcome.metrics["val_accuracy"] >= 0.95
+
+
+@pytest.fixture
+def bars(tmp_path):
+    """Grey 8x8 uint8 images, a bright bar left (class 0) or right (class 1), stored as
+    bytes with their per-channel stats in meta.json, in small row groups."""
+    from runner.data.prepared import PreparedDataset
+
+    rng = np.random.default_rng(0)
+    splits = {}
+    for split, n in (("train", 160), ("val", 80)):
+        labels = rng.integers(0, 2, n)
+        images = rng.integers(0, 60, (n, 1, 8, 8)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 0, :, 1 + 5 * label] = 250
+        splits[split] = [pa.table({"id": np.arange(n), "label": labels,
+                                   "features": pa.array([x.tobytes() for x in images],
+                                                        pa.binary())})]
+    entry = write_entry(str(tmp_path / "images"), splits, (1, 8, 8), 2, row_group_size=32)
+    meta = dict(PreparedDataset(entry.uri).meta)
+    entry.write_meta({**meta, "input": {"kind": "image", "mean": [50.0], "std": [70.0]}})
+    return entry.uri
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_image_trial_learns_with_augmentation(bars, streaming):
+    outcome = run_trial(spec(
+        bars, input_shape=(1, 8, 8),
+        model={"_target_": "models.cnn.CNN", "channels": 8, "hidden": 16, "dropout": 0.0},
+        train={"epochs": 6, "batch_size": 16, "seed": 0, "streaming": streaming,
+               "augment": {"flip": False, "crop": 1, "jitter": 0.1}}))
+    assert outcome.state == "COMPLETE", outcome.error
+    assert outcome.metrics["val_accuracy"] >= 0.95

@@ -12,6 +12,7 @@ from runner.config.data import DataConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import TrackingConfig
 from runner.tasks import TaskConfig
+from runner.train.augment import AugmentConfig
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TrainConfig:
     batch_size: int = 64  # the global batch: each of N processes takes batch_size / N
     seed: int = 0
     streaming: bool = False  # stream train batches from Parquet row groups (data > memory)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # images: flip, crop, jitter
     enabled: bool = False
     num_processes: int = 2
     use_gpu: Optional[bool] = None  # null: GPUs when the deploy target has them

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
@@ -33,3 +33,14 @@ class CNNConfig(ModelConfig):
     hidden: int = 128
     dropout: float = 0.2
 
+
+
+@dataclass
+class TextCNNConfig(ModelConfig):
+    _target_: str = "models.text_cnn.TextCNN"
+    vocab_size: int = MISSING  # conf/model/text_cnn.yaml: ${data.tokenizer.vocab_size}
+    embed_dim: int = 64
+    channels: int = 64
+    widths: list[int] = field(default_factory=lambda: [2, 3, 4])
+    hidden: int = 64
+    dropout: float = 0.2

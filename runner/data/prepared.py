@@ -3,9 +3,14 @@
 An entry ``<cache_dir>/<fingerprint>/`` (a local path or a URI that pyarrow's filesystems
 read, ``file://`` included) holds::
 
-    data/split=<name>/*.parquet   id long, label long, features list<float>
-    transform/                    the fitted PipelineModel (``preprocess.apply_transform``)
-    meta.json                     rows per split, input shape, classes...; written last
+    data/split=<name>/*.parquet   id long, label long, features: list<float> (tables),
+                                  binary (images: uint8 C x H x W) or list<int> (token ids)
+    transform/                    the fitted preparation (``preprocess.apply_transform``)
+    meta.json                     rows per split, input shape, classes, ``input``...; written last
+
+``meta["input"]`` says how the stored features become the model's input
+(:func:`model_input`): absent for float features, ``{"kind": "image", "mean", "std"}``
+(per channel, fitted on train) or ``{"kind": "tokens"}`` (int64 ids).
 
 No pyspark: trials, DDP processes and inference tasks read the Parquet themselves with
 pyarrow, inside Spark's Python workers.
@@ -167,11 +172,17 @@ class PreparedDataset:
         a Python worker reused by Spark reads each split once, not once per trial."""
         return _read_split(self.uri, split)
 
+    @property
+    def input(self) -> dict[str, Any]:
+        """How stored features become model input (see :func:`model_input`)."""
+        return dict(self.meta.get("input") or {})
+
     def read_groups(self, groups: Sequence[RowGroup]) -> tuple[np.ndarray, np.ndarray]:
         """Features and labels of (one or more) row groups, in order."""
         import pyarrow as pa
 
-        return read_arrays(pa.Table.from_batches(list(self.batches_of(groups, COLUMNS))))
+        return read_arrays(pa.Table.from_batches(list(self.batches_of(groups, COLUMNS))),
+                           self.input)
 
     def shard(self, splits: Sequence[str], rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
         """Rank ``rank`` of ``world``'s rows of ``splits``: whole row groups dealt by
@@ -179,7 +190,7 @@ class PreparedDataset:
         and keeps rows ``rank::world``."""
         groups = self.row_groups(splits)
         if len(groups) < world:
-            x, y = read_arrays(self.table(splits, COLUMNS))
+            x, y = read_arrays(self.table(splits, COLUMNS), self.input)
             return x[rank::world], y[rank::world]
         return self.read_groups(deal(groups, world)[rank])
 
@@ -196,6 +207,19 @@ class PreparedDataset:
                 opened[group.path] = self._parquet(group.path)
             yield from opened[group.path].iter_batches(
                 batch_rows, row_groups=[group.index], columns=list(columns))
+
+    def write_file(self, relative: str, data: bytes) -> None:
+        """A file of the entry (e.g. ``transform/tokenizer.json``), written whole."""
+        fs, path = self._locate(relative)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+
+    def read_file(self, relative: str) -> bytes:
+        """A file of the entry written by :meth:`write_file`."""
+        fs, path = self._locate(relative)
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         """Write ``meta.json``: the last file of an entry, which marks it complete."""
@@ -228,13 +252,44 @@ def deal(groups: Sequence[RowGroup], tasks: int) -> list[list[RowGroup]]:
     return shares
 
 
-def read_arrays(table: "pa.Table") -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32, rows x width) and int64 labels of a pyarrow table."""
-    column = table.column("features").combine_chunks()
+def read_arrays(table: "pa.Table", input: Mapping[str, Any] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Model input (rows x width, see :func:`model_input`) and int64 labels of a table."""
     labels = table.column("label").to_numpy().astype(np.int64)
-    width = len(column[0]) if len(column) else 0
-    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return values.reshape(len(labels), width), labels
+    return model_input(table.column("features").combine_chunks(), input), labels
+
+
+def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Stored features (an Arrow array, one value per row) -> the model's input, rows x width.
+
+    ``input`` is ``meta["input"]``: absent, float32 features as stored; ``image``, uint8
+    bytes (C x H x W per row) as float32 normalized by the per-channel ``mean`` and ``std``
+    (of 0..255 values); ``tokens``, int64 token ids.
+    """
+    import pyarrow as pa
+
+    spec: Mapping[str, Any] = input or {}
+    kind = spec.get("kind")
+    if kind == "image":
+        if isinstance(features, pa.ChunkedArray):
+            features = features.combine_chunks()
+        rows = len(features)
+        if rows == 0:
+            return np.zeros((0, 0), np.float32)
+        buffers = features.buffers()
+        wide = np.int64 if pa.types.is_large_binary(features.type) else np.int32
+        offsets = np.frombuffer(buffers[1], dtype=wide)[features.offset:features.offset + rows + 1]
+        data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        values = data.reshape(rows, -1).astype(np.float32)
+        mean = np.asarray(spec["mean"], dtype=np.float32)
+        std = np.asarray(spec["std"], dtype=np.float32)
+        channels = len(mean)
+        shaped = values.reshape(rows, channels, -1)
+        return ((shaped - mean[:, None]) / std[:, None]).reshape(rows, -1)
+    width = len(features[0]) if len(features) else 0
+    values = features.flatten().to_numpy(zero_copy_only=False)
+    dtype = np.int64 if kind == "tokens" else np.float32
+    return values.astype(dtype).reshape(len(features), width)
 
 
 def location(path_or_uri: str, base: Path) -> str:
@@ -314,8 +369,14 @@ class ParquetBatches:
         self.passes = 0
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The pass's batches, read and decoded (``model_input``) by a background thread
+        up to ``PREFETCH`` batches ahead, so the model does not wait on the reading."""
         rng = np.random.default_rng([self.seed, self.passes]) if self.seed is not None else None
-        self.passes += 1
+        self.passes += 1  # here, not in the thread: each pass's order is fixed when it starts
+        return _background(self._read_pass(rng), PREFETCH)
+
+    def _read_pass(self, rng: "np.random.Generator | None"
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         order = rng.permutation(len(self.groups)) if rng is not None else range(len(self.groups))
         carry_x: list[np.ndarray] = []
         carry_y: list[np.ndarray] = []
@@ -335,9 +396,52 @@ class ParquetBatches:
             yield carry_x[0], carry_y[0]
 
 
+PREFETCH = 4  # batches a streaming reader keeps ready
+
+
+def _background(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced by a daemon thread, at most ``depth`` ahead; its exception is
+    raised here. pyarrow and numpy release the GIL while they read and convert."""
+    import queue
+    import threading
+
+    done = object()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as err:  # handed to the consumer
+            ready.put(err)
+
+    thread = threading.Thread(target=produce, daemon=True, name="parquet-batches")
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # the consumer stopped early (or finished): let the thread end
+        stop.set()
+
+
 @lru_cache(maxsize=8)
 def _read_split(uri: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    return read_arrays(PreparedDataset(uri).table([split], COLUMNS))
+    dataset = PreparedDataset(uri)
+    return read_arrays(dataset.table([split], COLUMNS), dataset.input)
 
 
 @lru_cache(maxsize=16)

@@ -1,8 +1,9 @@
-"""Stage 1: source -> split -> steps fitted on train (pyspark.ml) -> Parquet, cached.
+"""Stage 1: source -> rows -> split -> preparation fitted on train -> Parquet, cached.
 
-The result is a :class:`~runner.data.prepared.PreparedDataset`, the cache entry
-``<cache_dir>/<fingerprint>/`` (its layout is ``runner.data.prepared``'s): the splits,
-the fitted PipelineModel that ``apply_transform`` reuses on new rows, and ``meta.json``,
+The source's preparation (``runner.data.preparations``: tables, images, text) decides
+how rows become features. The result is a :class:`~runner.data.prepared.PreparedDataset`,
+the cache entry ``<cache_dir>/<fingerprint>/`` (its layout is ``runner.data.prepared``'s):
+the splits, the fitted preparation that ``apply_transform`` reuses on new rows, and ``meta.json``,
 written last: an entry without it is incomplete and never read. Builders of one local
 entry take turns (a lock file in the temp dir), so jobs that need the same data at once build
 it once.
@@ -22,6 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from runner.data import sources
 from runner.data import steps
+from runner.data.preparations import (
+    NUMERIC,
+    FittedPreparation,
+    preparation_named,
+    preparation_of,
+    preparation_path,
+)
 from runner.data.prepared import PreparedDataset, building, entry_in
 from runner.config import as_plain
 from runner.errors import RunnerError, first_line
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
 _LOCK_DIR = Path(tempfile.gettempdir()) / "spark-dl-runner-locks"
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
 
@@ -46,9 +54,8 @@ def validate(cfg: Any) -> list[str]:
         )
     if min(cfg.split.train, cfg.split.val, cfg.split.test) <= 0:
         problems.append("data.split: train, val and test each need a ratio above 0")
-    if cfg.scaling not in ("standard", "minmax", "none"):
-        problems.append(f"data.scaling: {cfg.scaling!r} is not one of standard, minmax, none")
-    return problems + steps.validate(cfg.steps) + sources.source_for(cfg).validate(cfg)
+    source = sources.source_for(cfg)
+    return problems + preparation_of(source).validate(cfg) + source.validate(cfg)
 
 
 def fingerprint(spark: "SparkSession", cfg: Any) -> str:
@@ -104,57 +111,59 @@ def _builder_lock(cache_root: str, key: str) -> Iterator[None]:
 
 def apply_transform(spark: "SparkSession", prepared: PreparedDataset,
                     df: "DataFrame") -> "DataFrame":
-    """New rows -> the prepared layout, through the entry's fitted preprocessing.
+    """New rows -> the prepared layout, through the entry's fitted preparation.
 
     ``df`` has the source's columns; it may lack the label (the output's is then
     null, as it is for a string label unseen in training) and ``id`` (one is added).
     """
-    from pyspark.ml import PipelineModel
+    from omegaconf import OmegaConf
     from pyspark.sql import functions as F
+
+    from runner.data.sources import RawData
 
     label = prepared.meta["label"]
     if "id" not in df.columns:
         df = df.withColumn("id", F.monotonically_increasing_id())
     if label["column"] not in df.columns:
         df = df.withColumn(label["column"], F.lit(None).cast(label["type"]))
-    model = PipelineModel.load(prepared.transform_uri)
-    return steps.to_output(model.transform(steps.to_input(df)), label["classes"], label["column"])
+    preparation = preparation_named(prepared.meta.get("preparation", NUMERIC))
+    cfg = OmegaConf.create(prepared.meta.get("config", {}))
+    rows = preparation.rows(RawData(df, label["column"], None), cfg)
+    return preparation.load(prepared).transform(rows)
 
 
 def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    raw = sources.source_for(cfg).load(spark, cfg)
+    source = sources.source_for(cfg)
+    preparation = preparation_of(source)
+    raw = source.load(spark, cfg)
     # The split's cut points, the fit and the three splits each scan the rows: read
-    # (or generate) the source once, kept on the executors' local disks (memory-safe at any size).
-    source = raw.df.persist(StorageLevel.DISK_ONLY)
+    # (or generate, or decode) the source once, kept on the executors' local disks
+    # (memory-safe at any size).
+    rows = preparation.rows(raw, cfg).persist(StorageLevel.DISK_ONLY)
     try:
-        df = _assign_split(source, raw.label, cfg.split)
-        train = df.where(F.col("split") == "train").drop("split")
-        fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
-        fitted.model.write().save(out.transform_uri)
-
-        parts = [
-            steps.to_output(
-                fitted.model.transform(steps.to_input(df.where(F.col("split") == s).drop("split"))),
-                fitted.labels,
-                raw.label,
-            ).withColumn("split", F.lit(s))
-            for s in SPLITS
-        ]
+        df = _assign_split(rows, raw.label, cfg.split)
+        fitted = preparation.fit(spark, cfg, df, raw)
+        fitted.save(out)
+        parts = [fitted.transform(df.where(F.col("split") == s).drop("split"))
+                 .withColumn("split", F.lit(s)) for s in SPLITS]
         prepared = parts[0].unionByName(parts[1]).unionByName(parts[2])
         try:
             prepared.write.partitionBy("split").parquet(out.data_uri)
+        except RunnerError:
+            raise
         except Exception as err:
             raise steps.spark_error(
                 err, f"data: preparing the rows failed ({first_line(err)})") from err
     finally:
-        source.unpersist()
-    out.write_meta(_describe(spark, cfg, out.data_uri, fitted))
+        rows.unpersist()
+    meta = _describe(spark, cfg, out.data_uri, fitted)
+    out.write_meta({**meta, "preparation": preparation_path(source)})
 
 
-def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: steps.Fitted) -> dict:
+def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparation) -> dict:
     """Check the written rows and describe them for ``meta.json``."""
     from pyspark.sql import functions as F
 
@@ -183,16 +192,21 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: steps.Fitted) 
     num_classes = (len(fitted.labels) if fitted.labels is not None
                    else max(int(r["high"]) for r in stats.values()) + 1)
 
-    first = written.where(F.col("split") == "train").select(F.size("features")).first()
-    assert first is not None  # an empty train split is refused above
-    width = first[0]
-    shape = tuple(cfg.get("image_shape") or (width,))
-    if math.prod(shape) != width:
-        raise RunnerError(
-            f"data.image_shape: {list(shape)} holds {math.prod(shape)} values but rows have "
-            f"{width} features"
-        )
+    own = fitted.describe()
+    if "input_shape" in own:
+        shape = tuple(own["input_shape"])
+    else:
+        first = written.where(F.col("split") == "train").select(F.size("features")).first()
+        assert first is not None  # an empty train split is refused above
+        width = first[0]
+        shape = tuple(cfg.get("image_shape") or (width,))
+        if math.prod(shape) != width:
+            raise RunnerError(
+                f"data.image_shape: {list(shape)} holds {math.prod(shape)} values but rows "
+                f"have {width} features"
+            )
     return {
+        **own,
         "input_shape": list(shape),
         "num_classes": num_classes,
         "rows": rows,

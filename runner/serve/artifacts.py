@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ class ModelArtifact:
     task: dict[str, Any]  # resolved task config, with _target_
     model_kwargs: dict[str, Any]  # what the task told the model, e.g. num_classes
     weights: bytes  # torch.save of the state_dict
+    input: dict[str, Any] = field(default_factory=dict)  # stored features -> model input
 
     @classmethod
     def trained(cls, model: dict[str, Any], task: dict[str, Any], prepared: "PreparedDataset",
@@ -38,7 +39,8 @@ class ModelArtifact:
         from runner.tasks import task_for
 
         return cls(model=model, input_shape=prepared.input_shape, task=task,
-                   model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights)
+                   model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights,
+                   input=prepared.input)
 
     def build(self, device: str = "cpu"):
         """The model in eval mode with its weights loaded."""
@@ -60,6 +62,7 @@ def save(artifact: ModelArtifact, directory: Path) -> None:
         "input_shape": list(artifact.input_shape),
         "task": artifact.task,
         "model_kwargs": artifact.model_kwargs,
+        "input": artifact.input,
     }
     atomic_write(directory / "weights.pt", artifact.weights)
     atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
@@ -83,6 +86,7 @@ def load(directory: Path) -> ModelArtifact:
         task=meta["task"],
         model_kwargs=meta["model_kwargs"],
         weights=(directory / "weights.pt").read_bytes(),
+        input=meta.get("input") or {},
     )
 
 
@@ -113,7 +117,8 @@ def export_torchscript(artifact: ModelArtifact, path: Path) -> None:
     import torch
 
     module = artifact.build("cpu")
-    example = torch.zeros(1, *artifact.input_shape)
+    dtype = torch.long if artifact.input.get("kind") == "tokens" else torch.float32
+    example = torch.zeros(1, *artifact.input_shape, dtype=dtype)
     with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example)

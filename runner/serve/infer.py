@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-KEPT = ("id", "label")  # input columns the output carries over, when present
+KEPT = ("id", "label", "path")  # input columns the output carries over, when present
 # Parquet batches a task reads at a time (model batches are inference.batch_size).
 READ_BATCH_ROWS = 65_536
 # Most rows one task of a prepared split reads (a retried task repeats at most this).
@@ -162,7 +162,7 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
         shutil.rmtree(staging, ignore_errors=True)
     sums = [c["sums"] for c in counts if c["sums"]]  # tasks with labelled rows
     metrics = ({f"test_{k}": v for k, v in task.metrics(np.sum(sums, axis=0)).items()}
-               if "label" in schema.names and total else {})
+               if "label" in schema.names and sums else {})
     return InferenceResult(path=str(out), rows=total, metrics=metrics)
 
 
@@ -180,7 +180,9 @@ def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFram
         dealt = shares(rows, task_slots(spark, default=2))
         tasks = spark.range(len(dealt), numPartitions=max(1, len(dealt)))
         return tasks.mapInArrow(_reading(rows.dataset, dealt, kept, write), counts)
-    features = F.col("features").cast("array<float>").alias("features")
+    kind = dict(rows.dtypes)["features"]
+    features = (F.col("features") if kind in ("binary", "array<int>")
+                else F.col("features").cast("array<float>")).alias("features")
     return rows.select(*kept, features).mapInArrow(write, counts)
 
 
@@ -263,7 +265,7 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
                                      batch_size, device)
                 columns = task.predict(out)
                 counts["rows"] += len(out)
-                if "label" in batch.schema.names:
+                if "label" in batch.schema.names and not batch.column("label").null_count:
                     labels = batch.column("label").to_numpy(zero_copy_only=False)
                     sums = task.sums(out, torch.from_numpy(labels.astype(np.int64)))
                     counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
@@ -311,25 +313,29 @@ def _arrow(values: "np.ndarray", type: "pa.DataType") -> "pa.Array":
 
 
 def _features(features: "pa.Array", artifact: ModelArtifact):
-    """The model's input tensor (rows x ``input_shape``, float32) of an Arrow list array;
-    a RunnerError for null or wrongly sized rows."""
-    import numpy as np
+    """The model's input tensor (rows x ``input_shape``) of an Arrow array of stored
+    features (see ``runner.data.prepared.model_input``); a RunnerError for null or wrongly
+    sized rows."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import torch
+
+    from runner.data.prepared import model_input
 
     if features.null_count:
         raise RunnerError("inference.data: rows with null features; drop or impute them first")
     width = math.prod(artifact.input_shape)
-    lengths = pc.list_value_length(features).to_numpy(zero_copy_only=False)
+    lengths = (pc.binary_length(features) if pa.types.is_binary(features.type)
+               else pc.list_value_length(features)).to_numpy(zero_copy_only=False)
     if (lengths != width).any():  # every row checked, in the task
         raise RunnerError(
             f"inference.data: rows have {lengths[lengths != width][0]} features but the model "
             f"expects {width} (input_shape {list(artifact.input_shape)}); use data with the "
             "model's features")
-    flat = np.asarray(features.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+    values = model_input(features, artifact.input)
     with warnings.catch_warnings():  # Arrow's buffer is read-only; the model only reads it
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(flat).reshape(-1, *artifact.input_shape)
+        return torch.from_numpy(values).reshape(-1, *artifact.input_shape)
 
 
 _worker_models: dict[tuple[str, str], Any] = {}

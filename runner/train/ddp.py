@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.data.prepared import PreparedDataset
 from runner.tasks import task_for
-from runner.train import engine
+from runner.train import augment, engine
 from runner.train.model import build_model, weights_of
 
 CHECKPOINT = "checkpoint.pt"
@@ -94,8 +94,10 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         repeats = math.ceil(steps * batch / max(1, len(y)))
         order = torch.cat([torch.randperm(len(y), generator=generator) for _ in range(repeats)])
         order = order[: steps * batch].to(device)
-        train_loss = engine.train_epoch(model, task, optimizer, engine.batches(x, y, batch, order),
-                                        reduce=total)
+        apply = augment.augmenter(train.get("augment"), seed * 100_003 + epoch * 1_009 + rank)
+        train_loss = engine.train_epoch(
+            model, task, optimizer, augment.augmented(engine.batches(x, y, batch, order), apply),
+            reduce=total)
         epoch_s = float(_reduce(torch.tensor(time.perf_counter() - began, device=device),
                                 dist.ReduceOp.MAX))
         history.append({"epoch": epoch, "train_loss": train_loss, "epoch_s": epoch_s})

@@ -18,7 +18,7 @@ from typing import Any
 
 from runner.data.prepared import PreparedDataset
 from runner.tasks import Task, task_for
-from runner.train import engine
+from runner.train import augment, engine
 from runner.train.model import build_model, weights_of
 
 
@@ -156,15 +156,17 @@ def _train_batches(spec: TrialSpec, device: str):
     shape = (-1, *spec.input_shape)
     batch_size = int(spec.train["batch_size"])
     seed = spec.train["seed"] + spec.number
+    apply = augment.augmenter(spec.train.get("augment"), seed)
     if spec.train.get("streaming"):
         stream = PreparedDataset(spec.entry).batches("train", batch_size, seed=seed)
-        return lambda: (
+        return lambda: augment.augmented((
             (torch.from_numpy(x).reshape(shape).to(device), torch.from_numpy(y).to(device))
             for x, y in stream
-        )
+        ), apply)
     x_train, y_train = PreparedDataset(spec.entry).read("train")
     x_all = torch.from_numpy(x_train).reshape(shape).to(device)
     y_all = torch.from_numpy(y_train).to(device)
     generator = torch.Generator().manual_seed(seed)
-    return lambda: engine.batches(
-        x_all, y_all, batch_size, torch.randperm(len(y_all), generator=generator).to(device))
+    return lambda: augment.augmented(engine.batches(
+        x_all, y_all, batch_size, torch.randperm(len(y_all), generator=generator).to(device)),
+        apply)

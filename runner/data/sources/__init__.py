@@ -49,3 +49,13 @@ def source_for(cfg: Any) -> Source:
     except Exception as err:  # a misspelt or missing class
         raise RunnerError(f"data._target_: cannot load {cfg.get('_target_')!r} ({err}); "
                           "name a source class, e.g. runner.data.sources.file.FileSource") from None
+
+
+def expected_input_shape(cfg: Any) -> list[Any]:
+    """The model input's shape a ``data`` config promises before preprocessing (a
+    source's ``input_shape(cfg)``, else ``data.image_shape``); ``[None]``: a width known
+    only after preprocessing."""
+    source = source_for(cfg)
+    if hasattr(source, "input_shape"):
+        return list(source.input_shape(cfg))
+    return list(cfg.get("image_shape") or [None])

@@ -61,22 +61,29 @@ class FileSource:
         """Every file under ``path`` (globs too), listed by Spark's ``binaryFile`` source
         without reading the content: a DataFrame query, so it works over Spark Connect and
         for every URI Spark reads. Hidden files (``_*``, ``.*``) are not data and not listed."""
+        return {"files": self.listing(spark, cfg.path)}
+
+    @staticmethod
+    def listing(spark: "SparkSession", path: str, key: str = "data.path") -> list[list]:
+        """Every file under ``path`` as ``[path, size, mtime]``, sorted (``key`` names the
+        config key in errors)."""
         from pyspark.sql import functions as F
 
         try:
             listing = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-                       .load(cfg.path)
+                       .load(path)
                        .select("path", "length", F.unix_millis("modificationTime"))
                        .collect())
         except Exception as err:
             if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
-                raise RunnerError(f"data.path: {cfg.path} not found; "
-                                  "set data.path to a file or folder") from None
-            raise RunnerError(f"data.path: cannot list {cfg.path} ({spark_cause(err)}); "
-                              "check data.path") from None
+                raise RunnerError(f"{key}: {path} not found; "
+                                  f"set {key} to a file or folder") from None
+            raise RunnerError(f"{key}: cannot list {path} ({spark_cause(err)}); "
+                              f"check {key}") from None
         if not listing:
-            raise RunnerError(_empty(cfg.path, cfg.format))
-        return {"files": sorted([str(p), int(n), int(t)] for p, n, t in listing)}
+            raise RunnerError(f"{key}: {path} holds no data files; put the files there "
+                              f"or set {key} to them")
+        return sorted([str(p), int(n), int(t)] for p, n, t in listing)
 
     def load(self, spark: "SparkSession", cfg: Any) -> RawData:
         from pyspark.sql import functions as F
@@ -118,6 +125,12 @@ def _local_problems(uri: str, local: Path, format: str) -> list[str]:
 def _empty(uri: str, format: str) -> str:
     return (f"data.path: {uri} holds no data files; put the {format} files there "
             "or set data.path to them")
+
+
+def missing_local_path(uri: str) -> bool:
+    """``uri`` is a local path (no glob) that does not exist."""
+    local = _local_path(uri)
+    return local is not None and not any(ch in str(local) for ch in "*?[{") and not local.exists()
 
 
 def _local_path(uri: str) -> Optional[Path]:

@@ -1,0 +1,221 @@
+"""Images: encoded bytes decoded with Pillow in ``mapInArrow`` tasks on the executors.
+
+Each image is converted to ``data.image.mode`` (RGB or L), brought to ``data.image.size``
+(``fit``: ``resize``, ``center_crop`` or ``pad``) and stored as uint8 bytes, C x H x W
+(4x smaller than floats). The per-channel mean and std are fitted on the train split
+and kept in ``meta.json`` (``input``), applied when the features are read
+(``prepared.model_input``). Undecodable images are counted and skipped
+(``data.on_bad_record=skip``) or fail the preparation in one line naming the first
+(``fail``); a task never crashes on one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from runner.data.preparations import fit_labels, label_index
+from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+    from runner.data.prepared import PreparedDataset
+    from runner.data.sources import RawData
+
+MODES = {"RGB": 3, "L": 1}
+FITS = ("resize", "center_crop", "pad")
+POLICIES = ("skip", "fail")
+_FILE = "transform/image.json"
+
+
+def image_shape(image: Any) -> list[int]:
+    """C, H, W of a ``data.image`` config."""
+    height, width = _size(image.size)
+    return [MODES.get(image.mode, 3), height, width]
+
+
+def _size(size: Any) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
+
+
+def decode(content: bytes, mode: str, size: tuple[int, int], fit: str) -> "np.ndarray":
+    """One encoded image -> uint8 C x H x W (``size`` is H, W)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    height, width = size
+    with Image.open(io.BytesIO(content)) as opened:
+        opened.draft(mode, (width, height))  # JPEG: decode at a reduced scale when it can
+        img: Image.Image = opened.convert(mode)
+        if fit == "center_crop":
+            img = ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR)
+        elif fit == "pad":
+            img = ImageOps.pad(img, (width, height), Image.Resampling.BILINEAR)
+        elif img.size != (width, height):
+            img = img.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(img, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[None]
+    else:
+        array = array.transpose(2, 0, 1)
+    return np.ascontiguousarray(array)
+
+
+def decoder(mode: str, size: tuple[int, int], fit: str, keep: Sequence[str]):
+    """The ``mapInArrow`` function: ``content`` -> ``features`` (binary, null if the
+    image does not decode) and ``error`` (why), the ``keep`` columns carried over."""
+
+    def decode_batches(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import pyarrow as pa
+
+        for batch in batches:
+            features: list[bytes | None] = []
+            errors: list[str | None] = []
+            for content in batch.column("content").to_pylist():
+                try:
+                    if content is None:
+                        raise ValueError("no content")
+                    features.append(decode(content, mode, size, fit).tobytes())
+                    errors.append(None)
+                except Exception as err:  # a bad image is a counted row, never a crash
+                    features.append(None)
+                    errors.append(f"{type(err).__name__}: {err}"[:300])
+            yield pa.RecordBatch.from_arrays(
+                [*(batch.column(c) for c in keep), pa.array(features, pa.binary()),
+                 pa.array(errors, pa.string())],
+                names=[*keep, "features", "error"],
+            )
+
+    return decode_batches
+
+
+@dataclass(frozen=True)
+class FittedImages:
+    """Class names and the per-channel mean/std (of 0..255 values) fitted on train."""
+
+    label: str
+    label_type: str
+    labels: Optional[list[str]]
+    mean: list[float]
+    std: list[float]
+    shape: list[int]
+    bad_records: int = 0
+    features: tuple[str, ...] = ("content",)
+
+    def transform(self, df: "DataFrame") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        return df.where(F.col("features").isNotNull()).select(
+            F.col("id").cast("long").alias("id"),
+            label_index(self.label, self.labels).alias("label"),
+            F.col("features"),
+            F.col("path"),
+        )
+
+    def save(self, entry: "PreparedDataset") -> None:
+        entry.write_file(_FILE, json.dumps({
+            "label": self.label, "label_type": self.label_type, "labels": self.labels,
+            "mean": self.mean, "std": self.std, "shape": self.shape,
+        }).encode())
+
+    def describe(self) -> dict[str, Any]:
+        return {"input": {"kind": "image", "mean": self.mean, "std": self.std},
+                "input_shape": self.shape, "bad_records": self.bad_records}
+
+
+class ImagePreparation:
+    """Encoded images (a ``content`` binary column, a ``path``) -> uint8 C x H x W."""
+
+    def validate(self, cfg: Any) -> list[str]:
+        problems = []
+        image = cfg.image
+        if image.mode not in MODES:
+            problems.append(f"data.image.mode: {image.mode!r} is not one of {', '.join(MODES)}")
+        if image.fit not in FITS:
+            problems.append(f"data.image.fit: {image.fit!r} is not one of {', '.join(FITS)}")
+        try:
+            if min(_size(image.size)) < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"data.image.size: {image.size} is not a size; give H or [H, W]")
+        if cfg.on_bad_record not in POLICIES:
+            problems.append(f"data.on_bad_record: {cfg.on_bad_record!r} is not skip or fail")
+        if cfg.steps:
+            problems.append("data.steps: images take no steps; set data.steps=[]")
+        if cfg.scaling not in ("standard", "none"):
+            problems.append(f"data.scaling: {cfg.scaling!r} is not standard (per-channel mean "
+                            "and std fitted on train) or none (values / 255) for images")
+        return problems
+
+    def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
+        from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+
+        df = raw.df
+        keep = [c for c in ("id", "path", raw.label) if c in df.columns]
+        types = {f.name: f for f in df.schema.fields}
+        schema = StructType([*(types[c] for c in keep), StructField("features", BinaryType()),
+                             StructField("error", StringType())])
+        fn = decoder(cfg.image.mode, _size(cfg.image.size), cfg.image.fit, keep)
+        return df.select(*keep, "content").mapInArrow(fn, schema)
+
+    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
+            raw: "RawData") -> FittedImages:
+        from pyspark.sql import functions as F
+
+        bad = df.where(F.col("features").isNull())
+        count = bad.count()
+        if count and cfg.on_bad_record == "fail":
+            first = bad.select("path", "error").first()
+            example = f"{first['path']} ({first['error']})" if first is not None else "?"
+            raise RunnerError(
+                f"data.on_bad_record: {count} images do not decode, e.g. {example}; remove them "
+                "or set data.on_bad_record=skip")
+        train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
+        label_type, labels = fit_labels(train, raw.label)
+        shape = image_shape(cfg.image)
+        if cfg.scaling == "standard":
+            mean, std = _channel_stats(train, shape[0])
+        else:
+            mean, std = [0.0] * shape[0], [255.0] * shape[0]
+        return FittedImages(raw.label, label_type, labels, mean, std, shape, count)
+
+    def load(self, entry: "PreparedDataset") -> FittedImages:
+        saved = json.loads(entry.read_file(_FILE))
+        return FittedImages(saved["label"], saved["label_type"], saved["labels"],
+                            saved["mean"], saved["std"], saved["shape"])
+
+
+def _channel_stats(train: "DataFrame", channels: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the train images: sums per task, added on the driver."""
+    import numpy as np
+
+    def sums(batches):
+        import pyarrow as pa
+
+        from runner.data.prepared import model_input
+
+        total = np.zeros((3, channels))
+        for batch in batches:
+            x = model_input(batch.column("features"), {"kind": "image", "mean": [0.0] * channels,
+                                                       "std": [1.0] * channels})
+            x = x.reshape(len(x), channels, -1).astype(np.float64)
+            total[0] += x.sum(axis=(0, 2))
+            total[1] += (x * x).sum(axis=(0, 2))
+            total[2] += x.shape[0] * x.shape[2]
+        yield pa.RecordBatch.from_arrays([pa.array([total.ravel().tolist()])], names=["s"])
+
+    rows = train.select("features").mapInArrow(sums, "s array<double>").collect()
+    total = np.sum([np.asarray(r["s"]).reshape(3, channels) for r in rows], axis=0)
+    count = np.maximum(total[2], 1)
+    mean = total[0] / count
+    std = np.sqrt(np.maximum(total[1] / count - mean ** 2, 1e-6))
+    return mean.tolist(), std.tolist()

@@ -1,0 +1,64 @@
+"""Tables: ``data.steps`` and ``data.scaling`` fitted as one ``pyspark.ml`` PipelineModel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from runner.data import steps
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import DataFrame, SparkSession
+
+    from runner.data.prepared import PreparedDataset
+    from runner.data.sources import RawData
+
+
+@dataclass(frozen=True)
+class FittedNumeric:
+    """The fitted PipelineModel and what it learnt about the label."""
+
+    model: "PipelineModel"
+    label: str
+    label_type: str
+    labels: Optional[list[str]]
+    features: list[str]
+
+    def transform(self, df: "DataFrame") -> "DataFrame":
+        return steps.to_output(self.model.transform(steps.to_input(df)), self.labels, self.label)
+
+    def save(self, entry: "PreparedDataset") -> None:
+        self.model.write().save(entry.transform_uri)
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+class NumericPreparation:
+    """Numeric columns (or a ``features`` array) through ``data.steps``, assembled and scaled."""
+
+    def validate(self, cfg: Any) -> list[str]:
+        problems = steps.validate(cfg.steps)
+        if cfg.scaling not in ("standard", "minmax", "none"):
+            problems.append(f"data.scaling: {cfg.scaling!r} is not one of standard, minmax, none")
+        return problems
+
+    def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
+        return raw.df
+
+    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
+            raw: "RawData") -> FittedNumeric:
+        from pyspark.sql import functions as F
+
+        train = df.where(F.col("split") == "train").drop("split")
+        fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
+        return FittedNumeric(fitted.model, fitted.label, fitted.label_type, fitted.labels,
+                             fitted.features)
+
+    def load(self, entry: "PreparedDataset") -> FittedNumeric:
+        from pyspark.ml import PipelineModel
+
+        label = entry.meta["label"]
+        return FittedNumeric(PipelineModel.load(entry.transform_uri), label["column"],
+                             label["type"], label["classes"], entry.meta.get("features", []))
