@@ -71,6 +71,7 @@ class Coordinator:
     _trials: dict[int, Any] = field(default_factory=dict)
     _slot_trial: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (attempt, n)
     _lost: set[int] = field(default_factory=set)
+    _reasks: dict[int, list[int]] = field(default_factory=dict)  # re-asked -> lost, in order
     _drawn: list[Any] = field(default_factory=list)  # asked, not handed out yet (with cost)
     _drawing: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,6 +94,8 @@ class Coordinator:
             self.params[trial.number] = dict(trial.params)
             self._slot_trial[slot] = (attempt, trial.number)
             if REASKS in trial.user_attrs:
+                lost = trial.user_attrs[REASKS]  # itself maybe a re-ask that was lost too
+                self._reasks[trial.number] = [*self._reasks.get(lost, []), lost]
                 self.on_lost(trial.user_attrs[REASKS], trial.number)
             self.on_start(trial.number, dict(trial.params))
             return json.dumps(self.make_spec(trial.number, dict(trial.params)))
@@ -133,6 +136,7 @@ class Coordinator:
 
         outcome = TrialOutcome(**json.loads(record))
         outcome.weights = weights.data
+        outcome.reasks = self._reasks.get(outcome.number, [])
         with self._lock:
             if outcome.number in self._lost:
                 return False
