@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("preprocess", "sweep", "train", "infer", "multirun")
+BENCHMARKS = ("preprocess", "sweep", "records", "train", "infer", "multirun")
 
 
 def main(argv: list[str]) -> int:
