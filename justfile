@@ -19,9 +19,11 @@ test *args:
 bench *which:
     {{python}} -m runner.bench {{which}}
 
-# byte-compile everything and list repeated code
+# byte-compile everything, lint (ruff) and type-check (mypy; config in pyproject.toml), list repeated code
 lint:
     {{python}} -m compileall -q runner models tests hydra_plugins
+    {{python}} -m ruff check runner models hydra_plugins
+    {{python}} -m mypy
     -duplicates
 
 # a Spark standalone Master + Worker on 127.0.0.1:7077 (`just cluster stop` ends it);

@@ -25,7 +25,8 @@ register_configs()
 @hydra.main(version_base=None, config_path=CONFIG_MODULE, config_name=CONFIG_NAME)
 @driver_job  # hydra/launcher=spark runs our jobs on driver threads sharing one Spark app
 def main(cfg: DictConfig) -> float | None:
-    """Run one experiment; return the best val metric (for Hydra sweepers; None for stages=[infer])."""
+    """Run one experiment; return the best val metric (for Hydra sweepers; None for
+    stages=[infer])."""
     import threading
 
     from hydra.core.hydra_config import HydraConfig
@@ -83,7 +84,7 @@ def cli() -> None:
         sys.exit(project.main(sys.argv[2:]))
     project.importable_from_cwd()
     try:
-        if {"--help", "-h"} & set(sys.argv[1:]) and not composition.full_error():
+        if {"--help", "-h"} & set(sys.argv[1:]):  # ours even with HYDRA_FULL_ERROR: no schemas
             print(help_text(sys.argv[1:]))
             sys.exit(0)
         composition.check(sys.argv[1:])

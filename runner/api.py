@@ -30,10 +30,11 @@ def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> 
     project.importable_from_cwd()
     with composition.app(None if config_dir is None else str(config_dir)) as hydra:
         try:
-            hydra.compose_config(composition.CONFIG_NAME, list(overrides), run_mode=RunMode.RUN,
-                                 with_log_configuration=False)
+            cfg = hydra.compose_config(composition.CONFIG_NAME, list(overrides),
+                                       run_mode=RunMode.RUN, with_log_configuration=False)
         except composition.COMPOSITION_ERRORS as err:
             raise RunnerError(composition.describe(err)) from None
+        composition.output_dir_writable(cfg, "run")
         job = hydra.run(config_name=composition.CONFIG_NAME, task_function=experiment,
                         overrides=list(overrides), with_log_configuration=False)
     summary: dict[str, Any] = job.return_value

@@ -21,7 +21,7 @@ class RunIncomplete(RunnerError):
     exit_code = 1
 
 
-def first_line(err: Exception) -> str:
+def first_line(err: BaseException) -> str:
     """The first line of an exception's message (Spark's run to pages)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

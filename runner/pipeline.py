@@ -114,6 +114,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
                 test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
                 with reporter.spark_tasks(spark, f"infer{test_rows}"):
                     rows = infer.load_rows(spark, cfg.inference.data, prepared)
+                    assert artifact is not None  # stages.validate: infer follows sweep or train
                     predicted = infer.run(spark, rows, artifact, cfg.inference, out)
 
         with reporter.stage("report"):

@@ -27,7 +27,8 @@ def validate(cfg: Any) -> list[str]:
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in ORDER]
     if unknown:
-        return [f"stages: unknown stage {', '.join(map(repr, unknown))}; choose from {', '.join(ORDER)}"]
+        return [f"stages: unknown stage {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(ORDER)}"]
     if len(set(stages)) != len(stages) or stages != sorted(stages, key=ORDER.index):
         return [f"stages: {stages} must list each stage once, in the order {', '.join(ORDER)}"]
     if saved_model(cfg):

@@ -34,3 +34,17 @@ def test_run_then_load_model(tmp_path):
     assert (tmp_path / "run" / "summary.json").exists()
     model = runner.load_model(tmp_path / "run")
     assert model(torch.zeros(3, 64)).shape == (3, 10)
+
+
+def test_config_dir_adds_the_users_options(tmp_path):
+    from runner import project
+
+    assert project.main([str(tmp_path / "mine")]) == 0
+    with pytest.raises(RunnerError, match="use one of cnn, mlp, net"):  # net: the project's
+        runner.run(["+experiment=starter", "model=nope"], config_dir=tmp_path / "mine" / "conf")
+
+
+def test_a_run_dir_that_cannot_be_created_raises_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunnerError, match="hydra.run.dir=.*is a file, not a directory"):
+        runner.run([f"hydra.run.dir={tmp_path / 'file' / 'run'}"])

@@ -20,18 +20,19 @@ def test_compare_over_a_multirun_prints_and_writes_the_leaderboard(terminal_mult
     proc = run_cli(["compare", str(sweep_dir)], sweep_dir, timeout=120,
                    env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
-    assert "Leaderboard, data=digits (2 runs)" in proc.stdout
+    assert "Leaderboard, data=digits task=classification (2 runs)" in proc.stdout
     with open(sweep_dir / "leaderboard.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["rank"] for r in rows] == ["1", "2"]
-    assert {r["group"] for r in rows} == {"data=digits"} and not any(r["error"] for r in rows)
+    assert {r["group"] for r in rows} == {"data=digits task=classification"}
+    assert not any(r["error"] for r in rows)
     assert sorted(r["overrides"] for r in rows) == ["model=cnn", "model=mlp"]
     assert sorted(r["model"] for r in rows) == ["CNN", "MLP"]
     vals = [float(r["best val"]) for r in rows]
     assert vals == sorted(vals, reverse=True)
     assert all(r["test"].startswith("test_accuracy=") for r in rows)
     md = (sweep_dir / "leaderboard.md").read_text()
-    assert "## data=digits" in md and "| " + " | ".join(COLUMNS[1:]) + " |" in md
+    assert "## data=digits task=classification" in md and "| " + " | ".join(COLUMNS[1:]) + " |" in md
     assert (sweep_dir / "metric_by_override.png").read_bytes().startswith(b"\x89PNG")
     for r in rows:
         assert r["run"] in proc.stdout and r["run"] in md
@@ -70,13 +71,14 @@ def test_compare_lists_failed_jobs_and_ranks_within_each_data_set(spark_multirun
     assert "Failed runs (1)" in proc.stdout and "model=cnn needs image data" in proc.stdout
     with open(tmp_path / "leaderboard.csv") as fh:
         rows = list(csv.DictReader(fh))
-    digits = [r for r in rows if r["group"] == "data=digits"]
+    digits = [r for r in rows if r["group"] == "data=digits task=classification"]
     assert [r["rank"] for r in digits] == ["1", "2"]
     assert float(digits[0]["best val"]) >= float(digits[1]["best val"])
-    wine = [r for r in rows if r["group"] == "data=wine"]
+    wine = [r for r in rows if r["group"] == "data=wine task=classification"]
     assert [(r["rank"], r["run"]) for r in wine] == [("1", "1")]  # ranked on its own
     (failed,) = [r for r in rows if r["rank"] == "failed"]
     assert failed["run"].endswith("3") and "model=cnn needs image data" in failed["error"]
     md = (tmp_path / "leaderboard.md").read_text()
-    assert "## data=digits" in md and "## data=wine" in md and "## Failed runs (1)" in md
+    assert "## data=digits task=classification" in md and "## Failed runs (1)" in md
+    assert "## data=wine task=classification" in md
     assert (tmp_path / "metric_by_override.png").exists()

@@ -66,3 +66,20 @@ def test_runs_trials_and_metrics_are_recorded(terminal_multirun):
             history = client.get_metric_history(child.info.run_id, "val_accuracy")
             assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
                 (h["epoch"], pytest.approx(h["val_accuracy"])) for h in trial["history"]]
+
+
+def test_a_run_without_sweep_or_infer_finishes_its_mlflow_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from runner.observe.tracking import start
+
+    cfg = compose_config(["tracking=mlflow", f"tracking.uri={tmp_path / 'mlruns'}"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text("{}")
+    with start(cfg, run_dir, tmp_path) as tracker:
+        tracker.finish(run_dir, {"stages": ["preprocess"]})  # no best, no test_metrics, no model
+    client = MlflowClient(tracking_uri(str(tmp_path / "mlruns"), tmp_path))
+    (run,) = client.search_runs([client.get_experiment_by_name("spark-dl-runner").experiment_id])
+    assert run.info.status == "FINISHED" and "best_trial" not in run.data.tags
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"summary.json"}

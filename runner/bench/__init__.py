@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 OUT_DIR = Path("outputs/bench")
@@ -25,7 +26,7 @@ def machine() -> str:
 
 
 def write_table(name: str, title: str, header: list[str], rows: list[list[str]],
-                notes: list[str] = ()) -> Path:
+                notes: Sequence[str] = ()) -> Path:
     """A markdown table with the machine line, written to ``outputs/bench/<name>.md``."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", "", f"Machine: {machine()}", "",

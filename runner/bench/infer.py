@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             "overwrite").parquet(str(WORK / "stock"))
         return time.perf_counter() - start
 
-    times = {b: {"stage": [], "bare": [], "frame": [], "stock": []} for b in batch_sizes}
+    times: dict[int, dict[str, list[float]]] = {
+        b: {"stage": [], "bare": [], "frame": [], "stock": []} for b in batch_sizes}
     with ProcessPoolExecutor(args.cores, mp_context=get_context("spawn")) as pool:
         list(pool.map(_warm, [artifact.weights] * args.cores))
         split = infer.PreparedSplit(data, "test")

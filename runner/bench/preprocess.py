@@ -60,9 +60,11 @@ def _job(engine: str, rows: int, features: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        jvm_peak = _spark(rows, features, Path(tmp)) if engine == "spark" else _pandas(
-            rows, features, Path(tmp)
-        )
+        jvm_peak = None
+        if engine == "spark":
+            jvm_peak = _spark(rows, features, Path(tmp))
+        else:
+            _pandas(rows, features, Path(tmp))
         seconds = time.perf_counter() - start
     return {
         "engine": engine,
@@ -93,10 +95,13 @@ def _spark(rows: int, features: int, tmp: Path) -> int:
     spark = build_session(local(app_name="bench"), tmp / "logs")
     try:
         preprocess.run(spark, _config(rows, features, tmp / "cache"), tmp / "cache")
-        status = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/status").read_text()
+        gateway = spark.sparkContext._gateway
+        assert gateway is not None  # a classic (not Connect) session
+        status = Path(f"/proc/{gateway.proc.pid}/status").read_text()
     finally:
         stop_session()
-    return round(int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]) / 1024)
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    return round(int(hwm.split()[1]) / 1024)
 
 
 def _pandas(rows: int, features: int, tmp: Path) -> None:
@@ -130,8 +135,8 @@ def _pandas(rows: int, features: int, tmp: Path) -> None:
 
 
 def _table(results: list[dict], features: int) -> str:
-    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
-                  if l.startswith("MemTotal"))
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
     lines = [
         "# Preprocess benchmark: synthetic rows -> stratified split -> standard scale -> Parquet",
         "",

@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
         runner_cost = slots * (t_sweep - t_par) / n_trials
         mean_trial = t_seq / n_trials
 
-        quality = {"random": [], "tpe": []}
+        quality: dict[str, list[float]] = {"random": [], "tpe": []}
         cfg.search.n_trials = BUDGET
         cfg.train.epochs = 4
         cfg.search.params = {  # a wider space, where the sampler matters

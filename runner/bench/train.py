@@ -24,21 +24,20 @@ CLASSES, WIDTH, FILES = 10, 64, 8
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m runner.bench train")
-    parser.add_argument("--rows", type=int, default=40_000, help="train rows (val, test: a quarter)")
+    parser.add_argument("--rows", type=int, default=40_000,
+                        help="train rows (val, test: a quarter)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512, help="global batch")
     args = parser.parse_args(argv)
     import torch
-    from omegaconf import OmegaConf
-
     from runner.train import retrain
     from runner.cluster.spark import build_session, stop_session
+    from runner.cluster.targets.local import local
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     prepared = _synthetic(work / "synthetic", args.rows)
-    spark = build_session(OmegaConf.create({"master": "local[2]", "app_name": "bench-train",
-                                            "spark_conf": {}}), work / "logs")
+    spark = build_session(local("local[2]", app_name="bench-train"), work / "logs")
     try:
         x_test, y_test = prepared.read("test")
         load_before = os.getloadavg()
@@ -46,14 +45,17 @@ def main(argv: list[str]) -> None:
         for n in (1, 2):
             for seed in range(args.seeds):
                 sections = {
-                    "model": {"_target_": "models.mlp.MLP", "hidden": 256, "depth": 2, "dropout": 0.1},
-                    "optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 1e-4},
+                    "model": {"_target_": "models.mlp.MLP", "hidden": 256, "depth": 2,
+                              "dropout": 0.1},
+                    "optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3,
+                                  "weight_decay": 1e-4},
                     "train": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": seed,
                               "num_processes": n, "use_gpu": False, "local_mode": True},
                 }
                 began = time.perf_counter()
-                result = retrain.run(spark, prepared, sections, work / f"n{n}-s{seed}",
-                                     is_local=True)
+                result = retrain.run(spark, prepared, sections,
+                                     {"_target_": "runner.tasks.Classification"},
+                                     work / f"n{n}-s{seed}", is_local=True)
                 wall = time.perf_counter() - began
                 model = result.artifact.build()
                 with torch.no_grad():
@@ -110,7 +112,8 @@ def _write(rows: list[dict], args: argparse.Namespace, load_before, load_after) 
             f"- speed-up 1 -> 2 processes: **{t1 / t2:.2f}x**, scaling efficiency "
             f"**{t1 / (2 * t2):.2f}** (epoch time, same run, same machine)",
             f"- test accuracy: 1 process {mean(1, 'accuracy'):.4f}, 2 processes "
-            f"{mean(2, 'accuracy'):.4f} (difference {mean(2, 'accuracy') - mean(1, 'accuracy'):+.4f};"
+            f"{mean(2, 'accuracy'):.4f} "
+            f"(difference {mean(2, 'accuracy') - mean(1, 'accuracy'):+.4f};"
             f" 1-process spread over seeds {spread:.4f})",
             f"- load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; absolute "
             "times on this VM drift by 10-20 %: compare within a run.",

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -223,7 +223,7 @@ def _start(builder: Any, deploy: Any, conf: dict[str, str]) -> "SparkSession":
         return builder.getOrCreate()
     except Exception as err:  # the JVM's own message is long; keep its first line
         raise RunnerError(
-            f"deploy.master: could not start Spark at {deploy.master!r} ({_first_line(err)}); "
+            f"deploy.master: could not start Spark at {deploy.master!r} ({first_line(err)}); "
             "check deploy.master or use deploy=local"
         ) from None
 
@@ -305,11 +305,6 @@ def _master_address(master: str) -> tuple[str, int] | None:
     """``(host, port)`` of a remote master URL; None for local masters and YARN."""
     match = re.match(r"^(?:spark|sc|k8s://https?)://\[?([^\]/:]+)\]?:(\d+)", master)
     return (match.group(1), int(match.group(2))) if match else None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 @contextmanager

@@ -77,6 +77,31 @@ def check(argv: list[str]) -> None:
             raise RunnerError(describe(err)) from None
     if not args.multirun:  # a multirun's jobs check theirs: one job fails, the others run
         unknown_keys(cfg)
+    output_dir_writable(cfg, "sweep" if args.multirun else "run")
+
+
+def output_dir_writable(cfg: DictConfig, mode: str) -> None:
+    """Raise a ``RunnerError`` when ``hydra.<mode>.dir`` cannot be created (a read-only file
+    system, no permission, a file in the way), before Hydra tries and fails with a traceback.
+    Only a probe is written, and removed: the directory itself is Hydra's to make."""
+    import tempfile
+
+    key = f"hydra.{mode}.dir"
+    try:
+        path = os.path.abspath(str(OmegaConf.select(cfg, key, throw_on_resolution_failure=True)))
+    except Exception:  # an interpolation only Hydra's runtime resolves: Hydra reports it
+        return
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    fix = f"set {key} to a directory you can write, e.g. {key}=./outputs/run"
+    if not os.path.isdir(existing):
+        raise RunnerError(f"{key}={path}: {existing} is a file, not a directory — {fix}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".spark-dl-runner-", dir=existing))
+    except OSError as err:
+        raise RunnerError(f"{key}={path}: cannot create it in {existing} "
+                          f"({err.strerror or err}) — {fix}") from None
 
 
 def full_error() -> bool:
@@ -138,6 +163,8 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     schema = OmegaConf.get_type(node)
     fields = ({f.name for f in dataclasses.fields(schema)}
               if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None)
+    if fields is not None and _retargeted(node, schema):
+        fields = None  # another class's keys: its constructor checks them, not this schema
     for key in node:
         full = f"{path}{key!s}"
         if full == "hydra":  # Hydra's own node, composed with the config by the CLI's check
@@ -145,6 +172,13 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
         if fields is not None and key not in fields:
             problems.append(_unknown(full, sorted(fields), added=True))
         _walk(node._get_node(key), f"{full}.", problems)
+
+
+def _retargeted(node: DictConfig, schema: type) -> bool:
+    """Whether ``node``'s ``_target_`` names another class than its schema's default
+    (``model=mlp model._target_=my.Net +model.blocks=3``)."""
+    default = getattr(schema, "_target_", None)
+    return isinstance(default, str) and node.get("_target_") not in (None, default)
 
 
 def _keys(node: Any) -> list[str]:

@@ -13,13 +13,25 @@ def text(argv: list[str]) -> str:
     from hydra._internal.utils import get_args_parser
     from hydra.types import RunMode
 
-    from runner.config.composition import CONFIG_NAME, app
+    from runner.config.composition import (
+        COMPOSITION_ERRORS,
+        CONFIG_NAME,
+        app,
+        describe,
+        full_error,
+    )
+    from runner.errors import RunnerError
 
     parser = get_args_parser()
     args, _ = parser.parse_known_args(argv)
     with app(args.config_dir) as hydra:
-        cfg = hydra.compose_config(args.config_name or CONFIG_NAME, args.overrides,
-                                   run_mode=RunMode.RUN, with_log_configuration=False)
+        try:
+            cfg = hydra.compose_config(args.config_name or CONFIG_NAME, args.overrides,
+                                       run_mode=RunMode.RUN, with_log_configuration=False)
+        except COMPOSITION_ERRORS as err:  # `model=mlpp --help`: the same line as without --help
+            if full_error():
+                raise
+            raise RunnerError(describe(err)) from None
         groups = [g for g in hydra.list_all_config_groups() if g.split("/")[0] != "hydra"]
         lines = [f"{group}: " + ", ".join(
             o for o in sorted(hydra.config_loader.get_group_options(group))

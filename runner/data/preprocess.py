@@ -147,7 +147,8 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:
         try:
             prepared.write.partitionBy("split").parquet(out.data_uri)
         except Exception as err:
-            raise steps.spark_error(err, f"data: preparing the rows failed ({first_line(err)})")
+            raise steps.spark_error(
+                err, f"data: preparing the rows failed ({first_line(err)})") from err
     finally:
         source.unpersist()
     out.write_meta(_describe(spark, cfg, out.data_uri, fitted))
@@ -182,7 +183,9 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: steps.Fitted) 
     num_classes = (len(fitted.labels) if fitted.labels is not None
                    else max(int(r["high"]) for r in stats.values()) + 1)
 
-    width = written.where(F.col("split") == "train").select(F.size("features")).first()[0]
+    first = written.where(F.col("split") == "train").select(F.size("features")).first()
+    assert first is not None  # an empty train split is refused above
+    width = first[0]
     shape = tuple(cfg.get("image_shape") or (width,))
     if math.prod(shape) != width:
         raise RunnerError(
@@ -216,6 +219,10 @@ def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
     if split.stratify:
         cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 10_000).alias("c"))
         table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
+        if not table:
+            raise RunnerError(f"data: no rows with a value in the label column {label!r} "
+                              "(a header-only file?); give data.path a file with rows, "
+                              "or check data.label")
         lookup = F.create_map(*chain.from_iterable(
             (F.lit(k), F.array(F.lit(c[0]), F.lit(c[1]))) for k, c in table.items()
         ))[F.col(label)]

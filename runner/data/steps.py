@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from runner.errors import RunnerError, first_line
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel, Transformer
+    from pyspark.ml.feature import StringIndexerModel
     from pyspark.sql import DataFrame
 
 LABEL_INDEX = "_label"  # the indexed string label
 FEATURES = "_features"  # the assembled (and scaled) features vector
-SQL_OPS = ("filter", "select", "dropna")
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "vector")
 _INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 
@@ -79,7 +79,8 @@ def fit(
         except RunnerError:
             raise
         except Exception as err:
-            raise spark_error(err, f"{where}: {first_line(err)}; columns: {_columns(train)}")
+            raise spark_error(
+                err, f"{where}: {first_line(err)}; columns: {_columns(train)}") from err
         stages += new
 
     types = dict(train.dtypes)
@@ -94,17 +95,19 @@ def fit(
 
     tail = _label_stages(train, label, types[label]) + _feature_stages(names, scaling, train)
     model = PipelineModel(stages=stages + tail)
-    labels = tail[0].labelsArray[0] if types[label] == "string" else None
+    labels = (cast("StringIndexerModel", tail[0]).labelsArray[0] if types[label] == "string"
+              else None)
     return Fitted(model, label, types[label], labels, names)
 
 
 def to_input(df: "DataFrame") -> "DataFrame":
     """Rows as the model reads them: numeric array columns become ``ml`` vectors."""
     from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
 
     for name, kind in df.dtypes:
         if kind.startswith("array<") and _numeric(kind[6:-1]):
-            df = df.withColumn(name, array_to_vector(name))
+            df = df.withColumn(name, array_to_vector(F.col(name)))
     return df
 
 
@@ -121,7 +124,7 @@ def to_output(df: "DataFrame", fitted_labels: Optional[list[str]], label: str) -
     return df.select(
         F.col("id").cast("long").alias("id"),
         label_col.cast("long").alias("label"),
-        vector_to_array(FEATURES, dtype="float32").alias("features"),
+        vector_to_array(F.col(FEATURES), dtype="float32").alias("features"),
     )
 
 
@@ -157,8 +160,8 @@ def _impute(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
     from pyspark.ml.feature import Imputer
 
     types = dict(df.dtypes)
-    columns = _require(step.columns or [c for c, t in df.dtypes if c not in ("id", label) and _scalar(t)],
-                       df, where)
+    default = [c for c, t in df.dtypes if c not in ("id", label) and _scalar(t)]
+    columns = _require(step.columns or default, df, where)
     bad = [c for c in columns if not _scalar(types[c])]
     if bad:
         raise RunnerError(f"{where}: impute needs numeric columns; {', '.join(bad)} are not")
@@ -210,6 +213,7 @@ def _feature_stages(names: list[str], scaling: str, train: "DataFrame") -> list[
 
     assembled = FEATURES if scaling == "none" else "_assembled"
     stages: list["Transformer"] = [VectorAssembler(inputCols=names, outputCol=assembled)]
+    scaler: "StandardScaler | MinMaxScaler"
     if scaling == "standard":
         scaler = StandardScaler(inputCol=assembled, outputCol=FEATURES, withMean=True,
                                 withStd=True)

@@ -248,7 +248,8 @@ class Reporter:
         lines = [
             *([f"best trial: #{best['number']}  {format_params(best['params'])}",
                f"val {self.metric}: {best['metrics'][self.metric]:.4f}",
-               "trials: " + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
+               "trials: " + ", ".join(f"{n} {state.lower()}"
+                                      for state, n in summary["trials"].items())
                + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
                   if summary["pruning"]["epochs_saved"] else "")] if best else []),
             *(["lost: " + ", ".join(f"#{n} → re-asked as #{again}" for n, again, _ in self._lost)]
@@ -273,7 +274,8 @@ class Reporter:
 
     def _counts(self) -> str:
         states = [o.state for o, _ in self._trials]
-        return (f"[green]{states.count('COMPLETE')} done[/] [yellow]{len(self._running)} running[/] "
+        return (f"[green]{states.count('COMPLETE')} done[/] "
+                f"[yellow]{len(self._running)} running[/] "
                 f"[red]{states.count('FAIL')} failed[/] [dim]{states.count('PRUNED')} pruned[/]")
 
     def _update_trials(self) -> None:

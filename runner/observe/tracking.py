@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, first_line
 from runner.train.trial import TrialOutcome
 
 TRACKERS = ("none", "mlflow")
@@ -50,7 +50,8 @@ def validate(cfg: Any) -> list[str]:
 @contextmanager
 def start(cfg: Any, run_dir: Path, original_cwd: Path) -> Iterator[Tracker]:
     """The run's tracker, ended as failed if the body raises."""
-    tracker = MLflowTracker(cfg, run_dir, original_cwd) if cfg.tracking.name == "mlflow" else Tracker()
+    mlflow = cfg.tracking.name == "mlflow"
+    tracker = MLflowTracker(cfg, run_dir, original_cwd) if mlflow else Tracker()
     try:
         yield tracker
     except BaseException:
@@ -80,9 +81,8 @@ class MLflowTracker(Tracker):
                 tags={"run_dir": str(run_dir)},
             ).info.run_id
         except Exception as err:  # an unreachable server, a bad URI
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise RunnerError(
-                f"tracking.uri: could not record to {self.uri!r} ({first}); "
+                f"tracking.uri: could not record to {self.uri!r} ({first_line(err)}); "
                 "check tracking.uri or use tracking=none"
             ) from None
         self._log(self.run_id, params=_flatten(_plain(cfg)))
@@ -110,12 +110,14 @@ class MLflowTracker(Tracker):
                                    end_time=now_ms)
 
     def finish(self, run_dir: Path, summary: dict[str, Any]) -> None:
-        best = summary["best"]
-        metrics = [(f"best_{k}", v, 0) for k, v in best["metrics"].items()]
-        metrics += [(k, v, 0) for k, v in summary["test_metrics"].items()]
+        best = summary.get("best")  # a run without the sweep stage has none
+        metrics = [(f"best_{k}", v, 0) for k, v in (best or {}).get("metrics", {}).items()]
+        metrics += [(k, v, 0) for k, v in summary.get("test_metrics", {}).items()]
         self._log(self.run_id, metrics=metrics)
-        self.client.set_tag(self.run_id, "best_trial", str(best["number"]))
-        self.client.log_artifacts(self.run_id, str(run_dir / "model"), "model")
+        if best:
+            self.client.set_tag(self.run_id, "best_trial", str(best["number"]))
+        if (run_dir / "model").is_dir():
+            self.client.log_artifacts(self.run_id, str(run_dir / "model"), "model")
         for name in ("report.html", "report.md", "summary.json", "trials.jsonl"):
             if (run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
@@ -148,7 +150,7 @@ def tracking_uri(uri: str, original_cwd: Path) -> str:
 def _plain(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=True)
+    return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

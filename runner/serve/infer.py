@@ -4,7 +4,8 @@ One Spark job of ``mapInArrow`` tasks. Each task gets its rows as Arrow batches,
 model in batches of ``inference.batch_size`` (the model rebuilt once per Python worker, on
 the task's GPU when Spark assigned it one, with the task's CPUs as torch threads) and
 writes the task's (``runner.tasks``) output columns as Parquet files with pyarrow; only
-row counts and metric sums return to the driver. A prepared split's row groups are dealt into one task per slot and read by the
+row counts and metric sums return to the driver. A prepared split's row groups are dealt
+into one task per slot and read by the
 tasks themselves, so the features never pass through the JVM; any other rows (new data
 prepared with a run's fitted transform) come from their DataFrame as Arrow buffers,
 without a Python object per row. Measured here against pyspark's ``predict_batch_udf``
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import uuid
 import warnings
@@ -33,6 +35,7 @@ from runner.errors import RunnerError
 from runner.tasks import Task, task_for
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
@@ -79,6 +82,13 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
     if bad:
         problems.append(f"inference.partition_by: {bad} not among the output columns "
                         f"{', '.join(columns)}")
+    if cfg.data is not None:  # new rows to score: their source's problems, under its own key
+        from runner.data import sources
+
+        problems += [re.sub(r"(?<![\w.@])data([.=])",
+                            lambda m: "inference.data." if m[1] == "." else "data@inference.data=",
+                            problem)
+                     for problem in sources.source_for(cfg.data).validate(cfg.data)]
     return problems
 
 
@@ -216,7 +226,9 @@ def _reading(dataset: PreparedDataset, dealt: list[list[RowGroup]], kept: list[s
     def read_partition(ids: Iterator["pa.RecordBatch"]):
         from pyspark import TaskContext
 
-        share = dealt[TaskContext.get().partitionId()]
+        context = TaskContext.get()
+        assert context is not None  # in a Spark task
+        share = dealt[context.partitionId()]
         yield from write(dataset.batches_of(share, [*kept, "features"], READ_BATCH_ROWS))
         for _ in ids:  # drained last: Spark reuses a Python worker only once it read its input
             pass
@@ -261,7 +273,9 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
                     schema=schema,
                 )
 
-        name = f"part-{TaskContext.get().partitionId():05d}-{{i}}.parquet"
+        context = TaskContext.get()
+        assert context is not None  # in a Spark task
+        name = f"part-{context.partitionId():05d}-{{i}}.parquet"
         options = parquet_options(schema)
         if partition_by:
             ds.write_dataset(predicted(), staging, schema=schema, format="parquet",
@@ -360,7 +374,7 @@ def _arrow_batches_of_at_least(spark: "SparkSession", rows: int):
     """Let a model batch be as large as ``inference.batch_size``: Arrow batches of at
     least that many rows while the stage runs (Spark's default is 10,000)."""
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    before = spark.conf.get(key)
+    before = spark.conf.get(key) or "10000"  # Spark's default
     if int(before) <= 0 or int(before) >= rows:  # <= 0: no limit
         yield
         return

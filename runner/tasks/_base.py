@@ -54,4 +54,5 @@ class Task(ABC):
 
     @abstractmethod
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
-        """What the model is told besides ``input_shape``, from the prepared data's ``meta.json``."""
+        """What the model is told besides ``input_shape``, from the prepared data's
+        ``meta.json``."""

@@ -80,7 +80,8 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
         start_epoch = int(state["epoch"]) + 1
-    model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    device_ids = [device.index] if device.type == "cuda" else None
+    model = DistributedDataParallel(module, device_ids=device_ids)
 
     def total(sums):
         return _reduce(sums, dist.ReduceOp.SUM)

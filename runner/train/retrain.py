@@ -134,8 +134,10 @@ def run(
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     # torchrun's and the processes' output goes to the log, not the user's terminal.
-    with open(log, "a") as sink, redirect_stdout(sink), _env("OMP_NUM_THREADS", str(job["threads"])):
+    threads = _env("OMP_NUM_THREADS", str(job["threads"]))
+    with open(log, "a") as sink, redirect_stdout(sink), threads:
         out = distributor.run(train_process, job)
+    assert out is not None  # train_process returns its result on every rank
     duration = time.perf_counter() - started
     history = out["history"]
     return TrainResult(
@@ -151,7 +153,8 @@ def run(
     )
 
 
-def _resolve_gpu(spark: "SparkSession", train: dict[str, Any], local_mode: bool) -> tuple[bool, bool]:
+def _resolve_gpu(spark: "SparkSession", train: dict[str, Any],
+                 local_mode: bool) -> tuple[bool, bool]:
     """(train on GPUs, tell TorchDistributor to manage GPUs through Spark's resources).
 
     ``train.use_gpu: null`` uses GPUs when the target has them: the driver's CUDA devices
@@ -200,7 +203,7 @@ def _threads(spark: "SparkSession", local_mode: bool, num_processes: int) -> int
     """CPU threads per process: the driver's cores shared, or the executor task's cores."""
     if local_mode:
         return max(1, (os.cpu_count() or 1) // num_processes)
-    return max(1, int(spark.conf.get("spark.task.cpus", "1")))
+    return max(1, int(spark.conf.get("spark.task.cpus", "1") or "1"))
 
 
 def _task_gpus(conf: Any) -> float:

@@ -102,7 +102,8 @@ def metric_directions(task: Task) -> dict[str, str]:
     return {"train_loss": "minimize", **{f"val_{k}": d for k, d in task.directions.items()}}
 
 
-def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter) -> None:
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
+           report: Reporter | None) -> None:
     import torch
     from hydra.utils import instantiate
 

@@ -107,7 +107,8 @@ class Coordinator:
         if self._drawing is not None:
             self._drawing.join()  # only the first hand-out can find it still drawing
         self._draw()  # a lost trial's params, asked again
-        longest = max(self._drawn, key=lambda trial: self.cost.seconds(trial.params))
+        cost = self.cost
+        longest = max(self._drawn, key=lambda trial: cost.seconds(trial.params))
         self._drawn.remove(longest)
         return longest
 

@@ -39,7 +39,7 @@ def parse(params: Mapping[str, Any]) -> dict[str, Any]:
             override = parser.parse_override(f"{key}={expression}")
             space[key] = _distribution(override.value())
         except (HydraException, ValueError) as err:
-            detail = str(err).strip().splitlines()[0]
+            detail = first_line(err)
             problems.append(
                 f"search.params.{key}: cannot read {expression!r} ({detail}); write e.g. "
                 "choice(32,64), range(1,4), interval(0,0.5) or tag(log, interval(1e-4,1e-1))"
@@ -162,19 +162,23 @@ def _distribution(sweep: Any):
     tags = set(getattr(sweep, "tags", ()) or ())
     log = "log" in tags
     if isinstance(sweep, ChoiceSweep):
-        choices = list(sweep.list)
+        choices: list[Any] = list(sweep.list)
         if not choices or any(isinstance(c, (list, dict)) for c in choices):
             raise ValueError("choice() needs one or more plain values")
         return CategoricalDistribution(choices)
     if isinstance(sweep, RangeSweep):
         start, stop, step = sweep.start, sweep.stop, sweep.step or 1
-        if all(isinstance(v, int) for v in (start, stop, step)):
+        if start is None or stop is None:
+            raise ValueError("range() needs a start and a stop")
+        if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
             high = start + ((stop - 1 - start) // step) * step
             if high < start:
                 raise ValueError("range() is empty")
             return IntDistribution(start, high, step=step, log=log)
         return FloatDistribution(start, stop - step, step=step)
     if isinstance(sweep, IntervalSweep):
+        if sweep.start is None or sweep.end is None:
+            raise ValueError("interval() needs a low and a high")
         if "int" in tags:
             return IntDistribution(int(sweep.start), int(sweep.end), log=log)
         return FloatDistribution(sweep.start, sweep.end, log=log)

@@ -22,7 +22,7 @@ import xmlrpc.client
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
@@ -78,7 +78,7 @@ def validate(cfg: Any) -> list[str]:
     except RunnerError as err:
         problems.append(str(err))
     if search.trial_timeout is not None and search.trial_timeout <= 0:
-        problems.append(f"search.trial_timeout: must be positive seconds or null")
+        problems.append("search.trial_timeout: must be positive seconds or null")
     try:
         space = search_space.parse(search.params)
     except RunnerError as err:
@@ -131,6 +131,7 @@ def run(
         RunnerError: every trial failed.
     """
     import optuna
+    from optuna.storages.journal import JournalFileBackend
 
     from runner.tune.grid import GridSampler
 
@@ -151,7 +152,7 @@ def run(
         sampler,
         space,
         storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal"))
+            JournalFileBackend(str(run_dir / "study.journal"))
         ),
         study_name="sweep",
         direction=search.direction,
@@ -233,7 +234,7 @@ def trial_config(cfg: Any, params: dict[str, Any]) -> dict[str, Any]:
     sections = OmegaConf.create({k: as_plain(cfg[k]) for k in _TRIAL_SECTIONS})
     for key, value in params.items():
         OmegaConf.update(sections, key, value, merge=False)
-    return OmegaConf.to_container(sections, resolve=True)
+    return cast("dict[str, Any]", OmegaConf.to_container(sections, resolve=True))
 
 
 class _TrialLog:
@@ -374,6 +375,7 @@ def _slot_task(
         # A Ctrl-C on the terminal reaches local workers too: the driver stops them, quietly.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         context = TaskContext.get()
+        assert context is not None  # in a Spark task
         slot = context.partitionId()  # = its row of spark.range: no wait for the row (~40 ms)
         gpu = task_gpu(context)
         device = device_for(gpu)
@@ -382,7 +384,7 @@ def _slot_task(
         driver = xmlrpc.client.ServerProxy(url, allow_none=True)
         done = 0
         while payload := driver.next_trial(token, slot, context.attemptNumber()):
-            spec = TrialSpec.from_json(payload)
+            spec = TrialSpec.from_json(str(payload))
             outcome = run_trial(spec, device,
                                 report=_reporter(driver, token, spec) if pruning else None)
             outcome.gpu = gpu
@@ -400,7 +402,7 @@ def _slot_task(
 
 def _reporter(driver: xmlrpc.client.ServerProxy, token: str,
               spec: Any) -> Callable[[int, float], bool]:
-    return lambda epoch, value: driver.report(token, spec.number, epoch, value)
+    return lambda epoch, value: bool(driver.report(token, spec.number, epoch, value))
 
 
 _TRIAL_SECTIONS = ("model", "optimizer", "train")

@@ -52,7 +52,8 @@ class TrialCost:
         scale = np.maximum(seen[:, :2].max(axis=0), 1e-30)  # columns of ~1e3 and ~1e10
         fit, _ = nnls(seen[:, :2] / scale, seen[:, 2])
         if fit.any():
-            self.rates = tuple(float(r) for r in fit / scale)
+            rates = fit / scale
+            self.rates = (float(rates[0]), float(rates[1]))
 
     def _work(self, params: dict[str, Any]) -> tuple[float, float]:
         key = json.dumps(params, sort_keys=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -11,7 +12,7 @@ from omegaconf import MISSING
 
 from runner.config.data import DataConfig
 from runner.data.sources import RawData
-from runner.errors import RunnerError, first_line
+from runner.errors import RunnerError, spark_cause
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -50,8 +51,8 @@ class FileSource:
             problems.append("data.format: delta needs delta-spark; "
                             "pip install 'spark-dl-runner[delta]'")
         local = _local_path(cfg.path)
-        if local is not None and not any(ch in str(local) for ch in "*?[{") and not local.exists():
-            problems.append(f"data.path: {cfg.path} not found; set data.path to a file or folder")
+        if local is not None and not any(ch in str(local) for ch in "*?[{"):
+            problems += _local_problems(cfg.path, local, cfg.format)
         if cfg.features is not None and cfg.label in cfg.features:
             problems.append(f"data.features: lists the label column {cfg.label!r}; remove it")
         return problems
@@ -71,8 +72,10 @@ class FileSource:
             if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
                 raise RunnerError(f"data.path: {cfg.path} not found; "
                                   "set data.path to a file or folder") from None
-            raise RunnerError(f"data.path: cannot list {cfg.path} ({first_line(err)}); "
+            raise RunnerError(f"data.path: cannot list {cfg.path} ({spark_cause(err)}); "
                               "check data.path") from None
+        if not listing:
+            raise RunnerError(_empty(cfg.path, cfg.format))
         return {"files": sorted([str(p), int(n), int(t)] for p, n, t in listing)}
 
     def load(self, spark: "SparkSession", cfg: Any) -> RawData:
@@ -84,8 +87,8 @@ class FileSource:
             df.schema  # noqa: B018 -- schema inference is where an unreadable file fails
         except Exception as err:
             raise RunnerError(
-                f"data.path: cannot read {cfg.path} as {cfg.format} ({first_line(err)}); "
-                "check data.format and data.options"
+                f"data.path: cannot read {cfg.path} as {cfg.format} ({spark_cause(err)}); "
+                "check that data.format names the files' format, and data.options"
             ) from None
         if cfg.label not in df.columns:
             raise RunnerError(
@@ -95,6 +98,26 @@ class FileSource:
         if "id" not in df.columns:
             df = df.withColumn("id", F.monotonically_increasing_id())
         return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None)
+
+
+def _local_problems(uri: str, local: Path, format: str) -> list[str]:
+    """A local ``data.path`` that is missing, unreadable or an empty folder."""
+    if not local.exists():
+        return [f"data.path: {uri} not found; set data.path to a file or folder"]
+    if not os.access(local, os.R_OK) or (local.is_dir() and not os.access(local, os.X_OK)):
+        return [f"data.path: {uri} is not readable (permission denied); "
+                "give read access or copy the data somewhere readable"]
+    if local.is_dir() and not any(
+        f.is_file() and not any(part.startswith(("_", ".")) for part in f.relative_to(local).parts)
+        for f in local.rglob("*")
+    ):
+        return [_empty(uri, format)]
+    return []
+
+
+def _empty(uri: str, format: str) -> str:
+    return (f"data.path: {uri} holds no data files; put the {format} files there "
+            "or set data.path to them")
 
 
 def _local_path(uri: str) -> Optional[Path]:

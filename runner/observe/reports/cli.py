@@ -45,7 +45,8 @@ def _compare(dirs: list[Path], out: Path | None) -> int:
 
     if out is None:
         single = dirs[0] if len(dirs) == 1 else None
-        out = single if single is not None and not (single / "summary.json").exists() else Path.cwd()
+        out = (single if single is not None and not (single / "summary.json").exists()
+               else Path.cwd())
     result = compare(dirs, out)
     console = Console()
     for group in dict.fromkeys(row[0] for row in result.rows):

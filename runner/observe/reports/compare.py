@@ -119,11 +119,9 @@ def compare(paths: list[Path], out_dir: Path) -> Comparison:
 
 
 def _group(r: RunRecord) -> str:
-    """The data set a run was scored on, and its task when the config names one."""
+    """The data set a run was scored on, and its task (``task=classification``)."""
     task = r.config.get("task")
-    name = None
-    if isinstance(task, dict):
-        name = task.get("name") or str(task.get("_target_", "")).rsplit(".", 1)[-1]
+    name = str(task.get("_target_", "")).rsplit(".", 1)[-1].lower() if isinstance(task, dict) else ""
     return f"data={r.config['data']['name']}" + (f" task={name}" if name else "")
 
 

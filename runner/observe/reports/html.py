@@ -16,7 +16,8 @@ table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f4f4f4; } tr.best td { background: #e6f4e6; font-weight: bold; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
-figcaption { font-size: 0.9em; color: #555; } pre { background: #f7f7f7; padding: 1em; overflow: auto; }
+figcaption { font-size: 0.9em; color: #555; }
+pre { background: #f7f7f7; padding: 1em; overflow: auto; }
 """
 
 

@@ -78,7 +78,8 @@ def params_vs_metric(record: RunRecord) -> list[tuple[str, "Figure"]]:
     names = sorted({name for t in done for name in t["params"]})
     out = []
     for name in names:
-        pairs = [(t["params"][name], t["metrics"][record.metric]) for t in done if name in t["params"]]
+        pairs = [(t["params"][name], t["metrics"][record.metric])
+                 for t in done if name in t["params"]]
         fig, ax = _figure(width=4.5)
         values = [p[0] for p in pairs]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):

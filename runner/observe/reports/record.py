@@ -48,8 +48,12 @@ class RunRecord:
         """The test predictions (id, label, prediction[, probability]), if written."""
         import pandas as pd
 
-        path = self.run_dir / "predictions.parquet"
-        return pd.read_parquet(path, columns=["label", "prediction"]) if path.exists() else None
+        written = self.summary.get("predictions", {}).get("path")  # inference.output or the run's
+        path = Path(written) if written else self.run_dir / "predictions.parquet"
+        if not path.exists():
+            return None
+        table = pd.read_parquet(path)
+        return table[["label", "prediction"]] if "label" in table else None
 
 
 def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
@@ -68,7 +72,8 @@ def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
         summary = json.loads((run_dir / "summary.json").read_text())
     config_path = run_dir / ".hydra" / "config.yaml"
     if not config_path.exists():
-        raise RunnerError(f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner")
+        raise RunnerError(
+            f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner")
     config_text = config_path.read_text()
     overrides_path = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_path.read_text()) or [] if overrides_path.exists() else []
