@@ -32,7 +32,7 @@ def trial_rows(record: RunRecord) -> list[list[str]]:
 def lost_trials(record: RunRecord) -> list[tuple[int, int]]:
     """(lost trial, the trial that asked its params again), by lost trial: a finished trial's
     ``reasks`` lists the lost trials it stands for (a re-ask can be lost in turn)."""
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for t in record.trials:
         chain = t.get("reasks") or []
         pairs += zip(chain, [*chain[1:], t["number"]])
