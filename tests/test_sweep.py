@@ -136,7 +136,8 @@ def test_trials_of_a_failed_spark_job_are_lost_and_asked_again(spark, cfg, prepa
     result = sweep.run(spark, prepared, cfg, tmp_path / "run",
                        on_trial_lost=lambda n, again: lost.append((n, again)))
     assert result.counts == {"COMPLETE": 4}
-    assert len(lost) >= 1 and all(again >= 4 for _, again in lost)
+    # a re-ask takes the next free number (under load, before all 4 were first asked)
+    assert len(lost) >= 1 and all(again > number for number, again in lost)
     for number, again in lost:
         assert result.params[again] == result.params[number]
     records = _records(tmp_path / "run")
