@@ -158,6 +158,14 @@ def _plain_interrupt() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.getLogger().addFilter(_not_py4j_on_root)
+    # The interrupted call's connection is shut down over a socket the Ctrl-C (sent to the
+    # whole process group, the driver JVM included) may have closed: py4j logs that at ERROR
+    # with two tracebacks. Nothing is lost by closing a dead connection.
+    logging.getLogger("py4j.clientserver").addFilter(_not_a_failed_shutdown)
+
+
+def _not_a_failed_shutdown(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Exception occurred while shutting down")
 
 
 def _not_py4j_on_root(record: logging.LogRecord) -> bool:
