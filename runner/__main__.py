@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from hydra_plugins.hydra_spark_launcher.spark_launcher import driver_job
 from runner.config import register_configs
 from runner.config.composition import CONFIG_MODULE, CONFIG_NAME
-from runner.errors import RunnerError
+from runner.errors import RunnerError, storage_error
 
 register_configs()
 
@@ -41,7 +41,12 @@ def main(cfg: DictConfig) -> float | None:
     prefix = "" if threading.current_thread() is threading.main_thread() else (
         f"[#{hydra_cfg.job.num}] ")
     try:
-        summary = experiment(cfg, prefix)
+        try:
+            summary = experiment(cfg, prefix)
+        except OSError as err:  # disk full, read-only: one line naming the path
+            if (failure := storage_error(err, hydra_cfg.runtime.output_dir)) is None:
+                raise
+            raise failure from None
     except KeyboardInterrupt:  # Ctrl-C: one line, Spark stopped, the run dir resumable
         from pathlib import Path
 

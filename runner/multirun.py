@@ -46,5 +46,8 @@ def record_failure(run_dir: Path, err: Exception) -> None:
     else:
         text = f"{type(err).__name__}: {first_line(err)}\n\n" + "".join(
             traceback.format_exception(err))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / ERROR_FILE, text.encode())
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / ERROR_FILE, text.encode())
+    except OSError:
+        pass  # the run dir is what failed (full, read-only): the error itself still reports

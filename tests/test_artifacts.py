@@ -57,3 +57,20 @@ def test_a_failed_atomic_write_leaves_no_temp_file(tmp_path):
     with pytest.raises(TypeError):
         atomic_write(tmp_path / "other.pt", "not bytes")  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pt"]
+
+
+def test_a_full_disk_leaves_the_old_file_whole_and_names_the_path(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    path = tmp_path / "summary.json"
+    path.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left") as failed:
+        atomic_write(path, b"new")
+    assert failed.value.filename == str(path) and failed.value.errno == errno.ENOSPC
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]

@@ -120,3 +120,55 @@ def test_ctrl_c_is_one_line_and_the_rerun_finishes_the_sweep(tmp_path):
     assert summary["trials"] == {"COMPLETE": 6} and summary["resumed_trials"] == finished
     records = [json.loads(line) for line in trials.read_text().splitlines()]
     assert len(records) == len({r["number"] for r in records}) == 6
+
+
+def test_an_unwritable_cache_is_one_line_naming_the_path(tmp_path):
+    """A path under a regular file cannot be written, even as root (unlike chmod)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    run_dir = tmp_path / "run"
+    proc = run_cli([*TINY, f"hydra.run.dir={run_dir}", f"data.cache_dir={blocker / 'cache'}"],
+                   tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert str(blocker / "cache") in lines[0] and "Not a directory" in lines[0]
+    assert "(ENOTDIR)" in lines[0] and f"hydra.run.dir={run_dir}" in lines[0]
+    assert "Traceback" not in proc.stdout and not (run_dir / "summary.json").exists()
+
+
+def test_a_master_port_that_is_not_spark_fails_in_one_line_within_the_bound(tmp_path):
+    """A plain TCP server on the master's port: it accepts and never speaks Spark."""
+    import os
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=lambda: [server.accept() for _ in range(100)], daemon=True).start()
+    master = f"spark://127.0.0.1:{server.getsockname()[1]}"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", *TINY, "deploy=standalone", f"deploy.master={master}",
+         "deploy.connect_timeout_s=2", f"hydra.run.dir={tmp_path / 'run'}",
+         f"data.cache_dir={tmp_path / 'cache'}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        spark_started = None
+        for line in proc.stdout:
+            if line.startswith("[stage] spark started"):
+                spark_started = time.monotonic()
+        stderr = proc.stderr.read()
+        proc.wait(timeout=120)
+        ended = time.monotonic()
+    finally:
+        proc.kill()
+        server.close()
+    assert proc.returncode == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: deploy.master: {master} answers"), lines
+    # Spark alone gives up after its 3 x 20 s registration retries, plus the JVM's start;
+    # the bound is connect_timeout_s + REGISTER_MARGIN_S from the JVM's start
+    assert spark_started is not None and ended - spark_started < 50

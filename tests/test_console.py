@@ -83,3 +83,26 @@ def test_live_display_on_a_pseudo_terminal(terminal_multirun):
     assert re.search(r"┃ # ┃ status\s+┃ val_accuracy ┃ epochs ┃ device ┃ duration ┃ params", text)
     assert text.count("╭─") >= 2  # one summary panel per experiment of the multirun
     assert "WARN" not in text and "Traceback" not in text
+
+
+def test_a_lost_trial_is_told_and_kept_in_the_table(capsys):
+    reporter = Reporter("val_accuracy", console=Console(file=io.StringIO()))
+    reporter.sweep_started(2, 2)
+    reporter.trial_started(0, {"lr": 0.01})
+    reporter.trial_lost(0, 2)
+    reporter.trial_started(2, {"lr": 0.01})
+    reporter.trial_finished(_outcome(2, acc=0.8), {"lr": 0.01})
+    assert "[trial 0] LOST → re-asked as #2" in capsys.readouterr().out
+    table = Console(file=io.StringIO(), width=200)
+    table.print(reporter.trial_table())
+    assert "LOST → re-asked as #2" in table.file.getvalue()
+
+
+def test_a_lost_trial_shows_under_the_live_display():
+    out = io.StringIO()
+    reporter = Reporter("val_accuracy", console=Console(file=out, force_terminal=True, width=200))
+    with reporter:
+        reporter.sweep_started(1, 1)
+        reporter.trial_started(0, {"lr": 0.01})
+        reporter.trial_lost(0, 1)
+    assert b"LOST \xe2\x86\x92 re-asked as #1" in _ANSI.sub(b"", out.getvalue().encode())

@@ -6,6 +6,7 @@ import json
 import xmlrpc.client
 
 import optuna
+import pytest
 
 from runner.train.trial import TrialOutcome
 from runner.tune import search_space
@@ -55,3 +56,52 @@ def test_a_retried_slot_task_loses_the_trial_its_first_attempt_held():
     again = json.loads(coordinator.next_trial(0, 1))  # Spark's second attempt of slot 0
     assert lost == [(held["number"], again["number"])]
     assert again["params"] == held["params"]
+
+
+def test_the_trial_endpoint_refuses_calls_without_the_jobs_token():
+    coordinator = _coordinator(1, [], [])
+    server = coordinator.serve("127.0.0.1")
+    try:
+        client = xmlrpc.client.ServerProxy(server.url, allow_none=True)
+        for call in (lambda: client.next_trial(0, 0), lambda: client.next_trial("guess", 0, 0),
+                     lambda: client.finish("", "{}", xmlrpc.client.Binary(b""))):
+            with pytest.raises(xmlrpc.client.Fault, match="needs the sweep's token"):
+                call()
+        assert coordinator.refused == 3 and coordinator.started == 0
+        assert json.loads(client.next_trial(server.token, 0, 0))["number"] == 0
+    finally:
+        server.close()
+    again = coordinator.serve("127.0.0.1")
+    again.close()
+    assert again.token != server.token  # a token per served job
+
+
+class _Conf:
+    def __init__(self, values):
+        self.values = values
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+
+class _Spark:
+    def __init__(self, **conf):
+        self.conf = _Conf(conf)
+
+
+@pytest.mark.parametrize("driver_host, local_ip, bound", [
+    ("10.0.0.7", "127.0.0.1", "10.0.0.7"),  # the address Spark gives its executors
+    (None, "127.0.0.1", "127.0.0.1"),
+    ("0.0.0.0", None, "127.0.0.1"),  # never every interface
+    ("0.0.0.0", "0.0.0.0", "127.0.0.1"),
+])
+def test_the_trial_endpoint_binds_the_driver_address_never_a_wildcard(
+        monkeypatch, driver_host, local_ip, bound):
+    from runner.tune.sweep import endpoint_host
+
+    if local_ip is None:
+        monkeypatch.delenv("SPARK_LOCAL_IP", raising=False)
+    else:
+        monkeypatch.setenv("SPARK_LOCAL_IP", local_ip)
+    conf = {} if driver_host is None else {"spark.driver.host": driver_host}
+    assert endpoint_host(_Spark(**conf)) == bound

@@ -53,3 +53,23 @@ def test_a_repaired_optuna_journal_loads_and_takes_new_trials(tmp_path):
     assert jsonl.repair(path) is not None and path.read_bytes() == whole
     study().enqueue_trial({"x": 2})
     assert [t.system_attrs["fixed_params"] for t in study().trials] == [{"x": 1}, {"x": 2}]
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    from runner.errors import storage_error
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a real fsync: no filename
+
+    monkeypatch.setattr(os, "fsync", full)
+    path = tmp_path / "trials.jsonl"
+    with pytest.raises(OSError) as failed:
+        jsonl.append(path, {"number": 0})
+    line = str(storage_error(failed.value, tmp_path))
+    assert line.startswith(f"{path}: No space left on device (ENOSPC);")
+    assert f"hydra.run.dir={tmp_path} to resume" in line

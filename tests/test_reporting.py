@@ -99,3 +99,23 @@ def test_report_command_refuses_a_non_run_in_one_line(tmp_path, make):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_lost_trials_are_shown_as_re_asked(tmp_path):
+    from runner.observe.reports.markdown import render_markdown
+    from runner.observe.reports.record import RunRecord
+
+    def trial(number, value, reasks=None):
+        return {"number": number, "state": "COMPLETE", "metrics": {"val_accuracy": value},
+                "history": [{}], "error": "", "duration_s": 1.0, "device": "cpu",
+                "params": {"lr": 0.1 * (number + 1)}, "reasks": reasks or []}
+
+    record = RunRecord(run_dir=tmp_path, config_text="", overrides=[],
+                       summary={"data": {"rows": {"train": 8}}, "trials": {"COMPLETE": 2}},
+                       trials=[trial(0, 0.9), trial(3, 0.8, reasks=[1, 2])],
+                       config={"search": {"metric": "val_accuracy", "direction": "maximize"},
+                               "data": {"name": "digits"}, "model": {}})
+    md = render_markdown(record)
+    assert "| 1 | LOST → re-asked as #2 |" in md and "| 2 | LOST → re-asked as #3 |" in md
+    assert "| 3 | COMPLETE (re-asks #2) |" in md
+    assert "#1 → re-asked as #2, #2 → re-asked as #3" in md  # the summary row

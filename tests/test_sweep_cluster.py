@@ -102,3 +102,60 @@ def test_sweep_survives_losing_an_executor(tmp_path):
     trials = _trials(run_dir)
     assert [t["state"] for t in trials].count("COMPLETE") == 4
     assert json.loads((run_dir / "summary.json").read_text())["trials"] == {"COMPLETE": 4}
+
+
+def test_chaos_an_executor_killed_and_the_driver_interrupted_then_resumed(tmp_path):
+    """Item 7 of #22: SIGKILL an executor mid-sweep, SIGINT the driver, rerun. No trial is
+    lost or run twice, and the sweep tried the same params as an uninterrupted run with the
+    same seed (random search: its draws do not depend on results). Bounded: every wait has a
+    deadline. A re-asked trial trains under its new number's seed, so scores may differ."""
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    n_trials = 6
+
+    def args(run_dir: Path) -> list[str]:
+        return [sys.executable, "-m", "runner", f"search.n_trials={n_trials}", "train.epochs=15",
+                "search/sampler=random", "search.seed=3", "stages=[preprocess,sweep]",
+                "deploy=local_cluster", f"hydra.run.dir={run_dir}",
+                f"data.cache_dir={tmp_path / 'cache'}"]
+
+    run_dir = tmp_path / "chaos"
+    proc = subprocess.Popen(args(run_dir), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not _trials(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _trials(run_dir), "no trial finished in time"
+        victims = _executor_pids(proc.pid)
+        assert victims
+        os.kill(victims[0], signal.SIGKILL)
+        finished = len(_trials(run_dir))
+        while (len(_trials(run_dir)) == finished and time.monotonic() < deadline
+               and proc.poll() is None):
+            time.sleep(0.2)  # one more trial: the sweep went on after the loss
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode in (0, 130), output
+    assert "Traceback" not in output, output  # Ctrl-C: one line (item 1)
+
+    again = subprocess.run(args(run_dir), cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=400)
+    assert again.returncode == 0, again.stdout + again.stderr
+    calm = subprocess.run(args(tmp_path / "calm"), cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=400)
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+
+    def tried(trials: list[dict]) -> list[str]:
+        return sorted(json.dumps(t["params"], sort_keys=True) for t in trials)
+
+    trials, calm_trials = _trials(run_dir), _trials(tmp_path / "calm")
+    assert len(trials) == len({t["number"] for t in trials}) == n_trials  # none lost, none twice
+    assert [t["state"] for t in trials].count("COMPLETE") == n_trials
+    assert tried(trials) == tried(calm_trials)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    best = max(trials, key=lambda t: t["metrics"]["val_accuracy"])
+    assert summary["best"]["metrics"]["val_accuracy"] == best["metrics"]["val_accuracy"]

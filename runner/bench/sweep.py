@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from runner.bench import write_table
+from runner.bench.records import measure as measure_records
 
 REPEATS = 5
 SEEDS = (0, 1, 2)
@@ -119,6 +120,10 @@ def main(argv: list[str]) -> int:
          f"{100 * runner_cost / mean_trial:.1f} %: W x (T_sweep - T_par) / N, the runner's own "
          "share (the rest is the machine's, 1 - ceiling)"],
     ]
+    records = measure_records(work)
+    rows.append(["fsync overhead per trial (trials.jsonl)",
+                 f"{1e3 * (records['with_fsync'] - records['without']):.3f} ms",
+                 "target <= 2 ms; details: python -m runner.bench records"])
     for sampler, values in quality.items():
         rows.append([f"best val accuracy, {sampler}, {BUDGET} trials",
                      f"{statistics.mean(values):.4f}",

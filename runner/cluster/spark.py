@@ -128,8 +128,17 @@ def _build(target: "Target", log_dir: Path, conf: dict[str, str]) -> "SparkSessi
     conf["spark.driver.extraJavaOptions"] = " ".join(
         filter(None, [conf.get("spark.driver.extraJavaOptions"), java_opts])
     )
-    with _stderr_to(log_dir / "spark.log"):
-        session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
+    with _stderr_to(log_dir / "spark.log"), _registration_bound(deploy) as gave_up:
+        try:
+            session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
+        except RunnerError:
+            if not gave_up.is_set():
+                raise
+            raise RunnerError(
+                f"deploy.master: {deploy.master} answers but did not take the application "
+                f"within {deploy.connect_timeout_s:g} s (+{REGISTER_MARGIN_S:g} s); is it a Spark "
+                "master? Fix deploy.master, start the cluster (just cluster), or use deploy=local"
+            ) from None
     session.sparkContext.setLogLevel("ERROR")
     _plain_interrupt()
     if target.waits_for_executors:
@@ -149,6 +158,14 @@ def _plain_interrupt() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.getLogger().addFilter(_not_py4j_on_root)
+    # The interrupted call's connection is shut down over a socket the Ctrl-C (sent to the
+    # whole process group, the driver JVM included) may have closed: py4j logs that at ERROR
+    # with two tracebacks. Nothing is lost by closing a dead connection.
+    logging.getLogger("py4j.clientserver").addFilter(_not_a_failed_shutdown)
+
+
+def _not_a_failed_shutdown(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Exception occurred while shutting down")
 
 
 def _not_py4j_on_root(record: logging.LogRecord) -> bool:
@@ -217,6 +234,49 @@ def _start(builder: Any, deploy: Any, conf: dict[str, str]) -> "SparkSession":
             f"deploy.master: could not start Spark at {deploy.master!r} ({first_line(err)}); "
             "check deploy.master or use deploy=local"
         ) from None
+
+
+REGISTER_MARGIN_S = 5.0  # beyond deploy.connect_timeout_s, for the driver to register
+
+
+@contextmanager
+def _registration_bound(deploy: Any) -> Iterator[threading.Event]:
+    """Bound a standalone driver's registration with its master to ``connect_timeout_s`` +
+    a margin, counted from the JVM's start. A port that answers but is not a Spark master
+    would otherwise hold the start for ~60 s (Spark's own 3 x 20 s registration retries):
+    past the bound the driver JVM is stopped, so the start fails; the event says so."""
+    gave_up, done = threading.Event(), threading.Event()
+    if not deploy.master.startswith("spark://"):
+        yield gave_up
+        return
+
+    def watch() -> None:
+        from pyspark import SparkContext
+
+        while SparkContext._gateway is None:  # the JVM is starting (seconds on a busy host)
+            if done.wait(0.1):
+                return
+        if done.wait(deploy.connect_timeout_s + REGISTER_MARGIN_S):
+            return
+        gateway = SparkContext._gateway
+        gave_up.set()
+        logging.getLogger().addFilter(_not_py4j_on_root)  # py4j's tracebacks of the dead JVM
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            proc.kill()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield gave_up
+    finally:
+        done.set()
+        thread.join()
+        if gave_up.is_set():  # the dead JVM's gateway must not serve a later session
+            from pyspark import SparkContext
+
+            SparkContext._gateway = None
+            SparkContext._jvm = None
 
 
 def _probe_master(deploy: Any) -> None:

@@ -58,6 +58,7 @@ class Reporter:
         self._stage_start: dict[str, float] = {}
         self._trials: list[tuple[TrialOutcome, dict[str, Any]]] = []
         self._running: dict[int, tuple[dict[str, Any], float]] = {}  # number -> params, start
+        self._lost: list[tuple[int, int, dict[str, Any]]] = []  # lost, re-asked as, params
         self._n_trials = 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -184,9 +185,10 @@ class Reporter:
 
     def trial_lost(self, number: int, reasked_as: int) -> None:
         """A trial the infrastructure cut off, now running again under a new number."""
-        self._running.pop(number, None)
+        params, _ = self._running.pop(number, ({}, 0.0))
+        self._lost.append((number, reasked_as, params))
         self._update_trials()
-        self._line(f"[trial {number}] LOST → re-asked as #{reasked_as}")
+        self.note(f"[trial {number}] LOST → re-asked as #{reasked_as}")  # under the live table too
 
     def trial_finished(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
         self._running.pop(outcome.number, None)
@@ -229,6 +231,10 @@ class Reporter:
              f"{o.duration_s:.1f}s", format_params(p), "red" if o.state == "FAIL" else "dim")
             for o, p in rest
         ]
+        rows += [
+            (str(n), f"LOST → re-asked as #{again}", "-", "-", "-", "-", format_params(p), "dim")
+            for n, again, p in self._lost
+        ]
         for i, (*cells, style) in enumerate(rows[:limit]):
             table.add_row(*cells, style="bold green" if i == 0 and done else style)
         return table
@@ -246,6 +252,8 @@ class Reporter:
                                       for state, n in summary["trials"].items())
                + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
                   if summary["pruning"]["epochs_saved"] else "")] if best else []),
+            *(["lost: " + ", ".join(f"#{n} → re-asked as #{again}" for n, again, _ in self._lost)]
+              if self._lost else []),
             *([f"trained: {trained['num_processes']} processes on {trained['device']}, "
                f"train_loss {trained['metrics']['train_loss']:.4f}"] if trained else []),
             *(f"{k}: {v:.4f}" for k, v in summary.get("test_metrics", {}).items()),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.errors import with_path
+
 if TYPE_CHECKING:
     from runner.data.prepared import PreparedDataset
 
@@ -91,11 +93,14 @@ def load(directory: Path) -> ModelArtifact:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """``data`` at ``path`` whole (on disk) or not at all."""
-    with _renamed_into(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """``data`` at ``path`` whole (on disk) or not at all (an ``OSError`` names ``path``)."""
+    try:
+        with _renamed_into(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise with_path(err, path) from err
 
 
 @contextmanager

@@ -63,6 +63,7 @@ class TrialOutcome:
     host: str = ""
     device: str = "cpu"
     gpu: str = ""  # the GPU address Spark assigned, if any
+    reasks: list[int] = field(default_factory=list)  # lost trials it asks again, first first
     weights: bytes = b""
 
     def as_record(self) -> dict[str, Any]:

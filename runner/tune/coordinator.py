@@ -6,7 +6,9 @@ prune) -> ``finish``. With a model-based sampler (TPE), Optuna's ask happens whe
 slot is free, so it always sees every finished trial, and the cluster never waits on a
 batch. With a ``cost`` (samplers that ignore results: random, grid) every trial is
 drawn at the start and the longest estimated runs first, so the sweep does not end
-waiting on one long trial.
+waiting on one long trial. Each served job has its own random token, which only its slot
+tasks get: a call without it (a stranger on the network, a slot of a dead job) is refused
+and counted.
 
 A trial cut off by the infrastructure (its task retried, its Spark job dead) is *lost*,
 not failed: Optuna closes it as FAIL and its params are asked again under a new number
@@ -15,7 +17,9 @@ not failed: Optuna closes it as FAIL and its params are asked again under a new 
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import threading
 import xmlrpc.client
 from collections.abc import Callable
@@ -61,11 +65,13 @@ class Coordinator:
     pruning: bool = False
     cost: TrialCost | None = None  # set: draw all trials now, hand out the longest first
     started: int = 0
+    refused: int = 0  # calls without the serving job's token
     outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
     params: dict[int, dict[str, Any]] = field(default_factory=dict)
     _trials: dict[int, Any] = field(default_factory=dict)
     _slot_trial: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (attempt, n)
     _lost: set[int] = field(default_factory=set)
+    _reasks: dict[int, list[int]] = field(default_factory=dict)  # re-asked -> lost, in order
     _drawn: list[Any] = field(default_factory=list)  # asked, not handed out yet (with cost)
     _drawing: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -88,6 +94,8 @@ class Coordinator:
             self.params[trial.number] = dict(trial.params)
             self._slot_trial[slot] = (attempt, trial.number)
             if REASKS in trial.user_attrs:
+                lost = trial.user_attrs[REASKS]  # itself maybe a re-ask that was lost too
+                self._reasks[trial.number] = [*self._reasks.get(lost, []), lost]
                 self.on_lost(trial.user_attrs[REASKS], trial.number)
             self.on_start(trial.number, dict(trial.params))
             return json.dumps(self.make_spec(trial.number, dict(trial.params)))
@@ -129,6 +137,7 @@ class Coordinator:
 
         outcome = TrialOutcome(**json.loads(record))
         outcome.weights = weights.data
+        outcome.reasks = self._reasks.get(outcome.number, [])
         with self._lock:
             if outcome.number in self._lost:
                 return False
@@ -176,18 +185,31 @@ class Coordinator:
             self._drawing.start()
         server = _Server((host, 0), requestHandler=_QuietHandler, allow_none=True,
                          logRequests=False)
-        server.register_function(self.next_trial, "next_trial")  # type: ignore[arg-type]
-        server.register_function(self.report, "report")  # type: ignore[arg-type]
-        server.register_function(self.finish, "finish")  # type: ignore[arg-type]
+        token = secrets.token_urlsafe(24)
+        for method in (self.next_trial, self.report, self.finish):
+            server.register_function(self._guarded(token, method), method.__name__)
         thread = threading.Thread(target=server.serve_forever, args=(_POLL_S,), daemon=True)
         thread.start()
-        return RunningServer(server, f"http://{host}:{server.server_address[1]}/")
+        return RunningServer(server, f"http://{host}:{server.server_address[1]}/", token)
+
+    def _guarded(self, token: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``method`` for callers that send ``token`` first; any other call is refused."""
+
+        def call(*args: Any) -> Any:
+            if not args or not hmac.compare_digest(str(args[0]).encode(), token.encode()):
+                with self._lock:
+                    self.refused += 1
+                raise PermissionError("the trial endpoint needs the sweep's token")
+            return method(*args[1:])
+
+        return call
 
 
 @dataclass
 class RunningServer:
     server: _Server
     url: str
+    token: str  # the first argument of every call
 
     def close(self) -> None:
         self.server.shutdown()

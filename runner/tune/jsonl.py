@@ -13,13 +13,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runner.errors import with_path
+
 
 def append(path: Path, record: dict[str, Any]) -> None:
-    """Add ``record`` as one line, on disk when this returns."""
-    with open(path, "ab") as fh:
-        fh.write(json.dumps(record).encode() + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Add ``record`` as one line, on disk when this returns (an ``OSError`` names ``path``)."""
+    try:
+        with open(path, "ab") as fh:
+            fh.write(json.dumps(record).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise with_path(err, path) from err
 
 
 def repair(path: Path) -> str | None:

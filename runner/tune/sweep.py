@@ -199,6 +199,9 @@ def run(
         failure = _run_slots(spark, coordinator, slots, target)
         if coordinator.lose_unfinished() or failure:
             failures.append(failure or "its slots ended with trials unfinished")
+    if coordinator.refused:
+        on_note(f"note: the trial endpoint refused {coordinator.refused} calls without the "
+                "sweep's token")
     missing = n_trials - len(coordinator.outcomes)
     if missing:
         raise RunIncomplete(
@@ -314,20 +317,33 @@ def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, An
     }
 
 
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def endpoint_host(spark: "SparkSession") -> str:
+    """The address the trial endpoint binds: the driver address Spark gives its executors
+    (``spark.driver.host``, else ``SPARK_LOCAL_IP``), never a wildcard that would open the
+    endpoint on every interface."""
+    for host in (spark.conf.get("spark.driver.host", None), os.environ.get("SPARK_LOCAL_IP")):
+        if host and host.strip() not in _WILDCARDS:
+            return host.strip()
+    return "127.0.0.1"
+
+
 def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
                target: Target) -> str | None:
     """One Spark job of ``slots`` tasks, each pulling trials until none are left; why the
     job failed (past Spark's task retries), or None."""
     from runner.cluster.resources import trial_profile
 
-    host = os.environ.get("SPARK_LOCAL_IP") or spark.conf.get("spark.driver.host", "127.0.0.1")
-    server = coordinator.serve(str(host))
+    server = coordinator.serve(endpoint_host(spark))
     try:
         profile = trial_profile(target)
         slot_ids = spark.range(slots, numPartitions=slots)
         kwargs = {"profile": profile} if profile is not None else {}
         slot_ids.mapInPandas(
-            _slot_task(server.url, int(target.cfg.cpus_per_trial), coordinator.pruning),
+            _slot_task(server.url, server.token, int(target.cfg.cpus_per_trial),
+                       coordinator.pruning),
             long_columns("slot", "trials"),
             **kwargs,
         ).collect()
@@ -339,7 +355,7 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
 
 
 def _slot_task(
-    url: str, cpus: int, pruning: bool
+    url: str, token: str, cpus: int, pruning: bool
 ) -> Callable[[Iterator["pd.DataFrame"]], Iterator["pd.DataFrame"]]:
     """The executor side: pull a trial, train it, send the outcome; repeat.
 
@@ -367,11 +383,13 @@ def _slot_task(
         warm_up()
         driver = xmlrpc.client.ServerProxy(url, allow_none=True)
         done = 0
-        while payload := driver.next_trial(slot, context.attemptNumber()):
+        while payload := driver.next_trial(token, slot, context.attemptNumber()):
             spec = TrialSpec.from_json(str(payload))
-            outcome = run_trial(spec, device, report=_reporter(driver, spec) if pruning else None)
+            outcome = run_trial(spec, device,
+                                report=_reporter(driver, token, spec) if pruning else None)
             outcome.gpu = gpu
-            driver.finish(json.dumps(outcome.as_record()), xmlrpc.client.Binary(outcome.weights))
+            driver.finish(token, json.dumps(outcome.as_record()),
+                          xmlrpc.client.Binary(outcome.weights))
             done += 1
         # Read the input to its end: a Python worker that leaves input unread is not
         # reused, and the next sweep would pay a new process and its imports.
@@ -382,8 +400,9 @@ def _slot_task(
     return run_slot
 
 
-def _reporter(driver: xmlrpc.client.ServerProxy, spec: Any) -> Callable[[int, float], bool]:
-    return lambda epoch, value: bool(driver.report(spec.number, epoch, value))
+def _reporter(driver: xmlrpc.client.ServerProxy, token: str,
+              spec: Any) -> Callable[[int, float], bool]:
+    return lambda epoch, value: bool(driver.report(token, spec.number, epoch, value))
 
 
 _TRIAL_SECTIONS = ("model", "optimizer", "train")

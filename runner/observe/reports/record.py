@@ -41,6 +41,9 @@ class RunRecord:
                            sign * t["metrics"].get(self.metric, 0.0), t["number"]),
         )
 
+    def params_of(self, number: int) -> dict[str, Any]:
+        return next((t["params"] for t in self.trials if t["number"] == number), {})
+
     def predictions(self) -> "pd.DataFrame | None":
         """The test predictions (id, label, prediction[, probability]), if written."""
         import pandas as pd
