@@ -48,10 +48,12 @@ class RunRecord:
         """The test predictions (id, label, prediction[, probability]), if written."""
         import pandas as pd
 
-        written = self.summary.get("predictions", {}).get("path")  # inference.output or the run's
-        path = Path(written) if written else self.run_dir / "predictions.parquet"
+        path = self.run_dir / "predictions.parquet"  # the run's own, wherever the run now lies
         if not path.exists():
-            return None
+            written = self.summary.get("predictions", {}).get("path")  # inference.output
+            if not written or not Path(written).exists():
+                return None
+            path = Path(written)
         table = pd.read_parquet(path)
         return table[["label", "prediction"]] if "label" in table else None
 
