@@ -113,8 +113,9 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
             with reporter.stage("infer"):
                 test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
                 with reporter.spark_tasks(spark, f"infer{test_rows}"):
-                    rows = infer.load_rows(spark, cfg.inference.data, prepared)
-                    predicted = infer.run(spark, rows, artifact, cfg.inference, out)
+                    predicted = _score(spark, cfg.inference, artifact, prepared, out)
+            for note in predicted.notes():
+                reporter.info(f"[infer] {note}")
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
@@ -141,13 +142,31 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(target_for(cfg.deploy), run_dir / "logs")
         with reporter.stage("infer", str(source)):
-            rows = infer.load_rows(spark, cfg.inference.data, entry)
-            predicted = infer.run(spark, rows, artifact, cfg.inference, out)
+            predicted = _score(spark, cfg.inference, artifact, entry, out)
     timings = {**reporter.timings, "total": time.perf_counter() - start}
     result = summary.run_infer(run_dir, source, predicted, timings)
     reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
                   + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items()))
+    for note in predicted.notes():
+        reporter.info(f"[summary] {note}")
     return result
+
+
+def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: PreparedDataset,
+           out: Path) -> infer.InferenceResult:
+    """The infer stage: the prepared test split, or ``inference.data`` through the model as
+    users load it (``runner.load_model``: a ScoringModel), written to ``out``."""
+    from runner.data import sources
+    from runner.serve.model import ScoringModel
+
+    model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
+                         batch_size=cfg.batch_size)
+    if cfg.data is None:
+        rows: infer.Rows = infer.PreparedSplit(prepared, "test")
+    else:
+        raw = sources.source_for(cfg.data).load(spark, cfg.data, labelled=False)
+        rows = model.rows(raw.df)
+    return infer.run(spark, rows, model.artifact, cfg, out)
 
 
 def _model_run(cfg: Any, original_cwd: Path) -> Path:

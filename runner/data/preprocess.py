@@ -17,6 +17,7 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,63 @@ def apply_transform(spark: "SparkSession", prepared: PreparedDataset,
         df = df.withColumn(label["column"], F.lit(None).cast(label["type"]))
     model = PipelineModel.load(prepared.transform_uri)
     return steps.to_output(model.transform(steps.to_input(df)), label["classes"], label["column"])
+
+
+@dataclass(frozen=True)
+class ScoringRows:
+    """New rows ready for a model: the user's ``kept`` columns, ``LABEL`` (the label's
+    index; absent without a label column), ``FEATURES`` and one flag per onehot column."""
+
+    df: "DataFrame"
+    kept: list[str]
+    labelled: bool  # the rows came with the run's label column
+    skipped: list[str]  # row conditions of data.steps that ran only in training
+    unseen: dict[str, str]  # onehot column -> its flag column in ``df``
+
+
+LABEL = "__label"
+FEATURES = "__features"
+
+
+def default_kept(prepared: PreparedDataset, columns: list[str]) -> list[str]:
+    """What scoring passes through by default: every input column that is not a feature."""
+    features = set(prepared.meta.get("features") or ["features"])
+    return [c for c in columns if c not in features]
+
+
+def scoring_rows(prepared: PreparedDataset, df: "DataFrame",
+                 kept: list[str] | None = None) -> ScoringRows:
+    """New rows -> the model's input, as ``steps.for_scoring`` runs the entry's fitted
+    preprocessing: no label needed, training-only row conditions left out, ``kept``
+    (default: ``default_kept``) passed through unchanged. Lazy: no Spark job runs.
+    """
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    label = prepared.meta["label"]
+    column, classes = label["column"], label["classes"]
+    kept = default_kept(prepared, df.columns) if kept is None else list(kept)
+    labelled = column in df.columns
+    df = df.withColumn(steps.KEPT, F.struct(*(F.col(f"`{c}`") for c in kept)))
+    if "id" not in df.columns:
+        df = df.withColumn("id", F.monotonically_increasing_id())
+    if not labelled:
+        df = df.withColumn(column, F.lit(None).cast(label["type"]))
+    scored = steps.for_scoring(PipelineModel.load(prepared.transform_uri), steps.to_input(df),
+                               column)
+    out = scored.df
+    if classes is not None:
+        index = F.col(steps.LABEL_INDEX)
+        label_col = F.when(index < len(classes), index)
+    else:
+        label_col = F.col(f"`{column}`")
+    columns = [F.col(steps.KEPT)[c].alias(c) for c in kept]
+    if labelled:
+        columns.append(label_col.cast("long").alias(LABEL))
+    columns.append(vector_to_array(steps.FEATURES, dtype="float32").alias(FEATURES))
+    columns += [F.col(flag) for flag in scored.unseen.values()]
+    return ScoringRows(out.select(*columns), kept, labelled, scored.skipped, scored.unseen)
 
 
 def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from runner.data.prepared import PreparedDataset
@@ -30,6 +30,7 @@ class ModelArtifact:
     task: dict[str, Any]  # resolved task config, with _target_
     model_kwargs: dict[str, Any]  # what the task told the model, e.g. num_classes
     weights: bytes  # torch.save of the state_dict
+    classes: Optional[tuple[str, ...]] = None  # string labels by index; None: integer labels
 
     @classmethod
     def trained(cls, model: dict[str, Any], task: dict[str, Any], prepared: "PreparedDataset",
@@ -37,8 +38,10 @@ class ModelArtifact:
         """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``."""
         from runner.tasks import task_for
 
+        classes = (prepared.meta.get("label") or {}).get("classes")
         return cls(model=model, input_shape=prepared.input_shape, task=task,
-                   model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights)
+                   model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights,
+                   classes=tuple(classes) if classes is not None else None)
 
     def build(self, device: str = "cpu"):
         """The model in eval mode with its weights loaded."""
@@ -60,6 +63,7 @@ def save(artifact: ModelArtifact, directory: Path) -> None:
         "input_shape": list(artifact.input_shape),
         "task": artifact.task,
         "model_kwargs": artifact.model_kwargs,
+        "classes": list(artifact.classes) if artifact.classes is not None else None,
     }
     atomic_write(directory / "weights.pt", artifact.weights)
     atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
@@ -83,6 +87,7 @@ def load(directory: Path) -> ModelArtifact:
         task=meta["task"],
         model_kwargs=meta["model_kwargs"],
         weights=(directory / "weights.pt").read_bytes(),
+        classes=tuple(meta["classes"]) if meta.get("classes") is not None else None,
     )
 
 

@@ -75,7 +75,7 @@ class FileSource:
                               "check data.path") from None
         return {"files": sorted([str(p), int(n), int(t)] for p, n, t in listing)}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from pyspark.sql import functions as F
 
         options = {str(k): str(v) for k, v in cfg.options.items()}
@@ -87,12 +87,12 @@ class FileSource:
                 f"data.path: cannot read {cfg.path} as {cfg.format} ({first_line(err)}); "
                 "check data.format and data.options"
             ) from None
-        if cfg.label not in df.columns:
+        if labelled and cfg.label not in df.columns:
             raise RunnerError(
                 f"data.label: no column {cfg.label!r} in {cfg.path}; "
                 f"available: {', '.join(df.columns)}"
             )
-        if "id" not in df.columns:
+        if labelled and "id" not in df.columns:  # rows to score keep only their own columns
             df = df.withColumn("id", F.monotonically_increasing_id())
         return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None)
 
