@@ -220,3 +220,64 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     missing = run_cli(["stages=[infer]", f"model_path={tmp_path / 'nope'}"], tmp_path, timeout=60)
     assert missing.returncode == 2 and "model_path:" in missing.stderr
     assert "Traceback" not in again.stderr + missing.stderr
+
+
+def _score_cli(run, csv, run_dir, *extra):
+    return run_cli(["stages=[infer]", f"model_path={run}", "data@inference.data=csv",
+                    f"inference.data.path={csv}", f"hydra.run.dir={run_dir}", *extra],
+                   run_dir.parent)
+
+
+def test_cli_scores_unlabelled_rows_by_class_name_keeping_the_users_columns(scoring_run,
+                                                                          tmp_path):
+    import pandas as pd
+
+    run, _, new = scoring_run
+    proc = _score_cli(run, new, tmp_path / "new")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = pd.read_csv(new)
+    west = int((rows["city"] == "west").sum())
+    assert "no labels: no metrics" in proc.stdout
+    assert f"{west} rows with a city not seen in training" in proc.stdout
+    table = pq.read_table(tmp_path / "new" / "predictions.parquet")
+    assert table.schema.names == ["customer", "day", "prediction", "prediction_index",
+                                  "probability"]  # the non-features, then the task's columns
+    assert table.schema.field("probability").type.names == ["high", "low", "medium"]
+    out = table.to_pandas().set_index("customer").loc[rows["customer"]]  # every row, once
+    assert len(out) == len(rows) == 200  # the training-only dropna on the label did not run
+    classes = np.array(["high", "low", "medium"])
+    assert (out["prediction"].to_numpy() == classes[out["prediction_index"]]).all()
+    probability = np.array([[p[c] for c in classes] for p in out["probability"]])
+    assert np.allclose(probability.sum(1), 1, atol=1e-5)
+    assert (classes[probability.argmax(1)] == out["prediction"].to_numpy()).all()
+    summary = json.loads((tmp_path / "new" / "summary.json").read_text())
+    assert summary["test_metrics"] == {} and summary["predictions"]["unseen"] == {"city": west}
+    assert summary["predictions"]["skipped_steps"] == ["`species` IS NOT NULL"]
+
+
+def test_cli_scores_labelled_rows_and_chosen_columns(scoring_run, tmp_path):
+    import pandas as pd
+
+    run, labelled, _ = scoring_run
+    proc = _score_cli(run, labelled, tmp_path / "lab", "inference.keep_columns=[customer,species]")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "lab" / "summary.json").read_text())
+    assert summary["test_metrics"]["test_accuracy"] > 0.7
+    assert summary["predictions"]["labelled_rows"] == 200
+    out = pq.read_table(tmp_path / "lab" / "predictions.parquet").to_pandas()
+    assert list(out.columns[:2]) == ["customer", "species"]
+    given = pd.read_csv(labelled).set_index("customer")["species"]
+    assert (out.set_index("customer")["species"] == given.loc[out["customer"]]).all()
+
+
+def test_cli_unseen_fail_and_bad_keep_columns_leave_nothing(scoring_run, tmp_path):
+    run, _, new = scoring_run
+    failed = _score_cli(run, new, tmp_path / "fail", "inference.unseen=fail")
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert "inference.unseen:" in failed.stderr and "city" in failed.stderr
+    bad = _score_cli(run, new, tmp_path / "bad", "inference.keep_columns=[nope]")
+    assert bad.returncode == 2 and "inference.keep_columns: no column 'nope'" in bad.stderr
+    for run_dir in (tmp_path / "fail", tmp_path / "bad"):
+        assert not (run_dir / "predictions.parquet").exists()
+        assert not (run_dir / "summary.json").exists()
+    assert "Traceback" not in failed.stderr + bad.stderr
