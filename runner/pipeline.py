@@ -33,6 +33,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + sweep.validate(cfg)
         + tracking.validate(cfg)
         + infer.validate(cfg.inference, out, task_for(cfg.task))
+        + infer.data_problems(cfg.inference.data)
         + input_problems(cfg.model, cfg.data.get("image_shape") or [None])  # tabular: width unknown
     )
     if "train" in stages.selected(cfg):
@@ -105,9 +106,6 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
             artifact = artifacts.ModelArtifact.trained(sweep.trial_config(cfg, params)["model"],
                                                        as_plain(cfg.task), prepared,
                                                        swept.best.weights)
-        if artifact:
-            _save_model(artifact, run_dir / "model", cfg.inference.torchscript)
-
         predicted = None
         if "infer" in selected:
             with reporter.stage("infer"):
@@ -116,6 +114,9 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
                     predicted = _score(spark, cfg.inference, artifact, prepared, out)
             for note in predicted.notes():
                 reporter.info(f"[infer] {note}")
+
+        if artifact:  # after infer: a run that failed leaves no model/ (trials.jsonl resumes it)
+            _save_model(artifact, run_dir / "model", cfg.inference.torchscript)
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
@@ -135,6 +136,8 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
                 + target_for(cfg.deploy).validate()
                 + entry.problems([] if cfg.inference.data is not None else ["test"],
                                  key="model_path"))
+    if not problems:
+        problems += infer.data_problems(cfg.inference.data, entry.meta)
     if problems:
         raise RunnerError("; ".join(problems))
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)

@@ -281,3 +281,30 @@ def test_cli_unseen_fail_and_bad_keep_columns_leave_nothing(scoring_run, tmp_pat
         assert not (run_dir / "predictions.parquet").exists()
         assert not (run_dir / "summary.json").exists()
     assert "Traceback" not in failed.stderr + bad.stderr
+
+
+def test_bad_inference_data_is_refused_before_spark_naming_inference_data(scoring_run, tmp_path):
+    import pandas as pd
+
+    run, _, new = scoring_run
+    pd.read_csv(new).drop(columns=["age"]).to_csv(tmp_path / "no_age.csv", index=False)
+    cases = {
+        "no_path": ([], "inference.data.path: required for inference.data=csv"),
+        "missing": ([f"inference.data.path={tmp_path / 'nope.csv'}"],
+                    "inference.data.path: " + str(tmp_path / "nope.csv") + " not found"),
+        "no_age": ([f"inference.data.path={tmp_path / 'no_age.csv'}"],
+                   "inference.data.path: " + str(tmp_path / "no_age.csv") + " has no column 'age'"),
+    }
+    for name, (extra, message) in cases.items():
+        proc = run_cli(["stages=[infer]", f"model_path={run}", "data@inference.data=csv", *extra,
+                        f"hydra.run.dir={tmp_path / name}"], tmp_path, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, (name, proc.stderr)
+        assert not (tmp_path / name / "logs").exists()  # Spark never started
+        assert not (tmp_path / name / "summary.json").exists()
+    # a whole run: refused before the sweep, so no model/ is left behind
+    proc = run_cli(["data@inference.data=csv", *["search.n_trials=1"],
+                    f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "inference.data.path: required" in proc.stderr
+    assert not (tmp_path / "whole" / "model").exists()
+    assert not (tmp_path / "whole" / "summary.json").exists()
+    assert "Traceback" not in proc.stderr

@@ -138,6 +138,15 @@ LABEL = "__label"
 FEATURES = "__features"
 
 
+def missing_features(meta: dict[str, Any], columns: list[str]) -> list[str]:
+    """The features a model was trained on that ``columns`` (new rows') lack; none known
+    when a ``select`` step may have made them."""
+    steps_ = (meta.get("config") or {}).get("steps") or []
+    if any(step.get("op") == "select" for step in steps_):
+        return []
+    return [c for c in meta.get("features") or [] if c not in columns]
+
+
 def default_kept(prepared: PreparedDataset, columns: list[str]) -> list[str]:
     """What scoring passes through by default: every input column that is not a feature."""
     features = set(prepared.meta.get("features") or ["features"])

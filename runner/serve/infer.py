@@ -175,6 +175,34 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
     return problems
 
 
+def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
+    """Problems with ``inference.data`` (rows to score: no label needed) found before Spark
+    starts, each naming ``inference.data.*``; with the model's prepared ``meta``, also the
+    feature columns a local CSV or Parquet input lacks."""
+    import re
+
+    from runner.data import preprocess, sources
+
+    if data is None:
+        return []
+    try:
+        source = sources.source_for(data)
+        problems = [p for p in source.validate(data) if not p.startswith("data.label")]
+    except RunnerError as err:
+        problems = [str(err)]
+    problems = [re.sub(r"(?<![\w./-])data([.=])(?=[a-z_])", r"inference.data\1", p)
+                for p in problems]
+    columns = getattr(source, "columns", None) if not problems else None
+    given = columns(data) if columns is not None and meta is not None else None
+    if given is not None and meta is not None:
+        missing = preprocess.missing_features(meta, given)
+        if missing:
+            problems.append(f"inference.data.path: {data.path} has no column "
+                            f"{', '.join(map(repr, missing))}; the model reads "
+                            f"{', '.join(meta['features'])}")
+    return problems
+
+
 def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
     """``inference.output`` (relative to where the runner started) or the run's default."""
     if not cfg.output:

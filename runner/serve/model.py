@@ -106,12 +106,10 @@ class ScoringModel(Model):
         if missing:
             raise RunnerError(f"inference.keep_columns: no column {', '.join(map(repr, missing))}"
                               f" in the input; available: {', '.join(df.columns)}")
-        features = [c for c in _meta(self.prepared).get("features") or []
-                    if c not in df.columns and c != "features"]
-        steps = (_meta(self.prepared).get("config") or {}).get("steps") or []
-        if features and not steps:  # with steps, a feature may be made by a select
-            raise RunnerError(f"inference.data: no feature column {', '.join(map(repr, features))}"
-                              f"; the model was trained on {', '.join(_meta(self.prepared)['features'])}")
+        missing = preprocess.missing_features(_meta(self.prepared), df.columns)
+        if missing:
+            raise RunnerError(f"inference.data: no feature column {', '.join(map(repr, missing))}"
+                              f"; the model reads {', '.join(_meta(self.prepared)['features'])}")
         return preprocess.scoring_rows(self.prepared, df, self.keep_columns)
 
     def scorer(self, rows: "ScoringRows") -> "Scorer":

@@ -27,7 +27,7 @@ class FileDataConfig(DataConfig):
     format: str = "parquet"  # parquet | csv | json | delta
     path: str = MISSING
     options: dict[str, str] = field(default_factory=dict)  # passed to spark.read.options
-    label: str = "label"
+    label: Optional[str] = "label"  # rows to score (inference.data) need none
     features: Optional[list[str]] = None  # null: every numeric column but the label
 
 
@@ -52,7 +52,9 @@ class FileSource:
         local = _local_path(cfg.path)
         if local is not None and not any(ch in str(local) for ch in "*?[{") and not local.exists():
             problems.append(f"data.path: {cfg.path} not found; set data.path to a file or folder")
-        if cfg.features is not None and cfg.label in cfg.features:
+        if cfg.label is None:
+            problems.append("data.label: required to train; name the label column")
+        elif cfg.features is not None and cfg.label in cfg.features:
             problems.append(f"data.features: lists the label column {cfg.label!r}; remove it")
         return problems
 
@@ -74,6 +76,30 @@ class FileSource:
             raise RunnerError(f"data.path: cannot list {cfg.path} ({first_line(err)}); "
                               "check data.path") from None
         return {"files": sorted([str(p), int(n), int(t)] for p, n, t in listing)}
+
+    def columns(self, cfg: Any) -> Optional[list[str]]:
+        """The columns of a local CSV (with a header) or Parquet input, read without Spark
+        (the first file of a folder); None when only Spark can tell."""
+        local = _local_path(cfg.path)
+        if local is None or not local.exists() or cfg.format not in ("csv", "parquet"):
+            return None
+        files = ([local] if local.is_file() else
+                 sorted(p for p in local.rglob(f"*.{cfg.format}")
+                        if not any(part.startswith((".", "_")) for part in p.parts)))
+        if not files:
+            return None
+        options = {str(k).lower(): str(v) for k, v in cfg.options.items()}
+        if cfg.format == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(files[0]).names)
+        if options.get("header", "false").lower() != "true":
+            return None
+        import csv
+
+        with open(files[0], newline="", encoding=options.get("encoding", "utf-8")) as fh:
+            sep = options.get("sep", options.get("delimiter", ","))
+            return next(csv.reader(fh, delimiter=sep), [])
 
     def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from pyspark.sql import functions as F
