@@ -91,7 +91,12 @@ class Scorer:
         """The scored batches' schema: the kept columns, then the task's."""
         import pyarrow as pa
 
-        return pa.schema([*((c, kept_types[c]) for c in self.kept), *self.task().output_schema])
+        return pa.schema([*((c, pa.string() if self._named(c) else kept_types[c])
+                            for c in self.kept), *self.task().output_schema])
+
+    def _named(self, column: str) -> bool:
+        """A kept label of class indices (a prepared split's), written by class name."""
+        return column == self.label and self.artifact.classes is not None
 
     def score(self, batches: Iterator["pa.RecordBatch"], schema: "pa.Schema",
               counts: dict[str, Any] | None = None) -> Iterator["pa.RecordBatch"]:
@@ -134,7 +139,8 @@ class Scorer:
                     counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
                     counts["labelled"] += int(known.sum())
             yield pa.RecordBatch.from_arrays(
-                [*(batch.column(c) for c in self.kept),
+                [*(pc.take(pa.array(self.artifact.classes), batch.column(c)) if self._named(c)
+                   else batch.column(c) for c in self.kept),
                  *(_arrow(columns[f.name], f.type) for f in task.output_schema)],
                 schema=schema,
             )
