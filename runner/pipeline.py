@@ -110,6 +110,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
         if "infer" in selected:
             with reporter.stage("infer"):
                 test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
+                assert artifact is not None  # stages.validate: infer needs sweep or train
                 with reporter.spark_tasks(spark, f"infer{test_rows}"):
                     predicted = _score(spark, cfg.inference, artifact, prepared, out)
             for note in predicted.notes():

@@ -15,9 +15,10 @@ methods (``model.eval()``, ``model.state_dict()``...) on the object itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pyspark.ml import Model
 
@@ -45,8 +46,8 @@ class ScoringModel(Model):
     job naming the column; ``batch_size``: rows per forward pass.
     """
 
-    def __init__(self, artifact: ModelArtifact, prepared: Optional[PreparedDataset],
-                 keep_columns: Optional[Sequence[str]] = None, unseen: str = "keep",
+    def __init__(self, artifact: ModelArtifact, prepared: PreparedDataset | None,
+                 keep_columns: Sequence[str] | None = None, unseen: str = "keep",
                  batch_size: int = 1024):
         super().__init__()
         if unseen not in UNSEEN_POLICIES:
@@ -67,7 +68,7 @@ class ScoringModel(Model):
         self._module: Any = None
 
     @classmethod
-    def load(cls, run_dir: "str | Path", **options: Any) -> "ScoringModel":
+    def load(cls, run_dir: str | Path, **options: Any) -> ScoringModel:
         """The model of the finished run at ``run_dir`` (its ``model/`` and ``prepared``)."""
         run_dir = Path(run_dir)
         artifact = artifacts.load(run_dir / "model")
@@ -76,7 +77,7 @@ class ScoringModel(Model):
                    else None, **options)
 
     @property
-    def classes(self) -> Optional[list[str]]:
+    def classes(self) -> list[str] | None:
         """The class names by index (string labels); None for integer labels."""
         return list(self.artifact.classes) if self.artifact.classes is not None else None
 
@@ -95,7 +96,7 @@ class ScoringModel(Model):
             raise AttributeError(name)
         return getattr(self.module, name)
 
-    def rows(self, df: "DataFrame") -> "ScoringRows":
+    def rows(self, df: DataFrame) -> ScoringRows:
         """``df`` through the run's fitted preprocessing, lazily (``scoring_rows``)."""
         from runner.data import preprocess
 
@@ -112,14 +113,14 @@ class ScoringModel(Model):
                               f"; the model reads {', '.join(_meta(self.prepared)['features'])}")
         return preprocess.scoring_rows(self.prepared, df, self.keep_columns)
 
-    def scorer(self, rows: "ScoringRows") -> "Scorer":
+    def scorer(self, rows: ScoringRows) -> Scorer:
         """How the executors score ``rows``' batches."""
         from runner.serve.infer import scorer_for
 
         return scorer_for(rows, self.artifact,
                           {"batch_size": self.batch_size, "unseen": self.unseen})
 
-    def _transform(self, dataset: "DataFrame") -> "DataFrame":
+    def _transform(self, dataset: DataFrame) -> DataFrame:
         """The kept columns and the task's (``prediction``...): one lazy ``mapInArrow``."""
         from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -131,7 +132,7 @@ class ScoringModel(Model):
         return rows.df.mapInArrow(partial(_scored, scorer, schema), from_arrow_schema(schema))
 
 
-def _scored(scorer: "Scorer", schema: "pa.Schema", batches: Any) -> Any:
+def _scored(scorer: Scorer, schema: pa.Schema, batches: Any) -> Any:
     """One partition's batches scored (in an executor's Python worker)."""
     yield from scorer.score(batches, schema)
 
