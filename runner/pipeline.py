@@ -38,6 +38,9 @@ def validate(cfg: Any, out: Path | None = None) -> None:
     )
     if "train" in stages.selected(cfg):
         problems += retrain.validate(cfg)
+    if cfg.inference.streaming:
+        problems.append("inference.streaming: only for a saved model; set stages=[infer] "
+                        "model_path=RUN_DIR")
     if problems:
         raise RunnerError("; ".join(problems))
 
@@ -146,7 +149,10 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(target_for(cfg.deploy), run_dir / "logs")
         with reporter.stage("infer", str(source)):
-            predicted = _score(spark, cfg.inference, artifact, entry, out)
+            if cfg.inference.streaming:
+                predicted = _stream(spark, cfg.inference, artifact, entry, source, out)
+            else:
+                predicted = _score(spark, cfg.inference, artifact, entry, out)
     timings = {**reporter.timings, "total": time.perf_counter() - start}
     result = summary.run_infer(run_dir, source, predicted, timings)
     reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
@@ -154,6 +160,21 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     for note in predicted.notes():
         reporter.info(f"[summary] {note}")
     return result
+
+
+def _stream(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact,
+            prepared: PreparedDataset, source: Path, out: Path) -> infer.InferenceResult:
+    """``inference.streaming``: the files that arrived in ``inference.data.path`` since the
+    last call, appended to ``out``; the checkpoint lives under the model's run, one per
+    output, so every call with the same output continues where the last stopped."""
+    import hashlib
+
+    from runner.serve.model import ScoringModel
+
+    model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
+                         batch_size=cfg.batch_size)
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    return infer.stream(spark, model, cfg.data, out, source / "checkpoints" / key)
 
 
 def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: PreparedDataset,

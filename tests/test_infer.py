@@ -308,3 +308,40 @@ def test_bad_inference_data_is_refused_before_spark_naming_inference_data(scorin
     assert not (tmp_path / "whole" / "model").exists()
     assert not (tmp_path / "whole" / "summary.json").exists()
     assert "Traceback" not in proc.stderr
+
+
+def test_streaming_scores_each_arriving_file_exactly_once_across_restarts(spark, scoring_run,
+                                                                          tmp_path):
+    import pandas as pd
+
+    run, _, new = scoring_run
+    rows = pd.read_csv(new)
+    watched, out = tmp_path / "in", tmp_path / "scored"
+    watched.mkdir()
+    rows[:80].to_csv(watched / "a.csv", index=False)
+    rows[80:150].to_csv(watched / "b.csv", index=False)
+
+    def call(name):
+        proc = _score_cli(run, watched, tmp_path / name, "inference.streaming=true",
+                          f"inference.output={out}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads((tmp_path / name / "summary.json").read_text())["predictions"]["rows"]
+
+    assert call("first") == 150
+    rows[150:].to_csv(watched / "c.csv", index=False)  # arrives while no query runs
+    assert call("second") == 50  # the restarted query resumes from its checkpoint
+    assert call("third") == 0
+    scored = spark.read.parquet(str(out)).toPandas()  # the sink's log: committed files only
+    assert sorted(scored["customer"]) == sorted(rows["customer"])  # each row exactly once
+    assert list(scored.columns) == ["customer", "day", "prediction", "prediction_index",
+                                    "probability"]
+    assert any((run / "checkpoints").iterdir())  # under the model's run
+
+
+def test_streaming_needs_a_saved_model_inference_data_and_output(scoring_run, tmp_path):
+    run, _, new = scoring_run
+    proc = run_cli(["stages=[infer]", f"model_path={run}", "inference.streaming=true",
+                    f"hydra.run.dir={tmp_path / 'x'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert "inference.streaming: needs inference.data" in proc.stderr
+    assert "inference.output: streaming appends" in proc.stderr

@@ -55,6 +55,9 @@ class InferenceConfig:
     # inference.data's columns written beside the predictions; null: every non-feature column
     keep_columns: Optional[list[str]] = None
     unseen: str = "keep"  # a onehot value not seen in training: keep (scored as unknown) | fail
+    # stages=[infer]: score inference.data's folder as a stream; each run scores the files
+    # that arrived since the last (checkpoint under model_path's run), appending to output
+    streaming: bool = False
 
 
 @dataclass

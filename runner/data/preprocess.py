@@ -168,8 +168,9 @@ def scoring_rows(prepared: PreparedDataset, df: "DataFrame",
     kept = default_kept(prepared, df.columns) if kept is None else list(kept)
     labelled = column in df.columns
     df = df.withColumn(steps.KEPT, F.struct(*(F.col(f"`{c}`") for c in kept)))
-    if "id" not in df.columns:
-        df = df.withColumn("id", F.monotonically_increasing_id())
+    if "id" not in df.columns:  # steps may read it; a stream cannot number its rows
+        df = df.withColumn("id", F.lit(None).cast("long") if df.isStreaming
+                           else F.monotonically_increasing_id())
     if not labelled:
         df = df.withColumn(column, F.lit(None).cast(label["type"]))
     scored = steps.for_scoring(PipelineModel.load(prepared.transform_uri), steps.to_input(df),

@@ -167,7 +167,13 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
         problems.append(f"inference.unseen: {cfg.unseen!r} is not keep or fail")
     if cfg.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.batch_size}")
-    if out is not None and out.exists() and not cfg.overwrite:
+    if cfg.get("streaming") and cfg.get("data") is None:
+        problems.append("inference.streaming: needs inference.data, a folder that receives "
+                        "files; set data@inference.data=csv inference.data.path=DIR")
+    if cfg.get("streaming") and not cfg.get("output"):
+        problems.append("inference.output: streaming appends every call's rows to one "
+                        "output; set inference.output=PATH")
+    if out is not None and out.exists() and not cfg.overwrite and not cfg.get("streaming"):
         problems.append(f"inference.output: {out} exists; remove it, choose another "
                         "inference.output, or set inference.overwrite=true")
     columns = [*KEPT, *(f.name for f in task.output_schema if not pa.types.is_nested(f.type))]
@@ -207,6 +213,41 @@ def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
                             f"{', '.join(map(repr, missing))}; the model reads "
                             f"{', '.join(meta['features'])}")
     return problems
+
+
+def stream(spark: "SparkSession", model: Any, data: Any, out: Path,
+           checkpoint: Path) -> InferenceResult:
+    """Score the files in ``data``'s folder that no earlier call scored, as a Structured
+    Streaming query (``trigger(availableNow=True)``: every file there now, then stop),
+    appending them to the Parquet dataset ``out``. ``checkpoint`` records which files were
+    scored and Spark's file sink commits each micro-batch once, so a stopped or failed call
+    rerun scores each file exactly once. Metrics and unseen counts are not gathered here
+    (``inference.unseen=fail`` still stops the query)."""
+    from runner.data import sources
+
+    static = sources.source_for(data).load(spark, data, labelled=False).df  # the schema
+    options = {str(k): str(v) for k, v in data.options.items()}
+    rows = (spark.readStream.format(data.format).options(**options).schema(static.schema)
+            .load(data.path))
+    scored = model.transform(rows)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    query = (scored.writeStream.format("parquet").outputMode("append")
+             .option("checkpointLocation", str(checkpoint)).trigger(availableNow=True)
+             .start(str(out)))
+    with _task_errors_as_one_line():
+        try:
+            query.awaitTermination()
+        except Exception as err:  # a task's error reaches the driver as the query's
+            from pyspark.errors import StreamingQueryException
+
+            if not isinstance(err, StreamingQueryException):
+                raise
+            lines = [ln.strip() for ln in str(err).splitlines() if "RunnerError: " in ln]
+            if lines:
+                raise RunnerError(lines[-1].split("RunnerError: ", 1)[1]) from None
+            raise
+    total = sum(int(p["numInputRows"]) for p in query.recentProgress)
+    return InferenceResult(path=str(out), rows=total, metrics={}, labelled=0)
 
 
 def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
