@@ -144,7 +144,7 @@ def for_scoring(model: "PipelineModel", df: "DataFrame", label: str) -> Scored:
 
     - Row conditions (``filter``, ``dropna``) that name the label clean training rows only:
       a ``dropna`` loses the label from its columns, a ``filter`` that reads the label
-      does not run (Spark's analyser decides, on ``df`` without the label).
+      does not run (Spark's analyser decides, on ``df``'s columns without the label).
     - Every other SQL stage (``select``, onehot's rename) also carries ``KEPT`` and the
       ``UNSEEN`` flags, so the user's columns come out unchanged whatever the steps select.
     - After each onehot encoder: per column, a flag for values its indexer never saw
@@ -190,8 +190,13 @@ def _scoring_condition(condition: str, df: "DataFrame", label: str) -> Optional[
     if all(_NOT_NULL.fullmatch(p) for p in parts):  # dropna: one clause per column
         kept = [p for p in parts if _NOT_NULL.fullmatch(p).group(1) != label]  # type: ignore[union-attr]
         return " AND ".join(kept) or None
+    from pyspark.sql.types import StructType
+
+    # Rows of df's columns but the label, with no lineage: on df.drop(label), Spark would
+    # resolve the label from the plan below the drop.
+    without = StructType([f for f in df.schema.fields if f.name != label])
     try:
-        df.drop(label).where(condition).schema  # noqa: B018 -- analysed (Connect: here)
+        df.sparkSession.createDataFrame([], without).where(condition).schema  # noqa: B018
     except AnalysisException:  # it reads the label
         return None
     return condition
