@@ -10,6 +10,7 @@ data, turns new rows into exactly the same features (``to_input`` -> model -> ``
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,10 +196,15 @@ def _scoring_condition(condition: str, df: "DataFrame", label: str) -> Optional[
     # Rows of df's columns but the label, with no lineage: on df.drop(label), Spark would
     # resolve the label from the plan below the drop.
     without = StructType([f for f in df.schema.fields if f.name != label])
+    quiet = logging.getLogger("SQLQueryContextLogger")  # pyspark logs the expected failure
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         df.sparkSession.createDataFrame([], without).where(condition).schema  # noqa: B018
     except AnalysisException:  # it reads the label
         return None
+    finally:
+        quiet.setLevel(level)
     return condition
 
 

@@ -42,11 +42,15 @@ class RunRecord:
         )
 
     def predictions(self) -> "pd.DataFrame | None":
-        """The test predictions (id, label, prediction[, probability]), if written."""
+        """The test predictions (id, label, prediction[, probability]), if written; None for
+        predictions of new data (``inference.data``: the user's columns, no ``label``)."""
         import pandas as pd
+        import pyarrow.dataset as ds
 
         path = self.run_dir / "predictions.parquet"
-        return pd.read_parquet(path, columns=["label", "prediction"]) if path.exists() else None
+        if not path.exists() or "label" not in ds.dataset(path, format="parquet").schema.names:
+            return None
+        return pd.read_parquet(path, columns=["label", "prediction"])
 
 
 def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
