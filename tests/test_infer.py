@@ -345,3 +345,23 @@ def test_streaming_needs_a_saved_model_inference_data_and_output(scoring_run, tm
     assert proc.returncode == 2
     assert "inference.streaming: needs inference.data" in proc.stderr
     assert "inference.output: streaming appends" in proc.stderr
+
+
+def test_a_whole_run_scores_unlabelled_inference_data(scoring_run, tmp_path):
+    """Train and score new rows in one run: no metrics, a report without a confusion matrix,
+    and a filter on the label that cleans only training rows."""
+    run, _, new = scoring_run
+    proc = run_cli(["data=csv", f"data.path={run.parent / 'train.csv'}", "data.label=species",
+                    "data.steps=[{op:dropna,columns:[species]},{op:filter,expr:\"species != 'x'\"},"
+                    "{op:impute,strategy:mean},{op:onehot,columns:[city]}]",
+                    "search.n_trials=1", "search.parallelism=1", "train.epochs=2",
+                    "stages=[preprocess,sweep,infer]", "data@inference.data=csv",
+                    f"inference.data.path={new}", f"hydra.run.dir={tmp_path / 'run'}",
+                    f"data.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[infer] no labels: no metrics" in proc.stdout and "ERROR" not in proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_metrics"] == {} and summary["predictions"]["rows"] == 200
+    assert summary["predictions"]["skipped_steps"] == ["`species` IS NOT NULL", "species != 'x'"]
+    assert (tmp_path / "run" / "model" / "model.json").exists()
+    assert "Confusion" not in (tmp_path / "run" / "report.md").read_text()
