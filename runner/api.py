@@ -41,8 +41,17 @@ def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> 
     return summary
 
 
-def load_model(run_dir: str | Path) -> Any:
-    """The model a finished run deployed (``RUN_DIR/model/``), in eval mode on the CPU."""
-    from runner.serve import artifacts
+def load_model(run_dir: str | Path, keep_columns: Sequence[str] | None = None,
+               unseen: str = "keep", batch_size: int = 1024) -> Any:
+    """The model a finished run deployed (``RUN_DIR/model/``) with its fitted preprocessing,
+    as a ``pyspark.ml`` Model: ``load_model(RUN).transform(df)`` scores a DataFrame lazily
+    (``runner.serve.model.ScoringModel``). The torch module (eval mode, CPU) is ``.module``;
+    calling the object, or a module method on it, reaches that module as before.
 
-    return artifacts.load(Path(run_dir) / "model").build()
+    Raises:
+        RunnerError: ``RUN_DIR/model`` incomplete, or a bad ``unseen``/``batch_size``.
+    """
+    from runner.serve.model import ScoringModel
+
+    return ScoringModel.load(run_dir, keep_columns=keep_columns, unseen=unseen,
+                             batch_size=batch_size)

@@ -33,11 +33,15 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + sweep.validate(cfg)
         + tracking.validate(cfg)
         + infer.validate(cfg.inference, out, task_for(cfg.task))
+        + infer.data_problems(cfg.inference.data)
         + input_problems(cfg.model, sources.expected_input_shape(cfg.data))
         + augment.validate(cfg.train.augment, sources.expected_input_shape(cfg.data))
     )
     if "train" in stages.selected(cfg):
         problems += retrain.validate(cfg)
+    if cfg.inference.streaming:
+        problems.append("inference.streaming: only for a saved model; set stages=[infer] "
+                        "model_path=RUN_DIR")
     if problems:
         raise RunnerError("; ".join(problems))
 
@@ -106,17 +110,18 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
             artifact = artifacts.ModelArtifact.trained(sweep.trial_config(cfg, params)["model"],
                                                        as_plain(cfg.task), prepared,
                                                        swept.best.weights)
-        if artifact:
-            _save_model(artifact, run_dir / "model", cfg.inference.torchscript)
-
         predicted = None
         if "infer" in selected:
             with reporter.stage("infer"):
                 test_rows = f" {prepared.rows['test']} rows" if cfg.inference.data is None else ""
+                assert artifact is not None  # stages.validate: infer needs sweep or train
                 with reporter.spark_tasks(spark, f"infer{test_rows}"):
-                    rows = infer.load_rows(spark, cfg.inference.data, prepared)
-                    assert artifact is not None  # stages.validate: infer follows sweep or train
-                    predicted = infer.run(spark, rows, artifact, cfg.inference, out)
+                    predicted = _score(spark, cfg.inference, artifact, prepared, out)
+            for note in predicted.notes():
+                reporter.info(f"[infer] {note}")
+
+        if artifact:  # after infer: a run that failed leaves no model/ (trials.jsonl resumes it)
+            _save_model(artifact, run_dir / "model", cfg.inference.torchscript)
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
@@ -136,6 +141,8 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
                 + target_for(cfg.deploy).validate()
                 + entry.problems([] if cfg.inference.data is not None else ["test"],
                                  key="model_path"))
+    if not problems:
+        problems += infer.data_problems(cfg.inference.data, entry.meta)
     if problems:
         raise RunnerError("; ".join(problems))
     reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
@@ -143,13 +150,49 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(target_for(cfg.deploy), run_dir / "logs")
         with reporter.stage("infer", str(source)):
-            rows = infer.load_rows(spark, cfg.inference.data, entry)
-            predicted = infer.run(spark, rows, artifact, cfg.inference, out)
+            if cfg.inference.streaming:
+                predicted = _stream(spark, cfg.inference, artifact, entry, source, out)
+            else:
+                predicted = _score(spark, cfg.inference, artifact, entry, out)
     timings = {**reporter.timings, "total": time.perf_counter() - start}
     result = summary.run_infer(run_dir, source, predicted, timings)
     reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
                   + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items()))
+    for note in predicted.notes():
+        reporter.info(f"[summary] {note}")
     return result
+
+
+def _stream(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact,
+            prepared: PreparedDataset, source: Path, out: Path) -> infer.InferenceResult:
+    """``inference.streaming``: the files that arrived in ``inference.data.path`` since the
+    last call, appended to ``out``; the checkpoint lives under the model's run, one per
+    output, so every call with the same output continues where the last stopped."""
+    import hashlib
+
+    from runner.serve.model import ScoringModel
+
+    model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
+                         batch_size=cfg.batch_size)
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    return infer.stream(spark, model, cfg.data, out, source / "checkpoints" / key)
+
+
+def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: PreparedDataset,
+           out: Path) -> infer.InferenceResult:
+    """The infer stage: the prepared test split, or ``inference.data`` through the model as
+    users load it (``runner.load_model``: a ScoringModel), written to ``out``."""
+    from runner.data import sources
+    from runner.serve.model import ScoringModel
+
+    model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
+                         batch_size=cfg.batch_size)
+    if cfg.data is None:
+        rows: infer.Rows = infer.PreparedSplit(prepared, "test")
+    else:
+        raw = sources.source_for(cfg.data).load(spark, cfg.data, labelled=False)
+        rows = model.rows(raw.df)
+    return infer.run(spark, rows, model.artifact, cfg, out)
 
 
 def _model_run(cfg: Any, original_cwd: Path) -> Path:

@@ -138,3 +138,45 @@ def spark_multirun(tmp_path_factory):
                     "search.n_trials=2", "train.epochs=2", f"hydra.sweep.dir={sweep_dir}",
                     f"data.cache_dir={cache}"], tmp, timeout=600)
     return sweep_dir, cache, proc
+
+
+def scoring_rows(n: int, cities: list[str], seed: int, labelled: bool = True):
+    """Rows a user scores: a key, a date, two numbers, a city (categorical) and a string
+    label (``species``: high/low/medium, learnable from age and city)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    age = rng.uniform(18, 80, n).round(1)
+    city = rng.choice(cities, n)
+    score = (age - 49) / 18 + (city == "north") - (city == "south")
+    df = pd.DataFrame({"customer": [f"c{seed}-{i:05d}" for i in range(n)],
+                       "day": pd.date_range("2026-01-01", periods=n, freq="h").strftime("%Y-%m-%d"),
+                       "age": age, "income": rng.normal(50, 15, n).round(2), "city": city})
+    if labelled:
+        df["species"] = np.where(score > 0.6, "high", np.where(score < -0.6, "low", "medium"))
+    return df
+
+
+@pytest.fixture(scope="session")
+def scoring_run(tmp_path_factory):
+    """A finished run trained by the CLI on a CSV with a string label (a few rows without
+    one), a categorical ``city`` (north, south, east) and non-feature key and date columns;
+    and CSVs to score: labelled and unlabelled, both with an unseen city (west).
+    Returns (run dir, labelled.csv, unlabelled.csv)."""
+    tmp = tmp_path_factory.mktemp("scoring")
+    train = scoring_rows(600, ["north", "south", "east"], seed=1)
+    train.loc[::50, "species"] = None
+    train.to_csv(tmp / "train.csv", index=False)
+    scoring_rows(200, ["north", "south", "east", "west"], seed=2).to_csv(
+        tmp / "labelled.csv", index=False)
+    scoring_rows(200, ["north", "south", "east", "west"], seed=3, labelled=False).to_csv(
+        tmp / "new.csv", index=False)
+    proc = run_cli(["data=csv", f"data.path={tmp / 'train.csv'}", "data.label=species",
+                    "data.steps=[{op:dropna,columns:[species]},{op:impute,strategy:mean},"
+                    "{op:onehot,columns:[city]}]",
+                    "search.n_trials=1", "search.parallelism=1", "train.epochs=8",
+                    "stages=[preprocess,sweep]", f"hydra.run.dir={tmp / 'run'}",
+                    f"data.cache_dir={tmp / 'cache'}"], tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return tmp / "run", tmp / "labelled.csv", tmp / "new.csv"

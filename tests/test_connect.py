@@ -80,3 +80,30 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
         summary = json.loads((tmp_path / run / "summary.json").read_text())
         assert summary["data"]["cache_hit"] is hit and sum(summary["data"]["rows"].values()) == 60
 
+
+
+def test_load_model_transform_over_spark_connect(connect_server, scoring_run, tmp_path):
+    """The user's own job over Connect: the run's fitted preprocessing and the network, in a
+    Pipeline too (no SparkContext)."""
+    from tests.conftest import ROOT
+
+    run, _, new = scoring_run
+    code = (
+        "import json, sys\n"
+        "from pyspark.ml import Pipeline\n"
+        "from pyspark.sql import SparkSession\n"
+        "from runner import load_model\n"
+        f"spark = SparkSession.builder.remote({connect_server!r}).getOrCreate()\n"
+        f"df = spark.read.options(header=True, inferSchema=True).csv({str(new)!r})\n"
+        f"model = load_model({str(run)!r})\n"
+        "scored = Pipeline(stages=[model]).fit(df).transform(df)\n"
+        "print(json.dumps({'columns': scored.columns, 'rows': scored.count(),\n"
+        "                  'names': sorted({r.prediction for r in scored.collect()})}))\n"
+    )
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["columns"] == ["customer", "day", "prediction", "prediction_index", "probability"]
+    assert out["rows"] == 200 and set(out["names"]) <= {"high", "low", "medium"}

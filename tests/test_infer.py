@@ -214,12 +214,154 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
     assert summary["stages"] == ["infer"] and summary["predictions"]["rows"] == 1797
 
-    finished = run_cli(["stages=[infer]", *args, f"inference.output={out}"], tmp_path,
-                       timeout=60)
-    assert finished.returncode == 0 and "finished" in finished.stdout + finished.stderr
-    again = run_cli(["stages=[infer]", f"model_path={run}", f"hydra.run.dir={tmp_path / 'b'}",
+    again = run_cli(["stages=[infer]", f"model_path={run}", f"hydra.run.dir={tmp_path / 'again'}",
                      f"inference.output={out}"], tmp_path, timeout=60)
     assert again.returncode == 2 and "inference.overwrite=true" in again.stderr
     missing = run_cli(["stages=[infer]", f"model_path={tmp_path / 'nope'}"], tmp_path, timeout=60)
     assert missing.returncode == 2 and "model_path:" in missing.stderr
     assert "Traceback" not in again.stderr + missing.stderr
+
+
+def _score_cli(run, csv, run_dir, *extra):
+    return run_cli(["stages=[infer]", f"model_path={run}", "data@inference.data=csv",
+                    f"inference.data.path={csv}", f"hydra.run.dir={run_dir}", *extra],
+                   run_dir.parent)
+
+
+def test_cli_scores_unlabelled_rows_by_class_name_keeping_the_users_columns(scoring_run,
+                                                                          tmp_path):
+    import pandas as pd
+
+    run, _, new = scoring_run
+    proc = _score_cli(run, new, tmp_path / "new")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = pd.read_csv(new)
+    west = int((rows["city"] == "west").sum())
+    assert "no labels: no metrics" in proc.stdout
+    assert f"{west} rows with a city not seen in training" in proc.stdout
+    table = pq.read_table(tmp_path / "new" / "predictions.parquet")
+    assert table.schema.names == ["customer", "day", "prediction", "prediction_index",
+                                  "probability"]  # the non-features, then the task's columns
+    assert table.schema.field("probability").type.names == ["high", "low", "medium"]
+    out = table.to_pandas().set_index("customer").loc[rows["customer"]]  # every row, once
+    assert len(out) == len(rows) == 200  # the training-only dropna on the label did not run
+    classes = np.array(["high", "low", "medium"])
+    assert (out["prediction"].to_numpy() == classes[out["prediction_index"]]).all()
+    probability = np.array([[p[c] for c in classes] for p in out["probability"]])
+    assert np.allclose(probability.sum(1), 1, atol=1e-5)
+    assert (classes[probability.argmax(1)] == out["prediction"].to_numpy()).all()
+    summary = json.loads((tmp_path / "new" / "summary.json").read_text())
+    assert summary["test_metrics"] == {} and summary["predictions"]["unseen"] == {"city": west}
+    assert summary["predictions"]["skipped_steps"] == ["`species` IS NOT NULL"]
+
+
+def test_cli_scores_labelled_rows_and_chosen_columns(scoring_run, tmp_path):
+    import pandas as pd
+
+    run, labelled, _ = scoring_run
+    proc = _score_cli(run, labelled, tmp_path / "lab", "inference.keep_columns=[customer,species]")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "lab" / "summary.json").read_text())
+    assert summary["test_metrics"]["test_accuracy"] > 0.7
+    assert summary["predictions"]["labelled_rows"] == 200
+    out = pq.read_table(tmp_path / "lab" / "predictions.parquet").to_pandas()
+    assert list(out.columns[:2]) == ["customer", "species"]
+    given = pd.read_csv(labelled).set_index("customer")["species"]
+    assert (out.set_index("customer")["species"] == given.loc[out["customer"]]).all()
+
+
+def test_cli_unseen_fail_and_bad_keep_columns_leave_nothing(scoring_run, tmp_path):
+    run, _, new = scoring_run
+    failed = _score_cli(run, new, tmp_path / "fail", "inference.unseen=fail")
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert "inference.unseen:" in failed.stderr and "city" in failed.stderr
+    bad = _score_cli(run, new, tmp_path / "bad", "inference.keep_columns=[nope]")
+    assert bad.returncode == 2 and "inference.keep_columns: no column 'nope'" in bad.stderr
+    for run_dir in (tmp_path / "fail", tmp_path / "bad"):
+        assert not (run_dir / "predictions.parquet").exists()
+        assert not (run_dir / "summary.json").exists()
+    assert "Traceback" not in failed.stderr + bad.stderr
+
+
+def test_bad_inference_data_is_refused_before_spark_naming_inference_data(scoring_run, tmp_path):
+    import pandas as pd
+
+    run, _, new = scoring_run
+    pd.read_csv(new).drop(columns=["age"]).to_csv(tmp_path / "no_age.csv", index=False)
+    cases = {
+        "no_path": ([], "inference.data.path: required for data@inference.data=csv"),
+        "missing": ([f"inference.data.path={tmp_path / 'nope.csv'}"],
+                    "inference.data.path: " + str(tmp_path / "nope.csv") + " not found"),
+        "no_age": ([f"inference.data.path={tmp_path / 'no_age.csv'}"],
+                   "inference.data.path: " + str(tmp_path / "no_age.csv") + " has no column 'age'"),
+    }
+    for name, (extra, message) in cases.items():
+        proc = run_cli(["stages=[infer]", f"model_path={run}", "data@inference.data=csv", *extra,
+                        f"hydra.run.dir={tmp_path / name}"], tmp_path, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, (name, proc.stderr)
+        assert not (tmp_path / name / "logs").exists()  # Spark never started
+        assert not (tmp_path / name / "summary.json").exists()
+    # a whole run: refused before the sweep, so no model/ is left behind
+    proc = run_cli(["data@inference.data=csv", *["search.n_trials=1"],
+                    f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "inference.data.path: required" in proc.stderr
+    assert not (tmp_path / "whole" / "model").exists()
+    assert not (tmp_path / "whole" / "summary.json").exists()
+    assert "Traceback" not in proc.stderr
+
+
+def test_streaming_scores_each_arriving_file_exactly_once_across_restarts(spark, scoring_run,
+                                                                          tmp_path):
+    import pandas as pd
+
+    run, _, new = scoring_run
+    rows = pd.read_csv(new)
+    watched, out = tmp_path / "in", tmp_path / "scored"
+    watched.mkdir()
+    rows[:80].to_csv(watched / "a.csv", index=False)
+    rows[80:150].to_csv(watched / "b.csv", index=False)
+
+    def call(name):
+        proc = _score_cli(run, watched, tmp_path / name, "inference.streaming=true",
+                          f"inference.output={out}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads((tmp_path / name / "summary.json").read_text())["predictions"]["rows"]
+
+    assert call("first") == 150
+    rows[150:].to_csv(watched / "c.csv", index=False)  # arrives while no query runs
+    assert call("second") == 50  # the restarted query resumes from its checkpoint
+    assert call("third") == 0
+    scored = spark.read.parquet(str(out)).toPandas()  # the sink's log: committed files only
+    assert sorted(scored["customer"]) == sorted(rows["customer"])  # each row exactly once
+    assert list(scored.columns) == ["customer", "day", "prediction", "prediction_index",
+                                    "probability"]
+    assert any((run / "checkpoints").iterdir())  # under the model's run
+
+
+def test_streaming_needs_a_saved_model_inference_data_and_output(scoring_run, tmp_path):
+    run, _, new = scoring_run
+    proc = run_cli(["stages=[infer]", f"model_path={run}", "inference.streaming=true",
+                    f"hydra.run.dir={tmp_path / 'x'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert "inference.streaming: needs inference.data" in proc.stderr
+    assert "inference.output: streaming appends" in proc.stderr
+
+
+def test_a_whole_run_scores_unlabelled_inference_data(scoring_run, tmp_path):
+    """Train and score new rows in one run: no metrics, a report without a confusion matrix,
+    and a filter on the label that cleans only training rows."""
+    run, _, new = scoring_run
+    proc = run_cli(["data=csv", f"data.path={run.parent / 'train.csv'}", "data.label=species",
+                    "data.steps=[{op:dropna,columns:[species]},{op:filter,expr:\"species != 'x'\"},"
+                    "{op:impute,strategy:mean},{op:onehot,columns:[city]}]",
+                    "search.n_trials=1", "search.parallelism=1", "train.epochs=2",
+                    "stages=[preprocess,sweep,infer]", "data@inference.data=csv",
+                    f"inference.data.path={new}", f"hydra.run.dir={tmp_path / 'run'}",
+                    f"data.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[infer] no labels: no metrics" in proc.stdout and "ERROR" not in proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_metrics"] == {} and summary["predictions"]["rows"] == 200
+    assert summary["predictions"]["skipped_steps"] == ["`species` IS NOT NULL", "species != 'x'"]
+    assert (tmp_path / "run" / "model" / "model.json").exists()
+    assert "Confusion" not in (tmp_path / "run" / "report.md").read_text()

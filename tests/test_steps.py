@@ -147,3 +147,29 @@ def test_bad_inputs_are_one_clear_error_and_cache_nothing(spark, csv_rows, tmp_p
     with pytest.raises(RunnerError, match=message):
         preprocess.run(spark, cfg, tmp_path / "cache")
     assert not any((tmp_path / "cache").iterdir())
+
+
+def test_scoring_skips_only_the_row_conditions_that_read_the_label(spark):
+    """dropna loses the label from its columns, a filter reading the label does not run, one
+    that does not still runs; a select keeps the user's columns (carried along)."""
+    train = spark.createDataFrame(
+        [(i, "a" if i % 2 else "b", float(i), f"k{i}") for i in range(20)],
+        "id long, y string, x double, key string")
+    config = OmegaConf.create([
+        {"op": "dropna", "columns": ["y", "x"]},
+        {"op": "filter", "expr": "y != 'zzz'"},
+        {"op": "filter", "expr": "x < 100"},
+        {"op": "select", "exprs": ["y", "x * 2 AS x"]},
+    ])
+    fitted = steps.fit(config, "none", train, "y", ["x"])
+    new = spark.createDataFrame([(1, 5.0, "k1"), (2, None, "k2"), (3, 500.0, "k3")],
+                                "id long, x double, key string")
+    from pyspark.sql import functions as F
+
+    new = (new.withColumn(steps.KEPT, F.struct("key"))
+           .withColumn("y", F.lit(None).cast("string")))
+    scored = steps.for_scoring(fitted.model, steps.to_input(new), "y")
+    assert scored.skipped == ["y != 'zzz'"]
+    out = scored.df.select(F.col(steps.KEPT)["key"].alias("key"), "x").toPandas()
+    assert list(out["key"]) == ["k1"]  # k2: x is null (dropna on x), k3: filtered (x < 100)
+    assert list(out["x"]) == [10.0]

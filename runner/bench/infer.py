@@ -82,8 +82,30 @@ def main(argv: list[str] | None = None) -> None:
             "overwrite").parquet(str(WORK / "stock"))
         return time.perf_counter() - start
 
+    def transform(batch_size: int, frame) -> float:
+        """``load_model(RUN).transform(df)`` (a ScoringModel) written by Spark's writer."""
+        from runner.serve.model import ScoringModel
+
+        start = time.perf_counter()
+        model = ScoringModel(artifact, data, keep_columns=["id"], batch_size=batch_size)
+        model.transform(frame).write.mode("overwrite").parquet(str(WORK / "transform"))
+        return time.perf_counter() - start
+
+    def scoring(batch_size: int, frame) -> float:
+        """The CLI's infer stage over new data: the same ScoringModel's rows, pyarrow writer."""
+        from runner.serve.model import ScoringModel
+
+        cfg = OmegaConf.create({"batch_size": batch_size, "output": None, "partition_by": [],
+                                "overwrite": True, "data": None, "unseen": "keep"})
+        start = time.perf_counter()
+        model = ScoringModel(artifact, data, keep_columns=["id"], batch_size=batch_size)
+        result = infer.run(spark, model.rows(frame), artifact, cfg, out)
+        assert result.rows == args.rows
+        return time.perf_counter() - start
+
     times: dict[int, dict[str, list[float]]] = {
-        b: {"stage": [], "bare": [], "frame": [], "stock": []} for b in batch_sizes}
+        b: {"stage": [], "bare": [], "frame": [], "transform": [], "scoring": [], "stock": []}
+        for b in batch_sizes}
     with ProcessPoolExecutor(args.cores, mp_context=get_context("spawn")) as pool:
         list(pool.map(_warm, [artifact.weights] * args.cores))
         split = infer.PreparedSplit(data, "test")
@@ -96,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
                 times[batch_size]["bare"].append(_bare(pool, files, artifact.weights, batch_size))
     for batch_size in batch_sizes:  # after, not between: see the module docstring
         times[batch_size]["frame"] = [stage(batch_size, frame) for _ in range(args.repeats)]
+        times[batch_size]["transform"] = [transform(batch_size, frame)
+                                          for _ in range(args.repeats)]
+        times[batch_size]["scoring"] = [scoring(batch_size, frame) for _ in range(args.repeats)]
         times[batch_size]["stock"] = [stock(batch_size) for _ in range(args.repeats)]
     results = [{"batch_size": b,
                 **{f"{side}_rows_s": args.rows / min(t) for side, t in sides.items()}}
@@ -103,15 +128,17 @@ def main(argv: list[str] | None = None) -> None:
     for row in results:
         print(f"[bench] {json.dumps({k: round(v) for k, v in row.items()})}", flush=True)
     stop_session()
-    for scratch in ("bare", "stock"):
+    for scratch in ("bare", "stock", "transform"):
         shutil.rmtree(WORK / scratch, ignore_errors=True)
     write_table(  # infer.md for the default size, infer-<rows>.md for others
         "infer" if args.rows == ROWS else f"infer-{args.rows}",
         "Inference: our stage vs a bare batched torch loop and stock predict_batch_udf",
         ["batch size", "bare loop rows/s", "stage, prepared split: rows/s", "/ bare",
-         "stage, DataFrame input: rows/s", "/ bare", "predict_batch_udf rows/s", "/ bare"],
+         "stage, DataFrame input: rows/s", "/ bare", "load_model().transform: rows/s", "/ bare",
+         "stage, new data (ScoringModel rows): rows/s", "/ bare",
+         "predict_batch_udf rows/s", "/ bare"],
         [[str(r["batch_size"]), f"{r['bare_rows_s']:,.0f}",
-          *(cell for side in ("stage", "frame", "stock") for cell in (
+          *(cell for side in ("stage", "frame", "transform", "scoring", "stock") for cell in (
               f"{r[f'{side}_rows_s']:,.0f}", f"{r[f'{side}_rows_s'] / r['bare_rows_s']:.2f}"))]
          for r in results],
         [f"{args.rows:,} rows x {WIDTH} float features (Parquet), MLP 64-128-128-10, "
@@ -119,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
          "thread each; all write id, prediction, probability as Parquet. The stage over a "
          "prepared split reads the Parquet in its tasks (what a run's infer stage does); over "
          "a DataFrame (new data) the rows come from Spark's reader as Arrow batches; stock is "
-         "pyspark's predict_batch_udf written by Spark. Best of "
+         "pyspark's predict_batch_udf written by Spark; load_model().transform is the "
+         "ScoringModel's lazy mapInArrow (fitted preprocessing + network) written by Spark's "
+         "writer; the stage over new data is the CLI's path with the same ScoringModel. Best of "
          f"{args.repeats}; the stage and the bare loop interleaved."],
     )
 
@@ -131,14 +160,22 @@ def _synthetic(spark, rows: int, cores: int):
 
     from runner.data.prepared import PreparedDataset
 
+    from runner.data import steps
+
     entry = PreparedDataset(str(WORK / f"entry-{rows}x{WIDTH}"))
-    if not entry.problems(["test"]):
+    if not entry.problems(["test"]) and "label" in entry.meta:
         return entry
     features = F.array(*[F.rand(seed=i) for i in range(WIDTH)]).cast("array<float>")
     spark.range(rows, numPartitions=2 * cores).select(
         "id", features.alias("features")
     ).write.mode("overwrite").parquet(entry.split_uri("test"))
-    entry.write_meta({"input_shape": [WIDTH], "num_classes": 10, "rows": {"test": rows}})
+    # the fitted preprocessing ScoringModel applies: the features array assembled, no scaling
+    fit_rows = spark.range(64).select("id", F.lit(0).alias("label"), features.alias("features"))
+    fitted = steps.fit([], "none", fit_rows, "label", ["features"])
+    fitted.model.write().overwrite().save(entry.transform_uri)
+    entry.write_meta({"input_shape": [WIDTH], "num_classes": 10, "rows": {"test": rows},
+                      "label": {"column": "label", "type": "bigint", "classes": None},
+                      "features": ["features"], "config": {"steps": []}})
     return entry
 
 

@@ -54,6 +54,12 @@ class InferenceConfig:
     partition_by: list[str] = field(default_factory=list)  # output columns to partition by
     overwrite: bool = False  # replace an existing output instead of refusing
     torchscript: bool = False  # also export model/model.ts
+    # inference.data's columns written beside the predictions; null: every non-feature column
+    keep_columns: Optional[list[str]] = None
+    unseen: str = "keep"  # a onehot value not seen in training: keep (scored as unknown) | fail
+    # stages=[infer]: score inference.data's folder as a stream; each run scores the files
+    # that arrived since the last (checkpoint under model_path's run), appending to output
+    streaming: bool = False
 
 
 @dataclass

@@ -18,6 +18,7 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,20 +117,80 @@ def apply_transform(spark: "SparkSession", prepared: PreparedDataset,
     ``df`` has the source's columns; it may lack the label (the output's is then
     null, as it is for a string label unseen in training) and ``id`` (one is added).
     """
+    fitted, rows = _fitted_rows(prepared, df)
+    return fitted.transform(rows)
+
+
+def _fitted_rows(prepared: PreparedDataset,
+                 df: "DataFrame") -> tuple[FittedPreparation, "DataFrame"]:
+    """The entry's fitted preparation and ``df`` made ready for it (``Preparation.rows``),
+    with an ``id`` and a label column (null) added where ``df`` has none."""
     from omegaconf import OmegaConf
     from pyspark.sql import functions as F
 
     from runner.data.sources import RawData
 
     label = prepared.meta["label"]
-    if "id" not in df.columns:
-        df = df.withColumn("id", F.monotonically_increasing_id())
+    if "id" not in df.columns:  # steps may read it; a stream cannot number its rows
+        df = df.withColumn("id", F.lit(None).cast("long") if df.isStreaming
+                           else F.monotonically_increasing_id())
     if label["column"] not in df.columns:
         df = df.withColumn(label["column"], F.lit(None).cast(label["type"]))
     preparation = preparation_named(prepared.meta.get("preparation", NUMERIC))
     cfg = OmegaConf.create(prepared.meta.get("config", {}))
-    rows = preparation.rows(RawData(df, label["column"], None), cfg)
-    return preparation.load(prepared).transform(rows)
+    return preparation.load(prepared), preparation.rows(RawData(df, label["column"], None), cfg)
+
+
+@dataclass(frozen=True)
+class ScoringRows:
+    """New rows ready for a model: the user's ``kept`` columns, ``LABEL`` (the label's
+    index; absent without a label column), ``FEATURES`` and one flag per onehot column."""
+
+    df: "DataFrame"
+    kept: list[str]
+    labelled: bool  # the rows came with the run's label column
+    skipped: list[str]  # row conditions of data.steps that ran only in training
+    unseen: dict[str, str]  # onehot column -> its flag column in ``df``
+
+
+LABEL = "__label"
+FEATURES = "__features"
+
+
+def missing_features(meta: dict[str, Any], columns: list[str]) -> list[str]:
+    """The features a model was trained on that ``columns`` (new rows') lack; none known
+    when a ``select`` step may have made them."""
+    steps_ = (meta.get("config") or {}).get("steps") or []
+    if any(step.get("op") == "select" for step in steps_):
+        return []
+    return [c for c in meta.get("features") or [] if c not in columns]
+
+
+def default_kept(prepared: PreparedDataset, columns: list[str]) -> list[str]:
+    """What scoring passes through by default: every input column that is not a feature."""
+    features = set(prepared.meta.get("features") or ["features"])
+    return [c for c in columns if c not in features]
+
+
+def scoring_rows(prepared: PreparedDataset, df: "DataFrame",
+                 kept: list[str] | None = None) -> ScoringRows:
+    """New rows -> the model's input, as the entry's fitted preparation scores them
+    (``FittedPreparation.scoring``): no label needed, training-only row conditions left
+    out, ``kept`` (default: ``default_kept``) passed through unchanged. Lazy: no Spark job
+    runs."""
+    from pyspark.sql import functions as F
+
+    kept = default_kept(prepared, df.columns) if kept is None else list(kept)
+    labelled = prepared.meta["label"]["column"] in df.columns
+    df = df.withColumn(steps.KEPT, F.struct(*(F.col(f"`{c}`") for c in kept)))
+    fitted, rows = _fitted_rows(prepared, df)
+    scored = fitted.scoring(rows)
+    columns = [F.col(steps.KEPT)[c].alias(c) for c in kept]
+    if labelled:
+        columns.append(F.col("label").alias(LABEL))
+    columns.append(F.col("features").alias(FEATURES))
+    columns += [F.col(flag) for flag in scored.unseen.values()]
+    return ScoringRows(scored.df.select(*columns), kept, labelled, scored.skipped, scored.unseen)
 
 
 def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:

@@ -10,7 +10,9 @@ data, turns new rows into exactly the same features (``to_input`` -> model -> ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, cast
 
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 LABEL_INDEX = "_label"  # the indexed string label
 FEATURES = "_features"  # the assembled (and scaled) features vector
+KEPT = "__kept"  # scoring: the user's columns passed through, one struct
+UNSEEN = "__unseen_"  # scoring: + a onehot column, true where its value was not seen in training
+_ROW_FILTER = re.compile(r"SELECT \* FROM __THIS__ WHERE (.*)", re.DOTALL)  # filter, dropna
+_NOT_NULL = re.compile(r"`([^`]+)` IS NOT NULL")
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "vector")
 _INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 
@@ -111,8 +117,10 @@ def to_input(df: "DataFrame") -> "DataFrame":
     return df
 
 
-def to_output(df: "DataFrame", fitted_labels: Optional[list[str]], label: str) -> "DataFrame":
-    """The prepared layout: ``id`` long, ``label`` long (null: unknown), ``features`` floats."""
+def to_output(df: "DataFrame", fitted_labels: Optional[list[str]], label: str,
+              carried: Sequence[str] = ()) -> "DataFrame":
+    """The prepared layout: ``id`` long, ``label`` long (null: unknown), ``features`` floats,
+    then the ``carried`` columns as they are."""
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
@@ -125,7 +133,85 @@ def to_output(df: "DataFrame", fitted_labels: Optional[list[str]], label: str) -
         F.col("id").cast("long").alias("id"),
         label_col.cast("long").alias("label"),
         vector_to_array(F.col(FEATURES), dtype="float32").alias("features"),
+        *carried,
     )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """New rows through the fitted preprocessing as scoring runs it (``for_scoring``)."""
+
+    df: "DataFrame"  # the last stage's rows, KEPT and the UNSEEN flags carried along
+    skipped: list[str]  # the row conditions that ran only in training (they name the label)
+    unseen: dict[str, str]  # onehot column -> its UNSEEN flag column
+
+
+def for_scoring(model: "PipelineModel", df: "DataFrame", label: str) -> Scored:
+    """``df`` (with a ``KEPT`` column) through ``model``'s stages as scoring needs them.
+
+    - Row conditions (``filter``, ``dropna``) that name the label clean training rows only:
+      a ``dropna`` loses the label from its columns, a ``filter`` that reads the label
+      does not run (Spark's analyser decides, on ``df``'s columns without the label).
+    - Every other SQL stage (``select``, onehot's rename) also carries ``KEPT`` and the
+      ``UNSEEN`` flags, so the user's columns come out unchanged whatever the steps select.
+    - After each onehot encoder: per column, a flag for values its indexer never saw
+      (they are encoded all-zero, as in training's ``handleInvalid=keep``).
+    Everything else (imputer, indexers, encoder, assembler, scaler) runs as fitted.
+    """
+    from pyspark.ml.feature import OneHotEncoderModel, SQLTransformer, StringIndexerModel
+
+    carried, skipped, unseen = [KEPT], [], {}
+    stages = list(model.stages)
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, SQLTransformer):
+            df = stage.transform(df)
+            continue
+        statement = stage.getStatement()
+        rows = _ROW_FILTER.fullmatch(statement)
+        if rows:
+            condition = _scoring_condition(rows.group(1), df, label)
+            if condition is None:
+                skipped.append(rows.group(1))
+            else:
+                df = df.where(condition)
+            continue
+        extra = [f"`{c}`" for c in carried]
+        if (i >= 2 and isinstance(stages[i - 2], StringIndexerModel)
+                and isinstance(stages[i - 1], OneHotEncoderModel)):
+            indexer = cast("StringIndexerModel", stages[i - 2])
+            for column, index, seen in zip(indexer.getInputCols(), indexer.getOutputCols(),
+                                           indexer.labelsArray):
+                flag = f"{UNSEEN}{column}"
+                extra.append(f"(`{column}` IS NOT NULL AND `{index}` >= {len(seen)}) AS `{flag}`")
+                carried.append(flag)
+                unseen[column] = flag
+        df = _sql(statement.replace("SELECT ", f"SELECT {', '.join(extra)}, ", 1)).transform(df)
+    return Scored(df, skipped, unseen)
+
+
+def _scoring_condition(condition: str, df: "DataFrame", label: str) -> Optional[str]:
+    """``condition`` without what names ``label`` (None: nothing is left to run)."""
+    from pyspark.errors import AnalysisException
+
+    parts = condition.split(" AND ")
+    if all(_NOT_NULL.fullmatch(p) for p in parts):  # dropna: one clause per column
+        kept = [p for p in parts if _NOT_NULL.fullmatch(p).group(1) != label]  # type: ignore[union-attr]
+        return " AND ".join(kept) or None
+    from pyspark.sql.types import StructType
+
+    # Rows of df's columns but the label, with no lineage: on df.drop(label), Spark would
+    # resolve the label from the plan below the drop.
+    without = StructType([f for f in df.schema.fields if f.name != label])
+    quiet = logging.getLogger("SQLQueryContextLogger")  # pyspark logs the expected failure
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        df.sparkSession.createDataFrame([], without).where(condition).schema  # noqa: B018
+    except AnalysisException:  # it reads the label
+        return None
+    finally:
+        quiet.setLevel(level)
+    return condition
 
 
 def spark_error(err: Exception, fallback: str) -> RunnerError:

@@ -63,7 +63,7 @@ def run(
             "rows": prepared.rows,
             "path": prepared.uri,
         },
-        **({"predictions": {"path": predicted.path, "rows": predicted.rows}} if predicted else {}),
+        **({"predictions": _predictions(predicted)} if predicted else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "run_dir": str(run_dir),
         "driver_pid": os.getpid(),
@@ -81,13 +81,19 @@ def run_infer(
         "stages": ["infer"],
         "model_path": str(model_run),
         "test_metrics": predicted.metrics,
-        "predictions": {"path": predicted.path, "rows": predicted.rows},
+        "predictions": _predictions(predicted),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "run_dir": str(run_dir),
         "driver_pid": os.getpid(),
     }
     _write_summary(run_dir, summary)
     return summary
+
+
+def _predictions(predicted: InferenceResult) -> dict[str, Any]:
+    return {"path": predicted.path, "rows": predicted.rows, "labelled_rows": predicted.labelled,
+            "unseen": predicted.unseen, "skipped_steps": predicted.skipped,
+            "notes": predicted.notes()}
 
 
 def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

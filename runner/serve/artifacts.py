@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from runner.errors import with_path
 
@@ -33,6 +33,7 @@ class ModelArtifact:
     model_kwargs: dict[str, Any]  # what the task told the model, e.g. num_classes
     weights: bytes  # torch.save of the state_dict
     input: dict[str, Any] = field(default_factory=dict)  # stored features -> model input
+    classes: Optional[tuple[str, ...]] = None  # string labels by index; None: integer labels
 
     @classmethod
     def trained(cls, model: dict[str, Any], task: dict[str, Any], prepared: "PreparedDataset",
@@ -40,9 +41,11 @@ class ModelArtifact:
         """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``."""
         from runner.tasks import task_for
 
+        classes = (prepared.meta.get("label") or {}).get("classes")
         return cls(model=model, input_shape=prepared.input_shape, task=task,
                    model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights,
-                   input=prepared.input)
+                   input=prepared.input,
+                   classes=tuple(classes) if classes is not None else None)
 
     def build(self, device: str = "cpu"):
         """The model in eval mode with its weights loaded."""
@@ -65,6 +68,7 @@ def save(artifact: ModelArtifact, directory: Path) -> None:
         "task": artifact.task,
         "model_kwargs": artifact.model_kwargs,
         "input": artifact.input,
+        "classes": list(artifact.classes) if artifact.classes is not None else None,
     }
     atomic_write(directory / "weights.pt", artifact.weights)
     atomic_write(directory / "model.json", json.dumps(meta, indent=2).encode())
@@ -89,6 +93,7 @@ def load(directory: Path) -> ModelArtifact:
         model_kwargs=meta["model_kwargs"],
         weights=(directory / "weights.pt").read_bytes(),
         input=meta.get("input") or {},
+        classes=tuple(meta["classes"]) if meta.get("classes") is not None else None,
     )
 
 

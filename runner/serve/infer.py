@@ -2,16 +2,16 @@
 
 One Spark job of ``mapInArrow`` tasks. Each task gets its rows as Arrow batches, runs the
 model in batches of ``inference.batch_size`` (the model rebuilt once per Python worker, on
-the task's GPU when Spark assigned it one, with the task's CPUs as torch threads) and
-writes the task's (``runner.tasks``) output columns as Parquet files with pyarrow; only
-row counts and metric sums return to the driver. A prepared split's row groups are dealt
-into one task per slot and read by the
-tasks themselves, so the features never pass through the JVM; any other rows (new data
-prepared with a run's fitted transform) come from their DataFrame as Arrow buffers,
-without a Python object per row. Measured here against pyspark's ``predict_batch_udf``
-(pandas, one NumPy array per row, Spark's Parquet writer): ``just bench infer``.
-DataFrame-only, so it also runs over Spark Connect; the output directory, like the
-prepared data the trials read, must be on storage the executors share with the driver.
+the task's GPU when Spark assigned it one, with the task's CPUs as torch threads) and writes
+the task's (``runner.tasks``) output columns as Parquet files with pyarrow; only row counts
+and metric sums return to the driver. A prepared split's row groups are dealt into one task
+per slot and read by the tasks themselves, so the features never pass through the JVM; any
+other rows (new data prepared with a run's fitted transform) come from their DataFrame as
+Arrow buffers, without a Python object per row. Measured here against pyspark's
+``predict_batch_udf`` (pandas, one NumPy array per row, Spark's Parquet writer): ``just
+bench infer``. DataFrame-only, so it also runs over Spark Connect; the output directory,
+like the prepared data the trials read, must be on storage the executors share with the
+driver.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -37,6 +36,8 @@ from runner.tasks import Task, task_for
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+
+    from runner.data.preprocess import ScoringRows
     from pyspark.sql import DataFrame, SparkSession
 
 KEPT = ("id", "label", "path")  # input columns the output carries over, when present
@@ -53,6 +54,97 @@ class InferenceResult:
     path: str
     rows: int
     metrics: dict[str, float]
+    labelled: int | None = None  # rows with a label (metrics are over them); None: all
+    unseen: dict[str, int] = field(default_factory=dict)  # onehot column -> rows unseen
+    skipped: list[str] = field(default_factory=list)  # training-only row conditions
+
+    def notes(self) -> list[str]:
+        """What a user should know about the scoring, in plain words."""
+        lines = []
+        if not self.metrics:
+            lines.append("no labels: no metrics")
+        elif self.labelled is not None and self.labelled < self.rows:
+            lines.append(f"metrics over the {self.labelled} of {self.rows} rows with a label")
+        lines += [f"{n} rows with a {column} not seen in training (scored as unknown)"
+                  for column, n in self.unseen.items() if n]
+        lines += [f"training-only step not applied: WHERE {c}" for c in self.skipped]
+        return lines
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How tasks score Arrow batches (picklable: shipped to the executors): the model,
+    which input columns pass through, where the labels and features are, the onehot
+    columns' unseen flags and what to do about them (``keep`` or ``fail``)."""
+
+    artifact: ModelArtifact
+    batch_size: int
+    kept: tuple[str, ...] = ()
+    label: str | None = None
+    features: str = "features"
+    unseen: tuple[tuple[str, str], ...] = ()  # (onehot column, its flag column)
+    on_unseen: str = "keep"
+
+    def task(self) -> Task:
+        return task_for(self.artifact.task).named(self.artifact.classes)
+
+    def schema(self, kept_types: dict[str, "pa.DataType"]) -> "pa.Schema":
+        """The scored batches' schema: the kept columns, then the task's."""
+        import pyarrow as pa
+
+        return pa.schema([*((c, pa.string() if self._named(c) else kept_types[c])
+                            for c in self.kept), *self.task().output_schema])
+
+    def _named(self, column: str) -> bool:
+        """A kept label of class indices (a prepared split's), written by class name."""
+        return column == self.label and self.artifact.classes is not None
+
+    def score(self, batches: Iterator["pa.RecordBatch"], schema: "pa.Schema",
+              counts: dict[str, Any] | None = None) -> Iterator["pa.RecordBatch"]:
+        """``batches`` scored; ``counts`` (if given) gathers rows, the labelled rows' metric
+        sums and the unseen values per onehot column."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import torch
+
+        from runner.train import engine
+
+        model, device = _worker_model(hashlib.sha256(self.artifact.weights).hexdigest(),
+                                      self.artifact)
+        task = self.task()
+        counts = {} if counts is None else counts
+        counts.setdefault("rows", 0)
+        counts.setdefault("labelled", 0)
+        counts.setdefault("sums", None)
+        counts.setdefault("unseen", [0] * len(self.unseen))
+        for batch in batches:
+            for i, (column, flag) in enumerate(self.unseen):
+                n = int(pc.sum(batch.column(flag)).as_py() or 0)
+                if n and self.on_unseen == "fail":
+                    raise RunnerError(
+                        f"inference.unseen: {n} rows have a {column} not seen in training "
+                        "(policy fail); set inference.unseen=keep to score them as unknown")
+                counts["unseen"][i] += n
+            out = engine.outputs(model, _features(batch.column(self.features), self.artifact),
+                                 self.batch_size, device)
+            columns = task.predict(out)
+            counts["rows"] += len(out)
+            if self.label is not None:
+                labels = batch.column(self.label)
+                known = pc.is_valid(labels).to_numpy(zero_copy_only=False)
+                if known.any():
+                    scored = out if known.all() else out[torch.from_numpy(known)]
+                    values = labels.filter(pa.array(known)).to_numpy(zero_copy_only=False)
+                    sums = task.sums(scored, torch.from_numpy(values.astype(np.int64)))
+                    counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
+                    counts["labelled"] += int(known.sum())
+            yield pa.RecordBatch.from_arrays(
+                [*(pc.take(pa.array(self.artifact.classes), batch.column(c)) if self._named(c)
+                   else batch.column(c) for c in self.kept),
+                 *(_arrow(columns[f.name], f.type) for f in task.output_schema)],
+                schema=schema,
+            )
 
 
 @dataclass(frozen=True)
@@ -63,7 +155,7 @@ class PreparedSplit:
     name: str
 
 
-Rows = Union[PreparedSplit, "DataFrame"]
+Rows = Union[PreparedSplit, "ScoringRows", "DataFrame"]
 
 
 def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
@@ -72,24 +164,92 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
     import pyarrow as pa
 
     problems = []
+    if cfg.get("unseen", "keep") not in ("keep", "fail"):
+        problems.append(f"inference.unseen: {cfg.unseen!r} is not keep or fail")
     if cfg.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.batch_size}")
-    if out is not None and out.exists() and not cfg.overwrite:
+    if cfg.get("streaming") and cfg.get("data") is None:
+        problems.append("inference.streaming: needs inference.data, a folder that receives "
+                        "files; set data@inference.data=csv inference.data.path=DIR")
+    if cfg.get("streaming") and not cfg.get("output"):
+        problems.append("inference.output: streaming appends every call's rows to one "
+                        "output; set inference.output=PATH")
+    if out is not None and out.exists() and not cfg.overwrite and not cfg.get("streaming"):
         problems.append(f"inference.output: {out} exists; remove it, choose another "
                         "inference.output, or set inference.overwrite=true")
     columns = [*KEPT, *(f.name for f in task.output_schema if not pa.types.is_nested(f.type))]
-    bad = [c for c in cfg.partition_by if c not in columns]
+    if cfg.get("data") is not None:  # the user's kept columns: checked once they are read
+        columns += cfg.get("keep_columns") or []
+    bad = [c for c in cfg.partition_by
+           if c not in columns and (cfg.get("data") is None or cfg.get("keep_columns"))]
     if bad:
         problems.append(f"inference.partition_by: {bad} not among the output columns "
                         f"{', '.join(columns)}")
-    if cfg.data is not None:  # new rows to score: their source's problems, under its own key
-        from runner.data import sources
-
-        problems += [re.sub(r"(?<![\w.@])data([.=])",
-                            lambda m: "inference.data." if m[1] == "." else "data@inference.data=",
-                            problem)
-                     for problem in sources.source_for(cfg.data).validate(cfg.data)]
     return problems
+
+
+def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
+    """Problems with ``inference.data`` (rows to score: no label needed) found before Spark
+    starts, each naming ``inference.data.*``; with the model's prepared ``meta``, also the
+    feature columns a local CSV or Parquet input lacks."""
+    import re
+
+    from runner.data import preprocess, sources
+
+    if data is None:
+        return []
+    try:
+        source = sources.source_for(data)
+        problems = [p for p in source.validate(data) if not p.startswith("data.label")]
+    except RunnerError as err:
+        problems = [str(err)]
+    problems = [re.sub(r"(?<![\w./@-])data([.=])(?=[a-z_])",
+                       lambda m: "inference.data." if m[1] == "." else "data@inference.data=", p)
+                for p in problems]
+    columns = getattr(source, "columns", None) if not problems else None
+    given = columns(data) if columns is not None and meta is not None else None
+    if given is not None and meta is not None:
+        missing = preprocess.missing_features(meta, given)
+        if missing:
+            problems.append(f"inference.data.path: {data.path} has no column "
+                            f"{', '.join(map(repr, missing))}; the model reads "
+                            f"{', '.join(meta['features'])}")
+    return problems
+
+
+def stream(spark: "SparkSession", model: Any, data: Any, out: Path,
+           checkpoint: Path) -> InferenceResult:
+    """Score the files in ``data``'s folder that no earlier call scored, as a Structured
+    Streaming query (``trigger(availableNow=True)``: every file there now, then stop),
+    appending them to the Parquet dataset ``out``. ``checkpoint`` records which files were
+    scored and Spark's file sink commits each micro-batch once, so a stopped or failed call
+    rerun scores each file exactly once. Metrics and unseen counts are not gathered here
+    (``inference.unseen=fail`` still stops the query)."""
+    from runner.data import sources
+
+    static = sources.source_for(data).load(spark, data, labelled=False).df  # the schema
+    options = {str(k): str(v) for k, v in data.options.items()}
+    rows = (spark.readStream.format(data.format).options(**options).schema(static.schema)
+            .load(data.path))
+    scored = model.transform(rows)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    query = (scored.writeStream.format("parquet").outputMode("append")
+             .option("checkpointLocation", str(checkpoint)).trigger(availableNow=True)
+             .start(str(out)))
+    with _task_errors_as_one_line():
+        try:
+            query.awaitTermination()
+        except Exception as err:  # a task's error reaches the driver as the query's
+            from pyspark.errors import StreamingQueryException
+
+            if not isinstance(err, StreamingQueryException):
+                raise
+            lines = [ln.strip() for ln in str(err).splitlines() if "RunnerError: " in ln]
+            if lines:
+                raise RunnerError(lines[-1].split("RunnerError: ", 1)[1]) from None
+            raise
+    total = sum(int(p["numInputRows"]) for p in query.recentProgress)
+    return InferenceResult(path=str(out), rows=total, metrics={}, labelled=0)
 
 
 def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
@@ -100,16 +260,18 @@ def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
     return out if out.is_absolute() else original_cwd / out
 
 
-def load_rows(spark: "SparkSession", data: Any, prepared: PreparedDataset) -> Rows:
+def load_rows(spark: "SparkSession", data: Any, prepared: PreparedDataset,
+              keep: list[str] | None = None) -> Rows:
     """The rows to predict: the prepared entry's test split, or the source ``data``
-    (an ``inference.data`` config) prepared with the entry's fitted transform."""
+    (an ``inference.data`` config, its label optional) through the entry's fitted
+    preprocessing as scoring runs it, passing ``keep`` (None: every non-feature) through."""
     from runner.data import preprocess
     from runner.data import sources
 
     if data is None:
         return PreparedSplit(prepared, "test")
-    raw = sources.source_for(data).load(spark, data)
-    return preprocess.apply_transform(spark, prepared, raw.df)
+    raw = sources.source_for(data).load(spark, data, labelled=False)
+    return preprocess.scoring_rows(prepared, raw.df, keep)
 
 
 def shares(split: PreparedSplit, slots: int) -> list[list[RowGroup]]:
@@ -131,20 +293,25 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     nothing at ``out``; an existing ``out`` is replaced only with ``inference.overwrite``.
     """
     import numpy as np
-    import pyarrow as pa
 
-    task = task_for(artifact.task)
+    from runner.data.preprocess import ScoringRows
+
+    scorer = scorer_for(rows, artifact, cfg)
+    task = scorer.task()
     problems = validate(cfg, out, task)
     if problems:
         raise RunnerError("; ".join(problems))
-    kept_types = _kept_types(rows)
-    kept = list(kept_types)
-    schema = pa.schema([*kept_types.items(), *task.output_schema])
+    schema = scorer.schema(kept_types(rows))
+    bad = [c for c in cfg.partition_by
+           if c not in schema.names or pa_nested(schema.field(c).type)]
+    if bad:
+        raise RunnerError(f"inference.partition_by: {bad} not among the output columns "
+                          f"{', '.join(schema.names)}")
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
-    write = _write_partition(artifact, cfg.batch_size, schema, str(staging), list(cfg.partition_by))
+    write = _write_partition(scorer, schema, str(staging), list(cfg.partition_by))
     try:
-        job = _job(spark, rows, kept, write)
+        job = _job(spark, rows, scorer, write)
         arrow_batches = (nullcontext() if isinstance(rows, PreparedSplit)  # tasks read files
                          else _arrow_batches_of_at_least(spark, cfg.batch_size))
         with arrow_batches, _task_errors_as_one_line():
@@ -161,29 +328,62 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     sums = [c["sums"] for c in counts if c["sums"]]  # tasks with labelled rows
+    labelled = sum(c["labelled"] for c in counts)
     metrics = ({f"test_{k}": v for k, v in task.metrics(np.sum(sums, axis=0)).items()}
-               if "label" in schema.names and sums else {})
-    return InferenceResult(path=str(out), rows=total, metrics=metrics)
+               if scorer.label is not None and labelled else {})
+    unseen = {column: sum(c["unseen"][i] for c in counts)
+              for i, (column, _) in enumerate(scorer.unseen)}
+    return InferenceResult(
+        path=str(out), rows=total, metrics=metrics,
+        labelled=labelled if scorer.label is not None else 0,
+        unseen=unseen,
+        skipped=list(rows.skipped) if isinstance(rows, ScoringRows) else [])
 
 
-def _job(spark: "SparkSession", rows: Rows, kept: list[str], write) -> "DataFrame":
-    """The stage's one job: a row count and the metric sums per task, the predictions
-    written as a side effect."""
+def scorer_for(rows: Rows, artifact: ModelArtifact, cfg: Any) -> Scorer:
+    """The scorer of ``rows``: a prepared split or layout keeps ``id`` and ``label`` (its
+    metrics' labels); new rows keep the user's columns and carry the unseen flags."""
+    from runner.data.preprocess import FEATURES, LABEL, ScoringRows
+
+    policy, batch_size = cfg.get("unseen", "keep"), cfg.get("batch_size")
+    if isinstance(rows, ScoringRows):
+        return Scorer(artifact, batch_size, kept=tuple(rows.kept),
+                      label=LABEL if rows.labelled else None, features=FEATURES,
+                      unseen=tuple(rows.unseen.items()), on_unseen=policy)
+    kept = tuple(kept_types(rows))
+    return Scorer(artifact, batch_size, kept=kept,
+                  label="label" if "label" in kept else None, on_unseen=policy)
+
+
+def pa_nested(type: "pa.DataType") -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_nested(type))
+
+
+def _job(spark: "SparkSession", rows: Rows, scorer: Scorer, write) -> "DataFrame":
+    """The stage's one job: a row count, labelled rows, metric sums and unseen counts per
+    task, the predictions written as a side effect."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
 
     from runner.cluster.spark import task_slots
+    from runner.data.preprocess import ScoringRows
 
     counts = StructType([StructField("rows", LongType()),
-                         StructField("sums", ArrayType(DoubleType()))])
+                         StructField("labelled", LongType()),
+                         StructField("sums", ArrayType(DoubleType())),
+                         StructField("unseen", ArrayType(LongType()))])
     if isinstance(rows, PreparedSplit):
         dealt = shares(rows, task_slots(spark, default=2))
         tasks = spark.range(len(dealt), numPartitions=max(1, len(dealt)))
-        return tasks.mapInArrow(_reading(rows.dataset, dealt, kept, write), counts)
+        return tasks.mapInArrow(_reading(rows.dataset, dealt, list(scorer.kept), write), counts)
+    if isinstance(rows, ScoringRows):
+        return rows.df.mapInArrow(write, counts)
     kind = dict(rows.dtypes)["features"]
     features = (F.col("features") if kind in ("binary", "array<int>")
                 else F.col("features").cast("array<float>")).alias("features")
-    return rows.select(*kept, features).mapInArrow(write, counts)
+    return rows.select(*scorer.kept, features).mapInArrow(write, counts)
 
 
 def parquet_options(schema: "pa.Schema") -> dict[str, Any]:
@@ -196,9 +396,16 @@ def parquet_options(schema: "pa.Schema") -> dict[str, Any]:
                                if f.name != "id" and pa.types.is_integer(f.type)]}
 
 
-def _kept_types(rows: Rows) -> dict[str, "pa.DataType"]:
-    """The Arrow types of the input's ``id`` and ``label`` columns (those it has), which
-    the output keeps."""
+def kept_types(rows: Rows) -> dict[str, "pa.DataType"]:
+    """The Arrow types of the input's columns the output keeps: the user's (new rows), or
+    ``id`` and ``label`` (those it has) of a prepared split or layout."""
+    from runner.data.preprocess import ScoringRows
+
+    if isinstance(rows, ScoringRows):
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        given = to_arrow_schema(rows.df.select(*(f"`{c}`" for c in rows.kept)).schema)
+        return {c: given.field(c).type for c in rows.kept}
     if isinstance(rows, PreparedSplit):
         given = rows.dataset.schema(rows.name)
     else:
@@ -238,65 +445,44 @@ def _reading(dataset: PreparedDataset, dealt: list[list[RowGroup]], kept: list[s
     return read_partition
 
 
-def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schema",
-                     staging: str, partition_by: list[str]):
-    """The task that predicts one partition's batches and writes them under ``staging``:
+def _write_partition(scorer: Scorer, schema: "pa.Schema", staging: str,
+                     partition_by: list[str]):
+    """The task that scores one partition's batches and writes them under ``staging``:
     files named by partition, so a retried task replaces its earlier attempt's."""
-    key = hashlib.sha256(artifact.weights).hexdigest()
 
     def write_partition(batches: Iterator["pa.RecordBatch"]):
-        import numpy as np
         import pyarrow as pa
         import pyarrow.dataset as ds
         import pyarrow.parquet as pq
-        import torch
         from pyspark import TaskContext
 
-        from runner.train import engine
-
-        model, task, device = _worker_model(key, artifact)
-        predicted_names = task.output_schema.names
-        kept = [c for c in schema.names if c not in predicted_names]
-        counts: dict[str, Any] = {"rows": 0, "sums": None}
-
-        def predicted() -> Iterator[pa.RecordBatch]:
-            for batch in batches:
-                out = engine.outputs(model, _features(batch.column("features"), artifact),
-                                     batch_size, device)
-                columns = task.predict(out)
-                counts["rows"] += len(out)
-                if "label" in batch.schema.names and not batch.column("label").null_count:
-                    labels = batch.column("label").to_numpy(zero_copy_only=False)
-                    sums = task.sums(out, torch.from_numpy(labels.astype(np.int64)))
-                    counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
-                yield pa.RecordBatch.from_arrays(
-                    [*(batch.column(c) for c in kept),
-                     *(_arrow(columns[c], schema.field(c).type) for c in predicted_names)],
-                    schema=schema,
-                )
-
+        counts: dict[str, Any] = {}
+        predicted = scorer.score(batches, schema, counts)
         context = TaskContext.get()
         assert context is not None  # in a Spark task
         name = f"part-{context.partitionId():05d}-{{i}}.parquet"
         options = parquet_options(schema)
         if partition_by:
-            ds.write_dataset(predicted(), staging, schema=schema, format="parquet",
+            ds.write_dataset(predicted, staging, schema=schema, format="parquet",
                              file_options=ds.ParquetFileFormat().make_write_options(**options),
                              partitioning=partition_by, partitioning_flavor="hive",
                              basename_template=name, existing_data_behavior="overwrite_or_ignore")
         else:  # ParquetWriter: 1.6x faster here than write_dataset without partitions
             writer = None
-            for batch in predicted():
+            for batch in predicted:
                 if writer is None:
                     os.makedirs(staging, exist_ok=True)
                     writer = pq.ParquetWriter(f"{staging}/{name.format(i=0)}", schema, **options)
                 writer.write_batch(batch)
             if writer is not None:
                 writer.close()
-        sums = [] if counts["sums"] is None else counts["sums"].tolist()
-        yield pa.RecordBatch.from_pydict({"rows": [counts["rows"]], "sums": [sums]},
-                                         schema=pa.schema([("rows", pa.int64()),
-                                                           ("sums", pa.list_(pa.float64()))]))
+        sums = [] if counts.get("sums") is None else counts["sums"].tolist()
+        yield pa.RecordBatch.from_pydict(
+            {"rows": [counts.get("rows", 0)], "labelled": [counts.get("labelled", 0)],
+             "sums": [sums], "unseen": [counts.get("unseen") or [0] * len(scorer.unseen)]},
+            schema=pa.schema([("rows", pa.int64()), ("labelled", pa.int64()),
+                              ("sums", pa.list_(pa.float64())),
+                              ("unseen", pa.list_(pa.int64()))]))
 
     return write_partition
 
@@ -306,6 +492,10 @@ def _arrow(values: "np.ndarray", type: "pa.DataType") -> "pa.Array":
     import numpy as np
     import pyarrow as pa
 
+    if pa.types.is_struct(type):  # one field per column
+        return pa.StructArray.from_arrays([pa.array(values[:, i], type=type.field(i).type)
+                                           for i in range(type.num_fields)],
+                                          fields=list(type))
     if values.ndim == 1:
         return pa.array(values, type=type)
     offsets = np.arange(len(values) + 1, dtype=np.int32) * values.shape[1]
@@ -341,9 +531,9 @@ def _features(features: "pa.Array", artifact: ModelArtifact):
 _worker_models: dict[tuple[str, str], Any] = {}
 
 
-def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, Task, str]:
-    """The model for ``key`` and its task in this Python worker, built on its first task only
-    (one kept)."""
+def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, str]:
+    """The model for ``key`` in this Python worker and its device, built on its first task
+    only (one kept)."""
     import torch
     from pyspark import TaskContext
 
@@ -354,8 +544,8 @@ def _worker_model(key: str, artifact: ModelArtifact) -> tuple[Any, Task, str]:
     torch.set_num_threads(max(1, context.cpus() if context is not None else 1))
     if (key, device) not in _worker_models:
         _worker_models.clear()
-        _worker_models[key, device] = artifact.build(device), task_for(artifact.task)
-    return (*_worker_models[key, device], device)
+        _worker_models[key, device] = artifact.build(device)
+    return _worker_models[key, device], device
 
 
 @contextmanager

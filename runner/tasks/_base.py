@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +30,17 @@ class Task(ABC):
     """
 
     directions: ClassVar[dict[str, str]]
+    # The classes by name (string labels, in index order); None: the indices are the names.
+    classes: "Sequence[str] | None" = None
+
+    def named(self, classes: "Sequence[str] | None") -> "Task":
+        """This task predicting for a run whose labels were ``classes`` (strings, in index
+        order; None for integer labels): ``predict``/``output_schema`` may then name them."""
+        import copy
+
+        task = copy.copy(self)
+        task.classes = list(classes) if classes is not None else None
+        return task
 
     @abstractmethod
     def loss(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":

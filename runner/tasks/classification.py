@@ -22,7 +22,16 @@ class ClassificationConfig(TaskConfig):
 
 
 class Classification(Task):
-    """Cross-entropy and accuracy; predicts the argmax class and the softmax probabilities."""
+    """Cross-entropy and accuracy; predicts the argmax class and the softmax probabilities.
+
+    With string labels (``named``): ``prediction`` is the class name, ``prediction_index``
+    its index and ``probability`` a struct with one field per class name. A struct rather
+    than a map or a column per class: its fields are typed and listed by ``printSchema``,
+    ``probability.high`` (or ``probability['high']``) reads one in Spark SQL, ``probability.*``
+    expands it into one column per class when wanted, and Parquet stores each field as its
+    own column (a map repeats every key in every row and cannot prune one class).
+    Integer labels keep ``prediction`` (the class) and ``probability`` (a list, by class).
+    """
 
     directions = {"accuracy": "maximize", "loss": "minimize"}
 
@@ -51,13 +60,21 @@ class Classification(Task):
         import torch
 
         probability = torch.softmax(outputs.float(), dim=1).cpu().numpy()
-        return {"prediction": probability.argmax(1).astype(np.int32), "probability": probability}
+        index = probability.argmax(1).astype(np.int32)
+        if self.classes is None:
+            return {"prediction": index, "probability": probability}
+        names = np.asarray(self.classes, dtype=object)
+        return {"prediction": names[index], "prediction_index": index, "probability": probability}
 
     @property
     def output_schema(self) -> "pa.Schema":
         import pyarrow as pa
 
-        return pa.schema([("prediction", pa.int32()), ("probability", pa.list_(pa.float32()))])
+        if self.classes is None:
+            return pa.schema([("prediction", pa.int32()),
+                              ("probability", pa.list_(pa.float32()))])
+        return pa.schema([("prediction", pa.string()), ("prediction_index", pa.int32()),
+                          ("probability", pa.struct([(c, pa.float32()) for c in self.classes]))])
 
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         return {"num_classes": int(meta["num_classes"])}

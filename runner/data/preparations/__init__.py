@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from runner.data.prepared import PreparedDataset
     from runner.data.sources import RawData
+    from runner.data.steps import Scored
 
 NUMERIC = "runner.data.preparations.numeric.NumericPreparation"
 
@@ -32,6 +33,11 @@ class FittedPreparation(Protocol):
 
     def transform(self, df: "DataFrame") -> "DataFrame":
         """Rows (after ``rows``) -> ``id`` long, ``label`` long, ``features`` [, ``path``]."""
+
+    def scoring(self, df: "DataFrame") -> "Scored":
+        """New rows (after ``rows``, with a ``steps.KEPT`` column) as scoring runs them:
+        the prepared layout with ``KEPT`` carried along, training-only row conditions left
+        out, unseen category flags added."""
 
     def save(self, entry: "PreparedDataset") -> None:
         """Write what ``Preparation.load`` needs under the entry's ``transform/``."""

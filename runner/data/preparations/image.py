@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
+from runner.data import steps
 from runner.data.preparations import fit_labels, label_index
 from runner.errors import RunnerError
 
@@ -119,7 +120,11 @@ class FittedImages:
             label_index(self.label, self.labels).alias("label"),
             F.col("features"),
             F.col("path"),
+            *([steps.KEPT] if steps.KEPT in df.columns else []),
         )
+
+    def scoring(self, df: "DataFrame") -> steps.Scored:
+        return steps.Scored(self.transform(df), [], {})
 
     def save(self, entry: "PreparedDataset") -> None:
         entry.write_file(_FILE, json.dumps({
@@ -160,7 +165,7 @@ class ImagePreparation:
         from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 
         df = raw.df
-        keep = [c for c in ("id", "path", raw.label) if c in df.columns]
+        keep = [c for c in ("id", "path", raw.label, steps.KEPT) if c in df.columns]
         types = {f.name: f for f in df.schema.fields}
         schema = StructType([*(types[c] for c in keep), StructField("features", BinaryType()),
                              StructField("error", StringType())])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner.data import steps
@@ -27,6 +27,11 @@ class FittedNumeric:
 
     def transform(self, df: "DataFrame") -> "DataFrame":
         return steps.to_output(self.model.transform(steps.to_input(df)), self.labels, self.label)
+
+    def scoring(self, df: "DataFrame") -> steps.Scored:
+        scored = steps.for_scoring(self.model, steps.to_input(df), self.label)
+        carried = [steps.KEPT, *scored.unseen.values()]
+        return replace(scored, df=steps.to_output(scored.df, self.labels, self.label, carried))
 
     def save(self, entry: "PreparedDataset") -> None:
         self.model.write().save(entry.transform_uri)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
+from runner.data import steps
 from runner.data.preparations import fit_labels, label_index
 from runner.errors import RunnerError
 
@@ -93,12 +94,16 @@ class FittedText:
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, IntegerType, StructField, StructType
 
+        carried = [steps.KEPT] if steps.KEPT in df.columns else []
         rows = df.select(F.col("id").cast("long").alias("id"),
-                         label_index(self.label, self.labels).alias("label"), TEXT)
-        keep = ["id", "label"]
+                         label_index(self.label, self.labels).alias("label"), TEXT, *carried)
+        keep = ["id", "label", *carried]
         schema = StructType([*(f for f in rows.schema.fields if f.name in keep),
                              StructField("features", ArrayType(IntegerType()))])
         return rows.mapInArrow(encoder(self.tokenizer, self.max_length, keep), schema)
+
+    def scoring(self, df: "DataFrame") -> steps.Scored:
+        return steps.Scored(self.transform(df), [], {})
 
     def save(self, entry: "PreparedDataset") -> None:
         entry.write_file(_TOKENIZER, self.tokenizer.encode())
@@ -131,7 +136,8 @@ class TextPreparation:
         from pyspark.sql import functions as F
 
         column = raw.features[0] if raw.features else cfg.text
-        return raw.df.select("id", raw.label, F.col(column).cast("string").alias(TEXT))
+        carried = [steps.KEPT] if steps.KEPT in raw.df.columns else []
+        return raw.df.select("id", raw.label, F.col(column).cast("string").alias(TEXT), *carried)
 
     def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
             raw: "RawData") -> FittedText:

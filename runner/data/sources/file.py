@@ -28,7 +28,7 @@ class FileDataConfig(DataConfig):
     format: str = "parquet"  # parquet | csv | json | delta
     path: str = MISSING
     options: dict[str, str] = field(default_factory=dict)  # passed to spark.read.options
-    label: str = "label"
+    label: Optional[str] = "label"  # rows to score (inference.data) need none
     features: Optional[list[str]] = None  # null: every numeric column but the label
 
 
@@ -53,7 +53,9 @@ class FileSource:
         local = _local_path(cfg.path)
         if local is not None and not any(ch in str(local) for ch in "*?[{"):
             problems += _local_problems(cfg.path, local, cfg.format)
-        if cfg.features is not None and cfg.label in cfg.features:
+        if cfg.label is None:
+            problems.append("data.label: required to train; name the label column")
+        elif cfg.features is not None and cfg.label in cfg.features:
             problems.append(f"data.features: lists the label column {cfg.label!r}; remove it")
         return problems
 
@@ -85,7 +87,31 @@ class FileSource:
                               f"or set {key} to them")
         return sorted([str(p), int(n), int(t)] for p, n, t in listing)
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def columns(self, cfg: Any) -> Optional[list[str]]:
+        """The columns of a local CSV (with a header) or Parquet input, read without Spark
+        (the first file of a folder); None when only Spark can tell."""
+        local = _local_path(cfg.path)
+        if local is None or not local.exists() or cfg.format not in ("csv", "parquet"):
+            return None
+        files = ([local] if local.is_file() else
+                 sorted(p for p in local.rglob(f"*.{cfg.format}")
+                        if not any(part.startswith((".", "_")) for part in p.parts)))
+        if not files:
+            return None
+        options = {str(k).lower(): str(v) for k, v in cfg.options.items()}
+        if cfg.format == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(files[0]).names)
+        if options.get("header", "false").lower() != "true":
+            return None
+        import csv
+
+        with open(files[0], newline="", encoding=options.get("encoding", "utf-8")) as fh:
+            sep = options.get("sep", options.get("delimiter", ","))
+            return next(csv.reader(fh, delimiter=sep), [])
+
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from pyspark.sql import functions as F
 
         options = {str(k): str(v) for k, v in cfg.options.items()}
@@ -97,12 +123,12 @@ class FileSource:
                 f"data.path: cannot read {cfg.path} as {cfg.format} ({spark_cause(err)}); "
                 "check that data.format names the files' format, and data.options"
             ) from None
-        if cfg.label not in df.columns:
+        if labelled and cfg.label not in df.columns:
             raise RunnerError(
                 f"data.label: no column {cfg.label!r} in {cfg.path}; "
                 f"available: {', '.join(df.columns)}"
             )
-        if "id" not in df.columns:
+        if labelled and "id" not in df.columns:  # rows to score keep only their own columns
             df = df.withColumn("id", F.monotonically_increasing_id())
         return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None)
 

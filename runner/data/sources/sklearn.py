@@ -39,7 +39,7 @@ class SklearnSource:
 
         return {"sklearn": sklearn.__version__}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         import pandas as pd
         from sklearn import datasets
 

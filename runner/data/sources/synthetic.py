@@ -55,7 +55,7 @@ class SyntheticSource:
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         return {"generator": _SYNTHETIC_VERSION}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from runner.cluster.spark import task_slots
 
         centroids, seed = synthetic_centroids(cfg), int(cfg.seed)

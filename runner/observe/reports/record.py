@@ -45,8 +45,10 @@ class RunRecord:
         return next((t["params"] for t in self.trials if t["number"] == number), {})
 
     def predictions(self) -> "pd.DataFrame | None":
-        """The test predictions (id, label, prediction[, probability]), if written."""
+        """The test predictions (id, label, prediction[, probability]), if written; None for
+        predictions of new data (``inference.data``: the user's columns, no ``label``)."""
         import pandas as pd
+        import pyarrow.dataset as ds
 
         path = self.run_dir / "predictions.parquet"  # the run's own, wherever the run now lies
         if not path.exists():
@@ -54,8 +56,9 @@ class RunRecord:
             if not written or not Path(written).exists():
                 return None
             path = Path(written)
-        table = pd.read_parquet(path)
-        return table[["label", "prediction"]] if "label" in table else None
+        if "label" not in ds.dataset(path, format="parquet").schema.names:
+            return None
+        return pd.read_parquet(path, columns=["label", "prediction"])
 
 
 def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
