@@ -191,8 +191,16 @@ def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: Pr
         rows: infer.Rows = infer.PreparedSplit(prepared, "test")
     else:
         raw = sources.source_for(cfg.data).load(spark, cfg.data, labelled=False)
-        rows = model.rows(raw.df)
+        rows = model.rows(_as_trained(raw, prepared.meta.get("features")))
     return infer.run(spark, rows, model.artifact, cfg, out)
+
+
+def _as_trained(raw: sources.RawData, trained: list[str] | None) -> Any:
+    """New rows with the columns the source names as features (``inference.data.text=body``)
+    renamed to those the model was trained on, position by position."""
+    if not raw.features or not trained or len(raw.features) != len(trained):
+        return raw.df
+    return raw.df.withColumnsRenamed(dict(zip(raw.features, trained)))
 
 
 def _model_run(cfg: Any, original_cwd: Path) -> Path:

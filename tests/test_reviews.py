@@ -39,3 +39,17 @@ def test_reviews_text_cnn_from_the_cli_then_new_texts(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads((scored / "summary.json").read_text())
     assert result["test_metrics"]["test_accuracy"] >= 0.8
+
+    unlabelled = tmp_path / "tickets.parquet"  # no label, the text under another name
+    pq.write_table(pa.table({"ticket": list(range(40)), "body": [t for t, _ in texts]}),
+                   unlabelled)
+    scored = tmp_path / "scored_unlabelled"
+    proc = run_cli(["stages=[infer]", f"model_path={run_dir}", "data@inference.data=text",
+                    f"inference.data.path={unlabelled}", "inference.data.text=body",
+                    f"hydra.run.dir={scored}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no labels: no metrics" in proc.stdout + proc.stderr
+    rows = pq.read_table(scored / "predictions.parquet").to_pylist()
+    assert len(rows) == 40 and {"ticket", "prediction"} <= set(rows[0])
+    right = sum(LABELS[texts[r["ticket"]][1]] == r["prediction"] for r in rows)
+    assert right >= 32

@@ -56,20 +56,21 @@ class ImageTableSource:
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         return {"files": FileSource.listing(spark, cfg.path)}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from pyspark.sql import functions as F
 
         df = spark.read.format(cfg.format).options(**{str(k): str(v) for k, v in
                                                        cfg.options.items()}).load(cfg.path)
         wanted = {"content": cfg.content, "label": cfg.label, "key": cfg.key}
         for key, column in wanted.items():
-            if column is not None and column not in df.columns:
+            if column is not None and column not in df.columns and (labelled or key != "label"):
                 raise RunnerError(f"data.{key}: no column {column!r} in {cfg.path}; "
                                   f"available: {', '.join(df.columns)}")
         if dict(df.dtypes)[cfg.content] != "binary":
             raise RunnerError(f"data.content: column {cfg.content!r} is "
                               f"{dict(df.dtypes)[cfg.content]}, not binary (encoded image bytes)")
         name = F.col(cfg.key).cast("string") if cfg.key else F.lit(None).cast("string")
-        rows = df.select(F.col(cfg.content).alias("content"), F.col(cfg.label), name.alias("path"))
+        label = [cfg.label] if cfg.label in df.columns else []
+        rows = df.select(F.col(cfg.content).alias("content"), *label, name.alias("path"))
         rows = rows.withColumn("id", F.xxhash64("path") if cfg.key else F.xxhash64("content"))
-        return RawData(rows.select("id", "path", cfg.label, "content"), cfg.label, ["content"])
+        return RawData(rows.select("id", "path", *label, "content"), cfg.label, ["content"])

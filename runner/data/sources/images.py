@@ -90,11 +90,13 @@ class ImageFolderSource:
             identity["manifest"] = FileSource.listing(spark, cfg.manifest, "data.manifest")
         return identity
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
-        return self.read(spark, cfg, cfg.path)
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
+        return self.read(spark, cfg, cfg.path, labelled)
 
-    def read(self, spark: "SparkSession", cfg: Any, path: str) -> RawData:
-        """The images under ``path``, labelled, as the image preparation reads them."""
+    def read(self, spark: "SparkSession", cfg: Any, path: str, labelled: bool = True) -> RawData:
+        """The images under ``path`` as the image preparation reads them, labelled by the
+        manifest or their folder; ``labelled=False`` (images to score): by the manifest's
+        label if it has one, else none."""
         from pyspark.sql import functions as F
 
         from runner.cluster.spark import is_connect, task_slots
@@ -105,11 +107,14 @@ class ImageFolderSource:
         if partitions > slots:  # fewer, larger decoding tasks
             files = files.coalesce(max(slots, -(-partitions // PARTITIONS_PER_TASK)))
         if cfg.get("manifest"):
-            df = self._with_manifest(spark, cfg, files)
-        else:  # the class is the parent folder's name
+            df = self._with_manifest(spark, cfg, files, labelled)
+        elif labelled:  # the class is the parent folder's name
             df = files.withColumn(cfg.label, F.element_at(F.split("path", "/"), -2))
+        else:
+            df = files
         df = df.withColumn("id", F.xxhash64("path"))
-        return RawData(df.select("id", "path", cfg.label, "content"), cfg.label, ["content"])
+        label = [cfg.label] if cfg.label in df.columns else []
+        return RawData(df.select("id", "path", *label, "content"), cfg.label, ["content"])
 
     def _files(self, spark: "SparkSession", cfg: Any, path: str) -> "DataFrame":
         pattern = "*.{" + ",".join(sorted({e.lower() for e in cfg.extensions}
@@ -123,7 +128,8 @@ class ImageFolderSource:
                                   "folder of images") from None
             raise RunnerError(f"data.path: cannot list {path} ({first_line(err)})") from None
 
-    def _with_manifest(self, spark: "SparkSession", cfg: Any, files: "DataFrame") -> "DataFrame":
+    def _with_manifest(self, spark: "SparkSession", cfg: Any, files: "DataFrame",
+                       labelled: bool = True) -> "DataFrame":
         """Files joined to the manifest's labels by path (relative paths are under
         ``data.path``); files the manifest does not list are left out."""
         from pyspark.sql import functions as F
@@ -131,7 +137,8 @@ class ImageFolderSource:
         fmt = "parquet" if cfg.manifest.endswith(".parquet") else "csv"
         manifest = (spark.read.format(fmt).option("header", "true")
                     .option("inferSchema", "true").load(cfg.manifest))
-        missing = [c for c in ("path", cfg.label) if c not in manifest.columns]
+        missing = [c for c in ("path", cfg.label)
+                   if c not in manifest.columns and (labelled or c == "path")]
         if missing:
             raise RunnerError(f"data.manifest: no column {', '.join(missing)} in {cfg.manifest}; "
                               "it needs path and label columns")
@@ -140,7 +147,7 @@ class ImageFolderSource:
         listed = manifest.select(
             F.when(F.col("path").startswith("/") | F.col("path").contains("://"), F.col("path"))
             .otherwise(F.concat(F.lit(base + "/"), F.col("path"))).alias("_key"),
-            F.col(cfg.label))
+            *([F.col(cfg.label)] if cfg.label in manifest.columns else []))
         return (files.withColumn("_key", key)
                 .join(listed.withColumn("_key", F.regexp_replace("_key", "^file:(//)?", "")),
                       "_key").drop("_key"))

@@ -56,7 +56,7 @@ class ReviewsSource(TextSource):
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         return {"generator": _REVIEWS_VERSION}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from runner.cluster.spark import task_slots
 
         seed = int(cfg.seed)

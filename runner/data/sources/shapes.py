@@ -56,9 +56,9 @@ class ShapesSource(ImageFolderSource):
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         return {"generator": _SHAPES_VERSION}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         root = generate(spark, cfg)
-        return self.read(spark, cfg, root)
+        return self.read(spark, cfg, root, labelled)
 
 
 def folder(cfg: Any) -> str:

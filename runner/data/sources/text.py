@@ -62,15 +62,19 @@ class TextSource:
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         return {"files": FileSource.listing(spark, cfg.path)}
 
-    def load(self, spark: "SparkSession", cfg: Any) -> RawData:
+    def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from pyspark.sql import functions as F
 
         options = {"header": "true", **{str(k): str(v) for k, v in cfg.options.items()}}
         df = spark.read.format(cfg.format).options(**options).load(cfg.path)
-        missing = [c for c in (cfg.text, cfg.label) if c not in df.columns]
+        missing = [c for c in (cfg.text, cfg.label)
+                   if c not in df.columns and (labelled or c == cfg.text)]
         if missing:
             raise RunnerError(f"data.{'text' if cfg.text in missing else 'label'}: no column "
                               f"{missing[0]!r} in {cfg.path}; available: {', '.join(df.columns)}")
         if "id" not in df.columns:
-            df = df.withColumn("id", F.xxhash64(cfg.text, cfg.label))
+            df = df.withColumn("id", F.xxhash64(*(c for c in (cfg.text, cfg.label)
+                                                  if c in df.columns)))
+        if not labelled:  # rows to score keep every row
+            return RawData(df, cfg.label, [cfg.text])
         return RawData(df.where(F.col(cfg.label).isNotNull()), cfg.label, [cfg.text])
