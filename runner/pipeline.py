@@ -18,7 +18,7 @@ from runner.errors import RunnerError
 from runner.observe import summary, tracking
 from runner.observe.console import Reporter
 from runner.serve import artifacts, infer
-from runner.tasks import task_for
+from runner.tasks import Classification, Task, is_auto, task_for
 from runner.train import retrain
 from runner.train.model import input_problems
 from runner.tune import sweep
@@ -32,7 +32,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
         + tracking.validate(cfg)
-        + infer.validate(cfg.inference, out, task_for(cfg.task))
+        + infer.validate(cfg.inference, out, _columns_task(cfg.task))
         + input_problems(cfg.model, cfg.data.get("image_shape") or [None])  # tabular: width unknown
     )
     if "train" in stages.selected(cfg):
@@ -52,8 +52,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
         return run_infer(cfg, run_dir, original_cwd, out)
     validate(cfg, out)
     start = time.perf_counter()
-    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet,
-                        verbose=cfg.verbose, prefix=prefix)
+    reporter = Reporter(cfg.search.metric or "val_loss", cfg.search.direction or "minimize",
+                        quiet=cfg.quiet, verbose=cfg.verbose, prefix=prefix)
     cache_root = location(cfg.data.cache_dir, original_cwd)
     with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter, experiment(run_dir.name):
         gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
@@ -65,8 +65,10 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
 
         with reporter.stage("preprocess", cfg.data.name):
             with reporter.spark_tasks(spark, "preprocess"):
-                prepared = preprocess.run(spark, cfg.data, cache_root)
+                prepared = preprocess.run(spark, cfg.data, cache_root, cfg.task)
             _link(run_dir / "prepared", prepared.local_path())
+        cfg = sweep.for_task(cfg, prepared.task)  # the task the label chose, its metric
+        reporter.rank_by(cfg.search.metric, cfg.search.direction)
         reporter.info(
             f"[preprocess] {'cache hit' if prepared.cache_hit else 'prepared'} "
             f"{prepared.fingerprint}: rows {prepared.rows}"
@@ -118,7 +120,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
-            result = summary.run(run_dir, prepared, swept, predicted, timings, trained)
+            result = summary.run(run_dir, prepared, swept, predicted, timings, trained,
+                                 search=as_plain(cfg.search))
         tracker.finish(run_dir, result)
     reporter.final(result)
     return result
@@ -136,7 +139,7 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
                                  key="model_path"))
     if problems:
         raise RunnerError("; ".join(problems))
-    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
+    reporter = Reporter(cfg.search.metric or "val_loss", quiet=cfg.quiet)
     with reporter:
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(target_for(cfg.deploy), run_dir / "logs")
@@ -148,6 +151,12 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
                   + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items()))
     return result
+
+
+def _columns_task(cfg: Any) -> Task:
+    """The task whose output columns ``inference.partition_by`` may name, before the data is
+    prepared (``task=auto``: classification's, whose flat columns every task has)."""
+    return Classification() if is_auto(cfg) else task_for(cfg)
 
 
 def _model_run(cfg: Any, original_cwd: Path) -> Path:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from runner.data.prepared import PreparedDataset, RowGroup, deal
+from runner.data.prepared import PreparedDataset, RowGroup, deal, label_array
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 from runner.tasks import Task, task_for
@@ -252,8 +252,8 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
                 columns = task.predict(out)
                 counts["rows"] += len(out)
                 if "label" in batch.schema.names:
-                    labels = batch.column("label").to_numpy(zero_copy_only=False)
-                    sums = task.sums(out, torch.from_numpy(labels.astype(np.int64)))
+                    labels = label_array(batch.column("label"))
+                    sums = task.sums(out, torch.from_numpy(labels))
                     counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
                 yield pa.RecordBatch.from_arrays(
                     [*(batch.column(c) for c in kept),

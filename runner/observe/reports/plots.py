@@ -42,7 +42,7 @@ def all_plots(record: RunRecord) -> list[Plot]:
         if _is_regression(predictions):
             plots.append(_plot("residuals", "Residuals of the best model (test)",
                                residuals(predictions)))
-        else:
+        elif has_classes(predictions):
             plots.append(_plot("confusion", "Confusion matrix of the best model (test)",
                                confusion_matrix(predictions)))
     stage_times = {k: v for k, v in record.summary.get("timings_s", {}).items() if k != "total"}
@@ -173,8 +173,14 @@ def timings(stage_times: dict[str, float]) -> "Figure":
     return fig
 
 
+def has_classes(predictions: "pd.DataFrame") -> bool:
+    """One predicted class per row (classification, binary), not a value or a set of tags."""
+    return predictions["prediction"].dtype.kind in "iu"
+
+
 def _is_regression(predictions: "pd.DataFrame") -> bool:
-    return predictions["label"].dtype.kind == "f"
+    """A value per row (not a class): the prediction itself is a float."""
+    return predictions["prediction"].dtype.kind == "f"
 
 
 def _no_labels():

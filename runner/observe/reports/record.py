@@ -26,11 +26,14 @@ class RunRecord:
 
     @property
     def metric(self) -> str:
-        return self.config["search"]["metric"]
+        """What trials were ranked by: the summary's (defaulted by the task) or the config's."""
+        return (self.summary.get("search", {}).get("metric")
+                or self.config["search"]["metric"] or "val_loss")
 
     @property
     def direction(self) -> str:
-        return self.config["search"]["direction"]
+        return (self.summary.get("search", {}).get("direction")
+                or self.config["search"].get("direction") or "minimize")
 
     def ranked(self) -> list[dict[str, Any]]:
         """Complete trials best first, then the others by number."""
