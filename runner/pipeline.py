@@ -19,8 +19,8 @@ from runner.observe import summary, tracking
 from runner.observe.console import Reporter
 from runner.serve import artifacts, infer
 from runner.tasks import Classification, Task, is_auto, task_for
-from runner.train import retrain
-from runner.train.model import input_problems
+from runner.train import retrain, trial
+from runner.train.model import build_problems, input_problems
 from runner.tune import sweep
 
 
@@ -31,6 +31,7 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + target_for(cfg.deploy).validate()
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
+        + trial.validate(cfg)
         + tracking.validate(cfg)
         + infer.validate(cfg.inference, out, _columns_task(cfg.task))
         + input_problems(cfg.model, cfg.data.get("image_shape") or [None])  # tabular: width unknown
@@ -67,8 +68,12 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
             with reporter.spark_tasks(spark, "preprocess"):
                 prepared = preprocess.run(spark, cfg.data, cache_root, cfg.task)
             _link(run_dir / "prepared", prepared.local_path())
-        cfg = sweep.for_task(cfg, prepared.task)  # the task the label chose, its metric
+        cfg = sweep.for_task(cfg, prepared)  # the task the label chose, its metric
         reporter.rank_by(cfg.search.metric, cfg.search.direction)
+        problems = build_problems(as_plain(cfg.model), prepared.input_shape,
+                                  task_for(cfg.task).model_kwargs(prepared.meta))
+        if problems:  # before any trial: the model must build for this data and task
+            raise RunnerError(problems[0])
         reporter.info(
             f"[preprocess] {'cache hit' if prepared.cache_hit else 'prepared'} "
             f"{prepared.fingerprint}: rows {prepared.rows}"

@@ -90,10 +90,11 @@ class Task(ABC):
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         """What the model is told besides ``input_shape``, from the prepared data's ``meta.json``."""
 
-    def class_weights(self, counts: Any) -> None:
-        """``train.class_weight=balanced``: weigh the loss by the train split's label counts
-        (``counts``: rows per class, or positives per output). A task without classes
-        ignores it."""
+    def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``train.class_weight=balanced``: constructor arguments weighing the loss by the
+        train split's label counts (``meta.json``'s ``class_counts``); nothing for a task
+        without classes."""
+        return {}
 
 
 def kind_error(label: str, kind: str, task: str, wants: str) -> RunnerError:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from runner.errors import RunnerError
 from runner.tasks import _metrics
 from runner.tasks._base import Task, TaskConfig, kind_error
-from runner.tasks.classification import INTEGRAL, LABEL_INDEX
+from runner.tasks.classification import INTEGRAL, LABEL_INDEX, class_counts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,7 +78,12 @@ class Binary(Task):
         if bad:
             raise RunnerError(f"data.label: task=binary needs labels 0 and 1; {bad} rows have "
                               "other values (task=classification takes K classes)")
-        return {}
+        return {"class_counts": class_counts(written, 2)}
+
+    def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``pos_weight``: negative rows per positive row of the train split."""
+        negatives, positives = meta["class_counts"]
+        return {"pos_weight": negatives / positives if positives else 1.0}
 
     def loss(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         import torch.nn.functional as F

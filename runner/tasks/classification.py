@@ -31,6 +31,18 @@ class ClassificationConfig(TaskConfig):
     weight: Optional[list[float]] = None  # per-class loss weights; train.class_weight sets them
 
 
+def class_counts(written: "DataFrame", classes: int) -> list[int]:
+    """Rows of each class 0..classes-1 in the prepared train split."""
+    from pyspark.sql import functions as F
+
+    rows = (written.where(F.col("split") == "train").groupBy("label").count().collect())
+    counts = [0] * classes
+    for row in rows:
+        if row["label"] is not None:
+            counts[int(row["label"])] += int(row["count"])
+    return counts
+
+
 class Classification(Task):
     """Cross-entropy; accuracy, balanced accuracy, macro F1 and log loss from a confusion
     matrix; predicts the argmax class and the softmax probabilities."""
@@ -73,7 +85,13 @@ class Classification(Task):
             raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, "
                               f"found {low}")
         count = len(self.classes) if self.classes is not None else int(high) + 1
-        return {"num_classes": count}
+        return {"num_classes": count, "class_counts": class_counts(written, count)}
+
+    def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """scikit-learn's ``balanced``: rows / (classes * rows of the class)."""
+        counts = meta["class_counts"]
+        rows = sum(counts)
+        return {"weight": [rows / (len(counts) * c) if c else 0.0 for c in counts]}
 
     def loss(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         import torch.nn.functional as F

@@ -119,9 +119,10 @@ def _objective_problems(search: Any, directions: dict[str, str]) -> list[str]:
     return []
 
 
-def for_task(cfg: Any, task: dict[str, Any]) -> Any:
-    """A copy of ``cfg`` for the prepared data's ``task`` (a resolved task config): ``task``
-    set to it, ``search.metric`` defaulted to the task's headline metric (``val_`` + the
+def for_task(cfg: Any, prepared: PreparedDataset) -> Any:
+    """A copy of ``cfg`` for the prepared data's task (a resolved task config): ``task``
+    set to it (with ``train.class_weight=balanced``: its weights from the train split's
+    counts), ``search.metric`` defaulted to the task's headline metric (``val_`` + the
     first of its ``directions``) and ``search.direction`` to that metric's.
 
     Raises:
@@ -129,6 +130,9 @@ def for_task(cfg: Any, task: dict[str, Any]) -> Any:
     """
     from omegaconf import OmegaConf
 
+    task = prepared.task
+    if cfg.train.get("class_weight") == "balanced":
+        task = {**task, **task_for(task).balanced(prepared.meta)}
     directions = metric_directions(task_for(task))
     problems = _objective_problems(cfg.search, directions)
     if problems:
@@ -166,6 +170,7 @@ def run(
     from runner.tune.grid import GridSampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = for_task(cfg, prepared)
     target = target or target_for(cfg.deploy)
     search = cfg.search
     space = search_space.parse(search.params)
