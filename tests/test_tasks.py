@@ -153,3 +153,95 @@ def test_multilabel_metrics_per_tag():
     assert metrics["auroc_macro"] == pytest.approx((1.0 + 0.75) / 2)
     assert task.model_kwargs({}) == {"num_classes": 2}
     assert task.predict(outputs)["prediction"].tolist() == [[1, 0], [0, 1], [1, 0], [0, 0]]
+
+
+def _write_csv(path, label_of, n=1200, seed=0):
+    """A CSV of 5 Gaussian features and ``label_of(features)``: what a user brings."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5))
+    labels = label_of(x, rng)
+    lines = ["a,b,c,d,e,target"] + [
+        ",".join(f"{v:.5f}" for v in row) + f",{label}" for row, label in zip(x, labels)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run_task(tmp_path, csv, *overrides):
+    run_dir = tmp_path / "run"
+    proc = run_cli(["data=csv", f"data.path={csv}", "data.label=target",
+                    "data.steps=[{op: dropna, columns: [target]}]",
+                    f"data.cache_dir={tmp_path / 'cache'}", "stages=[preprocess,sweep,infer]",
+                    "search=none", "optimizer.lr=0.01",
+                    "train.epochs=12", *overrides, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return summary, run_dir
+
+
+def test_regression_is_inferred_from_a_float_label_and_learns(tmp_path):
+    csv = _write_csv(tmp_path / "houses.csv", lambda x, rng: [
+        f"{100 + 20 * a - 15 * b + 10 * np.sin(2 * c) + rng.normal():.4f}" for a, b, c, *_ in x])
+    summary, run_dir = _run_task(tmp_path, csv)  # no task=: a float label is regression
+    assert summary["task"]["_target_"] == "runner.tasks.Regression"
+    assert summary["search"] == {"metric": "val_rmse", "direction": "minimize"}
+    assert abs(summary["task"]["mean"] - 100) < 3 and summary["task"]["std"] > 10
+    assert summary["test_metrics"]["test_r2"] >= 0.8
+    assert set(summary["test_metrics"]) == {"test_rmse", "test_mae", "test_r2", "test_loss"}
+    import pandas as pd
+
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    assert predictions["prediction"].dtype == np.float32  # in the label's units
+    assert abs(predictions["prediction"].mean() - 100) < 5
+    assert "test_r2" in (run_dir / "report.md").read_text()
+
+
+def test_binary_learns_an_imbalanced_label_with_balanced_weights(tmp_path):
+    csv = _write_csv(tmp_path / "churn.csv", lambda x, rng: [
+        "yes" if 2 * a + b - c + 0.3 * rng.normal() > 1.6 else "no" for a, b, c, *_ in x])
+    summary, run_dir = _run_task(tmp_path, csv, "task=binary", "train.class_weight=balanced",
+                                 "search.metric=val_average_precision")
+    task = summary["task"]
+    assert task["_target_"] == "runner.tasks.Binary" and task["classes"] == ["no", "yes"]
+    assert summary["search"] == {"metric": "val_average_precision", "direction": "maximize"}
+    assert summary["test_metrics"]["test_auroc"] >= 0.9
+    assert summary["test_metrics"]["test_balanced_accuracy"] >= 0.8
+    import json
+
+    saved = json.loads((run_dir / "model" / "model.json").read_text())["task"]
+    assert saved["pos_weight"] > 2  # about 1 positive in 6 rows
+
+
+def test_multilabel_from_delimited_tags(tmp_path):
+    csv = _write_csv(tmp_path / "tags.csv", lambda x, rng: [
+        "|".join(t for t, v in zip("xyz", row[:3]) if v > 0) or "none" for row in x])
+    summary, run_dir = _run_task(tmp_path, csv, "task=multilabel", "task.delimiter=|")
+    assert summary["task"]["tags"] == ["none", "x", "y", "z"]
+    assert summary["test_metrics"]["test_f1_macro"] >= 0.8
+    assert summary["test_metrics"]["test_auroc_macro"] >= 0.9
+    import pandas as pd
+
+    row = pd.read_parquet(run_dir / "predictions.parquet").iloc[0]
+    assert len(row["prediction"]) == len(row["probability"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model._target_=net.Nope"],
+         "error: model._target_: cannot import 'net.Nope' (ModuleNotFoundError: No module named "
+         "'net'); name an nn.Module class"),
+        (["train.epochs=0"], "error: train.epochs: must be at least 1, got 0"),
+        (["train.batch_size=-1"], "error: train.batch_size: must be at least 1, got -1"),
+        (["task=regression", "search.metric=val_accuracy"],
+         "error: search.metric: 'val_accuracy' is not a metric of the task; choose one of "
+         "train_loss, val_rmse, val_mae, val_r2, val_loss"),
+    ],
+)
+def test_bad_model_or_loop_settings_are_one_line_before_spark(tmp_path, overrides, expected):
+    proc = run_cli([*overrides, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(expected)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "logs").exists()  # Spark never started
