@@ -119,8 +119,9 @@ def compare(paths: list[Path], out_dir: Path) -> Comparison:
 
 
 def _group(r: RunRecord) -> str:
-    """The data set a run was scored on, and its task when the config names one."""
-    task = r.config.get("task")
+    """The data set a run was scored on, and its task (the one the label chose, with
+    ``task=auto``) when known."""
+    task = r.summary.get("task") or r.config.get("task")
     name = None
     if isinstance(task, dict):
         name = task.get("name") or str(task.get("_target_", "")).rsplit(".", 1)[-1]
