@@ -231,7 +231,6 @@ def _write_partition(artifact: ModelArtifact, batch_size: int, schema: "pa.Schem
     key = hashlib.sha256(artifact.weights).hexdigest()
 
     def write_partition(batches: Iterator["pa.RecordBatch"]):
-        import numpy as np
         import pyarrow as pa
         import pyarrow.dataset as ds
         import pyarrow.parquet as pq

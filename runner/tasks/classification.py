@@ -80,7 +80,7 @@ class Classification(Task):
     def describe_label(self, written: "DataFrame") -> dict[str, Any]:
         from pyspark.sql import functions as F
 
-        low, high = written.agg(F.min("label"), F.max("label")).first()
+        low, high = written.agg(F.min("label"), F.max("label")).first() or (None, None)
         if low is not None and low < 0:
             raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, "
                               f"found {low}")

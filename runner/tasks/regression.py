@@ -50,7 +50,7 @@ class Regression(Task):
 
         if kind not in NUMERIC and not kind.startswith("decimal"):
             raise kind_error(label, kind, "regression", "a numeric column")
-        mean, std = train.agg(F.mean(label), F.stddev_pop(label)).first()
+        mean, std = train.agg(F.mean(label), F.stddev_pop(label)).first() or (None, None)
         if mean is None:
             raise RunnerError(f"data.label: column {label!r} has no values in the train split")
         return [], {"mean": float(mean), "std": float(std) if std else 1.0}
@@ -64,8 +64,11 @@ class Regression(Task):
         import torch.nn.functional as F
 
         scaled = (labels.to(outputs.dtype) - self.mean) / self.std
-        fn = {"mse": F.mse_loss, "huber": F.huber_loss, "l1": F.l1_loss}[self.loss_name]
-        return fn(outputs.reshape(-1), scaled)
+        if self.loss_name == "huber":
+            return F.huber_loss(outputs.reshape(-1), scaled)
+        if self.loss_name == "l1":
+            return F.l1_loss(outputs.reshape(-1), scaled)
+        return F.mse_loss(outputs.reshape(-1), scaled)
 
     def sums(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         """Summed loss, rows, squared and absolute errors, the label's sum and sum of squares

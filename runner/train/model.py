@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runner.errors import first_line
 
 
 def build_model(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
@@ -81,7 +80,7 @@ def _reason(err: BaseException) -> str:
     """The innermost cause of ``err`` (Hydra wraps the real one), as one line."""
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return f"{type(err).__name__}: {first_line(err)}"
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
 
 
 def weights_of(model: Any) -> bytes:
