@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-
 def build_model(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
                 task_kwargs: Mapping[str, Any]):
     """Instantiate the configured ``nn.Module`` for this data's shape and task."""

@@ -48,8 +48,17 @@ class RunRecord:
         """The test predictions (id, label, prediction[, probability]), if written."""
         import pandas as pd
 
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
         path = self.run_dir / "predictions.parquet"
-        return pd.read_parquet(path, columns=["label", "prediction"]) if path.exists() else None
+        if not path.exists():
+            return None
+        schema = ds.dataset(path, format="parquet", partitioning="hive").schema
+        flat_probability = ("probability" in schema.names
+                            and pa.types.is_floating(schema.field("probability").type))
+        columns = ["label", "prediction", *(["probability"] if flat_probability else [])]
+        return pd.read_parquet(path, columns=columns)
 
 
 def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
