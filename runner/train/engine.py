@@ -122,8 +122,11 @@ def train_epoch(model: "torch.nn.Module", task: Task, optimizer: "torch.optim.Op
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     for x, y in data:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        if dtype is None:  # 32: no autocast context per step
             outputs = model(x)
+        else:
+            with torch.autocast(device.type, dtype=dtype):
+                outputs = model(x)
         loss = task.loss(outputs.float(), y)
         if loop.scaler is not None:
             loop.scaler.scale(loss).backward()
