@@ -66,7 +66,9 @@ def main(cfg: DictConfig) -> float | None:
         if in_multirun:  # this job fails; Hydra runs the others
             raise multirun.JobFailed(hydra_cfg.job.num, hydra_cfg.overrides.task, err) from None
         sys.exit(err.exit_code)
-    return summary["best"]["metrics"][cfg.search.metric] if "best" in summary else None
+    if "best" not in summary:
+        return None
+    return summary["best"]["metrics"][summary["search"]["metric"]]  # search.metric or the task's
 
 
 def cli() -> None:

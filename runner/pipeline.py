@@ -18,9 +18,9 @@ from runner.errors import RunnerError
 from runner.observe import summary, tracking
 from runner.observe.console import Reporter
 from runner.serve import artifacts, infer
-from runner.tasks import task_for
-from runner.train import augment, retrain
-from runner.train.model import input_problems
+from runner.tasks import Classification, Task, is_auto, task_for
+from runner.train import augment, retrain, trial
+from runner.train.model import build_problems, input_problems
 from runner.tune import sweep
 
 
@@ -31,8 +31,9 @@ def validate(cfg: Any, out: Path | None = None) -> None:
         + target_for(cfg.deploy).validate()
         + preprocess.validate(cfg.data)
         + sweep.validate(cfg)
+        + trial.validate(cfg)
         + tracking.validate(cfg)
-        + infer.validate(cfg.inference, out, task_for(cfg.task))
+        + infer.validate(cfg.inference, out, _columns_task(cfg.task))
         + infer.data_problems(cfg.inference.data)
         + input_problems(cfg.model, sources.expected_input_shape(cfg.data))
         + augment.validate(cfg.train.augment, sources.expected_input_shape(cfg.data))
@@ -57,8 +58,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
         return run_infer(cfg, run_dir, original_cwd, out)
     validate(cfg, out)
     start = time.perf_counter()
-    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet,
-                        verbose=cfg.verbose, prefix=prefix)
+    reporter = Reporter(cfg.search.metric or "val_loss", cfg.search.direction or "minimize",
+                        quiet=cfg.quiet, verbose=cfg.verbose, prefix=prefix)
     cache_root = location(cfg.data.cache_dir, original_cwd)
     with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter, experiment(run_dir.name):
         gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
@@ -70,8 +71,14 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
 
         with reporter.stage("preprocess", cfg.data.name):
             with reporter.spark_tasks(spark, "preprocess"):
-                prepared = preprocess.run(spark, cfg.data, cache_root)
+                prepared = preprocess.run(spark, cfg.data, cache_root, cfg.task)
             _link(run_dir / "prepared", prepared.local_path())
+        cfg = sweep.for_task(cfg, prepared)  # the task the label chose, its metric
+        reporter.rank_by(cfg.search.metric, cfg.search.direction)
+        problems = build_problems(as_plain(cfg.model), prepared.input_shape,
+                                  task_for(cfg.task).model_kwargs(prepared.meta))
+        if problems:  # before any trial: the model must build for this data and task
+            raise RunnerError(problems[0])
         reporter.info(
             f"[preprocess] {'cache hit' if prepared.cache_hit else 'prepared'} "
             f"{prepared.fingerprint}: rows {prepared.rows}"
@@ -125,7 +132,8 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
-            result = summary.run(run_dir, prepared, swept, predicted, timings, trained)
+            result = summary.run(run_dir, prepared, swept, predicted, timings, trained,
+                                 search=as_plain(cfg.search))
         tracker.finish(run_dir, result)
     reporter.final(result)
     return result
@@ -145,7 +153,7 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
         problems += infer.data_problems(cfg.inference.data, entry.meta)
     if problems:
         raise RunnerError("; ".join(problems))
-    reporter = Reporter(cfg.search.metric, cfg.search.direction, quiet=cfg.quiet)
+    reporter = Reporter(cfg.search.metric or "val_loss", quiet=cfg.quiet)
     with reporter:
         with reporter.stage("spark", cfg.deploy.master):
             spark = build_session(target_for(cfg.deploy), run_dir / "logs")
@@ -201,6 +209,12 @@ def _as_trained(raw: sources.RawData, trained: list[str] | None) -> Any:
     if not raw.features or not trained or len(raw.features) != len(trained):
         return raw.df
     return raw.df.withColumnsRenamed(dict(zip(raw.features, trained)))
+
+
+def _columns_task(cfg: Any) -> Task:
+    """The task whose output columns ``inference.partition_by`` may name, before the data is
+    prepared (``task=auto``: classification's, whose flat columns every task has)."""
+    return Classification() if is_auto(cfg) else task_for(cfg)
 
 
 def _model_run(cfg: Any, original_cwd: Path) -> Path:

@@ -90,3 +90,28 @@ def test_outputs_are_the_models_in_any_batching(fixed):
     for size in (1, 4, 100):
         assert torch.allclose(engine.outputs(model, x, size, "cpu"), expected)
     assert engine.outputs(model, x[:0], 4, "cpu").shape == (0, 3)
+
+
+def test_the_loop_trains_under_bf16_autocast_and_gets_its_schedule_filled_in():
+    """The mixed-precision path (CUDA in practice; CPU autocast runs bf16 too) and a
+    scheduler whose length the loop fills in."""
+    import torch
+
+    from runner.tasks import Classification
+    from runner.train import engine
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler, interval = engine.make_scheduler(
+        {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "interval": "step"},
+        optimizer, epochs=2, steps_per_epoch=4)
+    assert interval == "step" and scheduler.T_max == 8
+    loop = engine.Loop(grad_clip=1.0, precision="bf16", scheduler=scheduler, interval=interval)
+    losses = [engine.train_epoch(model, Classification(), optimizer,
+                                 engine.batches(x, y, 16), loop=loop) for _ in range(2)]
+    assert all(loss == loss for loss in losses)  # finite, not NaN
+    assert optimizer.param_groups[0]["lr"] < 1e-6  # cosine ran its 8 steps to 0
+    assert engine.Loop.of({"epochs": 2, "precision": "bf16"}, optimizer, "cpu", 4).precision == "32"

@@ -72,7 +72,18 @@ def test_regression_predictions_get_a_residual_plot(terminal_multirun, tmp_path)
     pd.DataFrame({"label": [0.5, 1.5, 2.0], "prediction": [0.7, 1.2, 2.1]}).to_parquet(
         run_dir / "predictions.parquet")
     keys = [p.key for p in all_plots(load(run_dir))]
-    assert "residuals" in keys and "confusion" not in keys
+    assert "residuals" in keys and "predicted" in keys and "confusion" not in keys
+
+
+def test_binary_predictions_get_roc_and_pr_curves(terminal_multirun, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(terminal_multirun[0] / "0", run_dir, symlinks=True)
+    shutil.rmtree(run_dir / "predictions.parquet")
+    pd.DataFrame({"label": [0.0, 1.0, 1.0, 0.0], "prediction": [0, 1, 0, 0],
+                  "probability": [0.1, 0.9, 0.4, 0.3]}).astype({"prediction": "int32"}).to_parquet(
+        run_dir / "predictions.parquet")
+    keys = [p.key for p in all_plots(load(run_dir))]
+    assert "roc-pr" in keys and "confusion" in keys and "residuals" not in keys
 
 
 def test_report_command_re_renders_from_disk(terminal_multirun, tmp_path):

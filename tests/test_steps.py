@@ -161,7 +161,8 @@ def test_scoring_skips_only_the_row_conditions_that_read_the_label(spark):
         {"op": "filter", "expr": "x < 100"},
         {"op": "select", "exprs": ["y", "x * 2 AS x"]},
     ])
-    fitted = steps.fit(config, "none", train, "y", ["x"])
+    fitted = steps.fit(config, "none", train, "y", ["x"],
+                       {"_target_": "runner.tasks.Classification"})
     new = spark.createDataFrame([(1, 5.0, "k1"), (2, None, "k2"), (3, 500.0, "k3")],
                                 "id long, x double, key string")
     from pyspark.sql import functions as F

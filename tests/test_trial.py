@@ -106,3 +106,79 @@ def test_image_trial_learns_with_augmentation(bars, streaming):
                "augment": {"flip": False, "crop": 1, "jitter": 0.1}}))
     assert outcome.state == "COMPLETE", outcome.error
     assert outcome.metrics["val_accuracy"] >= 0.95
+
+
+def test_early_stopping_stops_and_keeps_the_best_epoch(blobs):
+    """A learning rate that wrecks the model after a good first epoch: patience 2 stops at
+    epoch 3 and the trial's metrics and weights are epoch 1's."""
+    import io
+
+    import torch
+
+    from runner.train.model import build_model
+
+    wild = spec(blobs, optimizer={"_target_": "torch.optim.SGD", "lr": 0.5, "momentum": 0.99},
+                train={"epochs": 30, "batch_size": 32, "seed": 0, "patience": 2},
+                metric="val_loss")
+    outcome = run_trial(wild)
+    assert outcome.state == "COMPLETE", outcome.error
+    losses = [h["val_loss"] for h in outcome.history]
+    best = min(range(len(losses)), key=losses.__getitem__) + 1
+    assert outcome.best_epoch == best
+    assert len(outcome.history) == best + 2 < 30  # stopped after two worse epochs
+    assert outcome.metrics["val_loss"] == losses[best - 1] < losses[-1]
+    # the weights are the best epoch's: they score its val loss again
+    model = build_model(wild.model, (4,), {"num_classes": 2})
+    model.load_state_dict(torch.load(io.BytesIO(outcome.weights), weights_only=True))
+    from runner.data.prepared import PreparedDataset
+    from runner.tasks import Classification
+    from runner.train import engine
+
+    x, y = PreparedDataset(blobs).read("val")
+    val = engine.evaluate(model, Classification(),
+                          engine.batches(torch.from_numpy(x), torch.from_numpy(y), 4096))
+    assert val["loss"] == pytest.approx(outcome.metrics["val_loss"], rel=1e-5)
+
+
+def test_without_patience_every_epoch_runs(blobs):
+    outcome = run_trial(spec(blobs, train={"epochs": 4, "batch_size": 32, "seed": 0}))
+    assert len(outcome.history) == 4 and outcome.best_epoch == 0
+
+
+def test_scheduler_and_clipping_take_effect(blobs, monkeypatch):
+    import torch
+
+    from runner.train import engine
+
+    seen: dict[str, list] = {"lr": [], "norms": []}
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def spy_clip(parameters, max_norm, *args, **kwargs):
+        seen["norms"].append(max_norm)
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy_clip)
+    end_epoch = engine.Loop.end_epoch
+
+    def spy_end(self, val_loss=None):
+        end_epoch(self, val_loss)
+        seen["lr"].append(self.scheduler.optimizer.param_groups[0]["lr"])
+
+    monkeypatch.setattr(engine.Loop, "end_epoch", spy_end)
+    scheduled = spec(blobs, train={
+        "epochs": 4, "batch_size": 32, "seed": 0, "grad_clip": 0.5,
+        "scheduler": {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 1,
+                      "gamma": 0.5}})
+    outcome = run_trial(scheduled)
+    assert outcome.state == "COMPLETE", outcome.error
+    assert seen["lr"] == pytest.approx([0.005, 0.0025, 0.00125, 0.000625])
+    assert seen["norms"] and set(seen["norms"]) == {0.5}
+
+
+def test_one_cycle_gets_its_length_filled_in(blobs):
+    one_cycle = spec(blobs, train={
+        "epochs": 3, "batch_size": 32, "seed": 0,
+        "scheduler": {"_target_": "torch.optim.lr_scheduler.OneCycleLR", "max_lr": 0.05,
+                      "interval": "step"}})
+    outcome = run_trial(one_cycle)
+    assert outcome.state == "COMPLETE", outcome.error

@@ -171,9 +171,11 @@ def _synthetic(spark, rows: int, cores: int):
     ).write.mode("overwrite").parquet(entry.split_uri("test"))
     # the fitted preprocessing ScoringModel applies: the features array assembled, no scaling
     fit_rows = spark.range(64).select("id", F.lit(0).alias("label"), features.alias("features"))
-    fitted = steps.fit([], "none", fit_rows, "label", ["features"])
+    task = {"_target_": "runner.tasks.Classification"}
+    fitted = steps.fit([], "none", fit_rows, "label", ["features"], task)
     fitted.model.write().overwrite().save(entry.transform_uri)
     entry.write_meta({"input_shape": [WIDTH], "num_classes": 10, "rows": {"test": rows},
+                      "task": fitted.task,
                       "label": {"column": "label", "type": "bigint", "classes": None},
                       "features": ["features"], "config": {"steps": []}})
     return entry

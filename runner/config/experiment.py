@@ -36,6 +36,15 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64  # the global batch: each of N processes takes batch_size / N
     seed: int = 0
+    # The loop (every trial; the train stage but patience): early stopping on search.metric
+    # after `patience` epochs without improvement, keeping the best epoch's weights (null: off);
+    patience: Optional[int] = None
+    # any torch.optim.lr_scheduler class: {_target_: ...CosineAnnealingLR, interval: epoch|step};
+    # epochs, steps_per_epoch, total_steps and T_max are filled in when left out
+    scheduler: Optional[Any] = None
+    grad_clip: Optional[float] = None  # clip the gradients' global norm to this
+    precision: str = "32"  # 32 | bf16 | fp16: autocast on CUDA devices only (CPU trains in 32)
+    class_weight: Optional[str] = None  # balanced: weigh classes by the train split's counts
     streaming: bool = False  # stream train batches from Parquet row groups (data > memory)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # images: flip, crop, jitter
     enabled: bool = False

@@ -23,8 +23,8 @@ class SearchConfig:
 
     n_trials: int = 8
     parallelism: Optional[int] = None  # concurrent trials; null: the cluster's task slots
-    metric: str = "val_accuracy"
-    direction: str = "maximize"  # maximize | minimize
+    metric: Optional[str] = None  # e.g. val_rmse; null: the task's first (val_accuracy, ...)
+    direction: Optional[str] = None  # maximize | minimize; null: the metric's own
     sampler: Any = MISSING  # {_target_: optuna.samplers.X, seed: ${search.seed}, ...}
     pruner: Any = MISSING  # {_target_: optuna.pruners.X, ...}: stop bad trials after an epoch
     trial_timeout: Optional[float] = None  # seconds; a trial past it fails

@@ -3,7 +3,8 @@
 An entry ``<cache_dir>/<fingerprint>/`` (a local path or a URI that pyarrow's filesystems
 read, ``file://`` included) holds::
 
-    data/split=<name>/*.parquet   id long, label long, features: list<float> (tables),
+    data/split=<name>/*.parquet   id long, label (the task's: long, float or
+                                  list<float>), features: list<float> (tables),
                                   binary (images: uint8 C x H x W) or list<int> (token ids)
     transform/                    the fitted preparation (``preprocess.apply_transform``)
     meta.json                     rows per split, input shape, classes, ``input``...; written last
@@ -112,6 +113,16 @@ class PreparedDataset:
     @property
     def num_classes(self) -> int:
         return int(self.meta["num_classes"])
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The task config the data was prepared for, with what it learnt from the train
+        split's labels (``runner.tasks``); entries from before tasks are classification."""
+        if "task" in self.meta:
+            return dict(self.meta["task"])
+        classes = self.meta.get("label", {}).get("classes")
+        return {"_target_": "runner.tasks.Classification",
+                **({"classes": classes} if classes is not None else {})}
 
     @property
     def data_uri(self) -> str:
@@ -254,8 +265,9 @@ def deal(groups: Sequence[RowGroup], tasks: int) -> list[list[RowGroup]]:
 
 def read_arrays(table: "pa.Table", input: Mapping[str, Any] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Model input (rows x width, see :func:`model_input`) and int64 labels of a table."""
-    labels = table.column("label").to_numpy().astype(np.int64)
+    """Model input (rows x width, see :func:`model_input`) and labels (see :func:`label_array`)
+    of a table."""
+    labels = label_array(table.column("label"))
     return model_input(table.column("features").combine_chunks(), input), labels
 
 
@@ -290,6 +302,23 @@ def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) ->
     values = features.flatten().to_numpy(zero_copy_only=False)
     dtype = np.int64 if kind == "tokens" else np.float32
     return values.astype(dtype).reshape(len(features), width)
+
+
+def label_array(column: Any) -> np.ndarray:
+    """Labels as the task's loss takes them: integer classes as int64, values as float32,
+    multi-hot lists as a (rows x tags) float32 array."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        width = len(column[0]) if len(column) else 0
+        flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        return flat.reshape(len(column), width)
+    values = column.to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(column.type):
+        return values.astype(np.int64)
+    return values.astype(np.float32)
 
 
 def location(path_or_uri: str, base: Path) -> str:

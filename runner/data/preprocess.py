@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
-_FORMAT_VERSION = 3
+_FORMAT_VERSION = 4
 _LOCK_DIR = Path(tempfile.gettempdir()) / "spark-dl-runner-locks"
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
 
@@ -59,35 +59,47 @@ def validate(cfg: Any) -> list[str]:
     return problems + preparation_of(source).validate(cfg) + source.validate(cfg)
 
 
-def fingerprint(spark: "SparkSession", cfg: Any) -> str:
-    """A content key over every preparation setting and the input's identity.
+def fingerprint(spark: "SparkSession", cfg: Any, task: Any = None) -> str:
+    """A content key over every preparation setting, the task (it shapes the label) and
+    the input's identity.
 
     The identity is what the config cannot say: the scikit-learn version, the
     generator's version, or each input file's path, size and modification time.
     """
     settings = {k: v for k, v in as_plain(cfg).items() if k not in ("cache", "cache_dir")}
     blob = json.dumps(
-        {"v": _FORMAT_VERSION, "data": settings,
+        {"v": _FORMAT_VERSION, "data": settings, "task": _task_settings(task),
          "source": sources.source_for(cfg).identity(spark, cfg)},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run(spark: "SparkSession", cfg: Any, cache_root: "str | Path") -> PreparedDataset:
-    """Prepare the data set under ``cache_root`` (a path or URI), or reuse a complete
-    cache entry with the same fingerprint."""
+def run(spark: "SparkSession", cfg: Any, cache_root: "str | Path",
+        task: Any = None) -> PreparedDataset:
+    """Prepare the data set under ``cache_root`` (a path or URI) for ``task`` (a task config;
+    None or ``task=auto``: chosen from the label's type), or reuse a complete cache entry
+    with the same fingerprint. The entry's ``task`` is the resolved task config."""
     problems = validate(cfg)
     if problems:
         raise RunnerError("; ".join(problems))
-    key = fingerprint(spark, cfg)
+    key = fingerprint(spark, cfg, task)
     entry = entry_in(str(cache_root), key)
     with _builder_lock(str(cache_root), key):  # a job that needs the entry meanwhile waits here
         if cfg.cache and not entry.problems():
             return PreparedDataset(entry.uri, cache_hit=True)
         with building(str(cache_root), key) as tmp:
-            _prepare(spark, cfg, tmp)
+            _prepare(spark, cfg, tmp, _task_settings(task))
     return entry
+
+
+def _task_settings(task: Any) -> dict[str, Any]:
+    """A task config as plain data; ``{"_target_": "auto"}`` when none is given."""
+    from runner.tasks import AUTO
+
+    if task is None:
+        return {"_target_": AUTO}
+    return task if isinstance(task, dict) else as_plain(task)
 
 
 @contextmanager
@@ -193,20 +205,29 @@ def scoring_rows(prepared: PreparedDataset, df: "DataFrame",
     return ScoringRows(scored.df.select(*columns), kept, labelled, scored.skipped, scored.unseen)
 
 
-def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset) -> None:
+def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset,
+             task: dict[str, Any]) -> None:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
+
+    from runner.tasks import infer, is_auto, task_for
 
     source = sources.source_for(cfg)
     preparation = preparation_of(source)
     raw = source.load(spark, cfg)
+    kinds = dict(raw.df.dtypes)
+    if raw.label not in kinds:
+        raise RunnerError(f"data.label: no column {raw.label!r}; available: "
+                          f"{', '.join(c for c in kinds if c != 'id')}")
+    task = infer(kinds[raw.label]) if is_auto(task) else task
+    stratify = cfg.split.stratify and task_for(task).stratify
     # The split's cut points, the fit and the three splits each scan the rows: read
     # (or generate, or decode) the source once, kept on the executors' local disks
     # (memory-safe at any size).
     rows = preparation.rows(raw, cfg).persist(StorageLevel.DISK_ONLY)
     try:
-        df = _assign_split(rows, raw.label, cfg.split)
-        fitted = preparation.fit(spark, cfg, df, raw)
+        df = _assign_split(rows, raw.label, cfg.split, stratify)
+        fitted = preparation.fit(spark, cfg, df, raw, task)
         fitted.save(out)
         parts = [fitted.transform(df.where(F.col("split") == s).drop("split"))
                  .withColumn("split", F.lit(s)) for s in SPLITS]
@@ -228,13 +249,13 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
     """Check the written rows and describe them for ``meta.json``."""
     from pyspark.sql import functions as F
 
+    from runner.tasks import task_for
+
     written = spark.read.parquet(data)
     stats = {
         r["split"]: r
         for r in written.groupBy("split").agg(
             F.count("*").alias("rows"),
-            F.min("label").alias("low"),
-            F.max("label").alias("high"),
             F.count_if(F.col("label").isNull()).alias("unlabelled"),
         ).collect()
     }
@@ -247,11 +268,7 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
     if unlabelled:
         raise RunnerError(f"data.label: {unlabelled} rows have no label; add "
                           f"{{op: dropna, columns: [{fitted.label}]}} to data.steps")
-    low = min(int(r["low"]) for r in stats.values())
-    if low < 0:
-        raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, found {low}")
-    num_classes = (len(fitted.labels) if fitted.labels is not None
-                   else max(int(r["high"]) for r in stats.values()) + 1)
+    described = task_for(fitted.task).describe_label(written)
 
     own = fitted.describe()
     if "input_shape" in own:
@@ -269,15 +286,17 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
     return {
         **own,
         "input_shape": list(shape),
-        "num_classes": num_classes,
+        **described,
         "rows": rows,
-        "label": {"column": fitted.label, "type": fitted.label_type, "classes": fitted.labels},
+        "task": fitted.task,
+        "label": {"column": fitted.label, "type": fitted.label_type,
+                  "classes": fitted.task.get("classes")},
         "features": fitted.features,
         "config": as_plain(cfg),
     }
 
 
-def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
+def _assign_split(df: "DataFrame", label: str, split: Any, stratify: bool) -> "DataFrame":
     """Add ``split`` from a seeded hash of ``id``: the same rows land in the same split.
 
     Stratified: each label's train/val cut points are that label's quantiles of the
@@ -291,7 +310,7 @@ def _assign_split(df: "DataFrame", label: str, split: Any) -> "DataFrame":
     u = F.pmod(F.xxhash64("id", F.lit(split.seed)), F.lit(_HASH_MOD)) / float(_HASH_MOD)
     df = df.withColumn("_u", u)
     ratios = [split.train, split.train + split.val]
-    if split.stratify:
+    if stratify:
         cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 10_000).alias("c"))
         table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
         if not table:

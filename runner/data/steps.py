@@ -2,10 +2,11 @@
 
 Each step becomes ``pyspark.ml`` stages fitted on the train split, in order: Spark SQL
 ``filter``/``select``/``dropna`` as ``SQLTransformer``, ``impute`` as ``Imputer``,
-``onehot`` as ``StringIndexer`` + ``OneHotEncoder``. Then a string label is indexed
-(``StringIndexer``), the feature columns are assembled (``VectorAssembler``) and
-scaled (``StandardScaler``/``MinMaxScaler``). The same model, saved with the prepared
-data, turns new rows into exactly the same features (``to_input`` -> model -> ``to_output``).
+``onehot`` as ``StringIndexer`` + ``OneHotEncoder``. Then the task's label stages (e.g. a
+string label indexed by ``StringIndexer``; see ``runner.tasks``), the feature columns are
+assembled (``VectorAssembler``) and scaled (``StandardScaler``/``MinMaxScaler``). The same
+model, saved with the prepared data, turns new rows into exactly the same features
+(``to_input`` -> model -> ``to_output``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ if TYPE_CHECKING:
     from pyspark.ml.feature import StringIndexerModel
     from pyspark.sql import DataFrame
 
-LABEL_INDEX = "_label"  # the indexed string label
 FEATURES = "_features"  # the assembled (and scaled) features vector
 KEPT = "__kept"  # scoring: the user's columns passed through, one struct
 UNSEEN = "__unseen_"  # scoring: + a onehot column, true where its value was not seen in training
 _ROW_FILTER = re.compile(r"SELECT \* FROM __THIS__ WHERE (.*)", re.DOTALL)  # filter, dropna
 _NOT_NULL = re.compile(r"`([^`]+)` IS NOT NULL")
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "vector")
-_INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Fitted:
     model: "PipelineModel"
     label: str  # the label column of the source
     label_type: str  # its Spark SQL type, e.g. "string" or "bigint"
-    labels: Optional[list[str]]  # string labels in index order; null: integer labels
+    task: dict[str, Any]  # the task config with what it learnt from the label (runner.tasks)
     features: list[str]  # the columns assembled into the features vector
 
 
@@ -68,9 +67,13 @@ def fit(
     train: "DataFrame",
     label: str,
     features: Optional[list[str]],
+    task: dict[str, Any],
 ) -> Fitted:
-    """Fit every step on ``train`` (source rows of the train split), in order."""
+    """Fit every step on ``train`` (source rows of the train split), in order, then the
+    label's stages of ``task`` (a task config) and the features' assembly and scaling."""
     from pyspark.ml import PipelineModel
+
+    from runner.tasks import task_for
 
     train = to_input(train)
     stages: list["Transformer"] = []
@@ -99,11 +102,9 @@ def fit(
     ]
     _check_features(names, types, label, train)
 
-    tail = _label_stages(train, label, types[label]) + _feature_stages(names, scaling, train)
-    model = PipelineModel(stages=stages + tail)
-    labels = (cast("StringIndexerModel", tail[0]).labelsArray[0] if types[label] == "string"
-              else None)
-    return Fitted(model, label, types[label], labels, names)
+    label_stages, learnt = task_for(task).fit_label(train, label, types[label])
+    model = PipelineModel(stages=stages + label_stages + _feature_stages(names, scaling, train))
+    return Fitted(model, label, types[label], {**task, **learnt}, names)
 
 
 def to_input(df: "DataFrame") -> "DataFrame":
@@ -117,21 +118,19 @@ def to_input(df: "DataFrame") -> "DataFrame":
     return df
 
 
-def to_output(df: "DataFrame", fitted_labels: Optional[list[str]], label: str,
+def to_output(df: "DataFrame", task: dict[str, Any], label: str,
               carried: Sequence[str] = ()) -> "DataFrame":
-    """The prepared layout: ``id`` long, ``label`` long (null: unknown), ``features`` floats,
-    then the ``carried`` columns as they are."""
+    """The prepared layout: ``id`` long, ``label`` as the fitted ``task`` makes it (long
+    classes, float values or multi-hot floats; null: unknown), ``features`` floats, then
+    the ``carried`` columns as they are."""
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    if fitted_labels is not None:
-        index = F.col(LABEL_INDEX) if LABEL_INDEX in df.columns else F.lit(None)
-        label_col = F.when(index < len(fitted_labels), index)
-    else:
-        label_col = F.col(label)
+    from runner.tasks import task_for
+
     return df.select(
         F.col("id").cast("long").alias("id"),
-        label_col.cast("long").alias("label"),
+        task_for(task).label_column(df, label).alias("label"),
         vector_to_array(F.col(FEATURES), dtype="float32").alias("features"),
         *carried,
     )
@@ -278,20 +277,6 @@ _BUILDERS: dict[str, Callable[[Any, "DataFrame", str, str], list["Transformer"]]
     "impute": _impute,
     "onehot": _onehot,
 }
-
-
-def _label_stages(train: "DataFrame", label: str, kind: str) -> list["Transformer"]:
-    from pyspark.ml.feature import StringIndexer
-
-    if kind == "string":
-        indexer = StringIndexer(inputCol=label, outputCol=LABEL_INDEX, handleInvalid="keep",
-                                stringOrderType="alphabetAsc")
-        return [indexer.fit(train.where(train[label].isNotNull()))]
-    if kind not in _INTEGRAL:
-        raise RunnerError(
-            f"data.label: column {label!r} is {kind}; labels must be integer classes or strings"
-        )
-    return []
 
 
 def _feature_stages(names: list[str], scaling: str, train: "DataFrame") -> list["Transformer"]:

@@ -47,12 +47,11 @@ class Reporter:
         prefix: str = "",
     ):
         self.console = console or Console()
-        self._sign = -1.0 if direction == "maximize" else 1.0
+        self.rank_by(metric, direction)
         self.prefix = prefix
         self.live_enabled = self.console.is_terminal and not quiet and not prefix
         self.quiet = quiet
         self.verbose = verbose
-        self.metric = metric
         self.timings: dict[str, float] = {}
         self._stages: dict[str, str] = {}
         self._stage_start: dict[str, float] = {}
@@ -74,6 +73,11 @@ class Reporter:
         self._live: Live | None = None
         self._finished = False  # the leaderboard replaces the live trial table
 
+
+    def rank_by(self, metric: str, direction: str = "maximize") -> None:
+        """The metric trials are shown and ranked by (known once the data chose the task)."""
+        self.metric = metric
+        self._sign = -1.0 if direction == "maximize" else 1.0
     def __enter__(self) -> "Reporter":
         if self.live_enabled:
             self._live = Live(self, console=self.console, refresh_per_second=4, transient=False)

@@ -23,13 +23,16 @@ def run(
     predicted: Optional[InferenceResult],
     timings: dict[str, float],
     trained: Optional[TrainResult] = None,
+    search: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Write the summary; return it.
 
     ``best``/``trials``/``parallelism``/``pruning`` are there when the sweep ran, ``train``
     when the train stage ran, ``test_metrics``/``predictions`` when infer ran.
     """
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {"task": prepared.task}
+    if search:  # the metric trials were ranked by: search.metric, or the task's default
+        summary["search"] = {"metric": search["metric"], "direction": search["direction"]}
     if swept:
         summary["best"] = {
             "number": swept.best.number,

@@ -38,9 +38,11 @@ class ModelArtifact:
     @classmethod
     def trained(cls, model: dict[str, Any], task: dict[str, Any], prepared: "PreparedDataset",
                 weights: bytes) -> "ModelArtifact":
-        """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``."""
-        from runner.tasks import task_for
+        """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``
+        (``task=auto``: the task the prepared data's label chose)."""
+        from runner.tasks import is_auto, task_for
 
+        task = prepared.task if is_auto(task) else task
         classes = (prepared.meta.get("label") or {}).get("classes")
         return cls(model=model, input_shape=prepared.input_shape, task=task,
                    model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights,

@@ -16,6 +16,7 @@ driver.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from runner.data.prepared import PreparedDataset, RowGroup, deal
+from runner.data.prepared import PreparedDataset, RowGroup, deal, label_array
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 from runner.tasks import Task, task_for
@@ -96,14 +97,21 @@ class Scorer:
                             for c in self.kept), *self.task().output_schema])
 
     def _named(self, column: str) -> bool:
-        """A kept label of class indices (a prepared split's), written by class name."""
-        return column == self.label and self.artifact.classes is not None
+        """A kept label of class indices (a prepared split's), written by class name, as
+        the task writes its predictions (classification's; binary keeps 0/1)."""
+        return (column == self.label and self.artifact.classes is not None
+                and self._predicts_names)
+
+    @functools.cached_property
+    def _predicts_names(self) -> bool:
+        import pyarrow as pa
+
+        return pa.types.is_string(self.task().output_schema.field("prediction").type)
 
     def score(self, batches: Iterator["pa.RecordBatch"], schema: "pa.Schema",
               counts: dict[str, Any] | None = None) -> Iterator["pa.RecordBatch"]:
         """``batches`` scored; ``counts`` (if given) gathers rows, the labelled rows' metric
         sums and the unseen values per onehot column."""
-        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
         import torch
@@ -135,8 +143,8 @@ class Scorer:
                 known = pc.is_valid(labels).to_numpy(zero_copy_only=False)
                 if known.any():
                     scored = out if known.all() else out[torch.from_numpy(known)]
-                    values = labels.filter(pa.array(known)).to_numpy(zero_copy_only=False)
-                    sums = task.sums(scored, torch.from_numpy(values.astype(np.int64)))
+                    values = label_array(labels.filter(pa.array(known)))
+                    sums = task.sums(scored, torch.from_numpy(values))
                     counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
                     counts["labelled"] += int(known.sum())
             yield pa.RecordBatch.from_arrays(

@@ -1,4 +1,4 @@
-"""The ``Task`` a model learns: its loss, metrics, predictions and what the model is told."""
+"""The ``Task`` a model learns: its label, loss, metrics, predictions and what the model is told."""
 
 from __future__ import annotations
 
@@ -9,24 +9,37 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from omegaconf import MISSING
 
+from runner.errors import RunnerError
+
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
     import torch
+    from pyspark.ml import Transformer
+    from pyspark.sql import Column, DataFrame
 
 
 @dataclass
 class TaskConfig:
-    """A task by ``_target_`` (a :class:`Task` class) and its keyword arguments."""
+    """A task by ``_target_`` (a :class:`Task` class) and its keyword arguments.
+
+    ``_target_: auto`` (``task=auto``, the default) picks the task from the label's type
+    when the data is prepared: floats -> regression, arrays -> multilabel, integers and
+    strings -> classification.
+    """
 
     _target_: str = MISSING
 
 
 class Task(ABC):
-    """What a model learns, for the training engine (``runner.train.engine``) and inference.
+    """What a model learns, for preprocessing (``runner.data``), the training engine
+    (``runner.train.engine``) and inference.
 
     ``directions`` names every metric ``metrics`` returns, ``loss`` among them, and
     whether it is maximized or minimized; the first is the task's headline metric.
+    What a task learns from the train split's labels (string classes, the label's mean
+    and standard deviation, the tags) comes back from ``fit_label`` as constructor
+    arguments; the prepared data keeps the task config with them (``meta.json``'s ``task``).
     """
 
     directions: ClassVar[dict[str, str]]
@@ -42,6 +55,28 @@ class Task(ABC):
         task.classes = list(classes) if classes is not None else None
         return task
 
+    stratify: ClassVar[bool] = True  # split each label value in proportion (discrete labels)
+
+    # -- the label, in Spark (preprocessing) --------------------------------------------
+    @abstractmethod
+    def fit_label(self, train: "DataFrame", label: str,
+                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+        """``pyspark.ml`` stages for the label column (of Spark SQL type ``kind``), fitted on
+        ``train``, and what the task learnt (its constructor's keyword arguments).
+
+        Raises:
+            RunnerError: naming ``data.label`` when the task cannot learn from such a label.
+        """
+
+    @abstractmethod
+    def label_column(self, df: "DataFrame", label: str) -> "Column":
+        """The prepared ``label`` column (null where unknown) of transformed rows."""
+
+    def describe_label(self, written: "DataFrame") -> dict[str, Any]:
+        """Checks of the prepared rows' labels and what ``meta.json`` says of them."""
+        return {}
+
+    # -- training and evaluation ----------------------------------------------------------
     @abstractmethod
     def loss(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         """A batch's mean loss, the one minimized."""
@@ -67,3 +102,15 @@ class Task(ABC):
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         """What the model is told besides ``input_shape``, from the prepared data's
         ``meta.json``."""
+
+    def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``train.class_weight=balanced``: constructor arguments weighing the loss by the
+        train split's label counts (``meta.json``'s ``class_counts``); nothing for a task
+        without classes."""
+        return {}
+
+
+def kind_error(label: str, kind: str, task: str, wants: str) -> RunnerError:
+    """The one-line error for a label a task cannot learn from."""
+    return RunnerError(f"data.label: column {label!r} is {kind}; task={task} needs {wants}; "
+                       "choose another task= or convert the column in data.steps")

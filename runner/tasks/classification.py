@@ -4,25 +4,48 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from runner.tasks._base import Task, TaskConfig
+from runner.errors import RunnerError
+from runner.tasks import _metrics
+from runner.tasks._base import Task, TaskConfig, kind_error
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
     import torch
+    from pyspark.ml import Transformer
+    from pyspark.sql import Column, DataFrame
+
+LABEL_INDEX = "_label"  # a string label's index column
+INTEGRAL = ("tinyint", "smallint", "int", "bigint")
 
 
 @dataclass
 class ClassificationConfig(TaskConfig):
-    """Integer labels 0..K-1; the model is told ``num_classes`` and returns K logits."""
+    """Integer labels 0..K-1 or strings (indexed in alphabetical order); the model is told
+    ``num_classes`` and returns K logits. ``classes``: learnt from the train split."""
 
     _target_: str = "runner.tasks.Classification"
+    classes: Optional[list[str]] = None
+    weight: Optional[list[float]] = None  # per-class loss weights; train.class_weight sets them
+
+
+def class_counts(written: "DataFrame", classes: int) -> list[int]:
+    """Rows of each class 0..classes-1 in the prepared train split."""
+    from pyspark.sql import functions as F
+
+    rows = (written.where(F.col("split") == "train").groupBy("label").count().collect())
+    counts = [0] * classes
+    for row in rows:
+        if row["label"] is not None:
+            counts[int(row["label"])] += int(row["count"])
+    return counts
 
 
 class Classification(Task):
-    """Cross-entropy and accuracy; predicts the argmax class and the softmax probabilities.
+    """Cross-entropy; accuracy, balanced accuracy, macro F1 and log loss from a confusion
+    matrix; predicts the argmax class and the softmax probabilities.
 
     With string labels (``named``): ``prediction`` is the class name, ``prediction_index``
     its index and ``probability`` a struct with one field per class name. A struct rather
@@ -33,27 +56,85 @@ class Classification(Task):
     Integer labels keep ``prediction`` (the class) and ``probability`` (a list, by class).
     """
 
-    directions = {"accuracy": "maximize", "loss": "minimize"}
+    directions = {"accuracy": "maximize", "balanced_accuracy": "maximize",
+                  "f1_macro": "maximize", "log_loss": "minimize", "loss": "minimize"}
+
+    def __init__(self, classes: Optional[list[str]] = None,
+                 weight: Optional[list[float]] = None) -> None:
+        self.classes = list(classes) if classes is not None else None
+        self.weight = list(weight) if weight is not None else None
+
+    def fit_label(self, train: "DataFrame", label: str,
+                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+        from pyspark.ml.feature import StringIndexer
+
+        if kind == "string":
+            indexer = StringIndexer(inputCol=label, outputCol=LABEL_INDEX, handleInvalid="keep",
+                                    stringOrderType="alphabetAsc")
+            fitted = indexer.fit(train.where(train[label].isNotNull()))
+            return [fitted], {"classes": list(fitted.labelsArray[0])}
+        if kind not in INTEGRAL:
+            raise kind_error(label, kind, "classification", "integer classes or strings "
+                             "(a float target: task=regression)")
+        return [], {}
+
+    def label_column(self, df: "DataFrame", label: str) -> "Column":
+        from pyspark.sql import functions as F
+
+        if self.classes is not None:
+            index = F.col(LABEL_INDEX) if LABEL_INDEX in df.columns else F.lit(None)
+            return F.when(index < len(self.classes), index).cast("long")
+        return F.col(label).cast("long")
+
+    def describe_label(self, written: "DataFrame") -> dict[str, Any]:
+        from pyspark.sql import functions as F
+
+        low, high = written.agg(F.min("label"), F.max("label")).first() or (None, None)
+        if low is not None and low < 0:
+            raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, "
+                              f"found {low}")
+        count = len(self.classes) if self.classes is not None else int(high or 0) + 1
+        return {"num_classes": count, "class_counts": class_counts(written, count)}
+
+    def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """scikit-learn's ``balanced``: rows / (classes * rows of the class)."""
+        counts = meta["class_counts"]
+        rows = sum(counts)
+        return {"weight": [rows / (len(counts) * c) if c else 0.0 for c in counts]}
 
     def loss(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         import torch.nn.functional as F
 
-        return F.cross_entropy(outputs, labels)
+        return F.cross_entropy(outputs, labels, weight=self._weight(outputs))
 
     def sums(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
-        """Summed loss, correct predictions, rows."""
+        """Summed (weighted) loss, summed log loss, rows, then the confusion matrix."""
         import torch
         import torch.nn.functional as F
 
-        return torch.stack([
+        outputs = outputs.float()
+        head = torch.stack([
+            F.cross_entropy(outputs, labels, weight=self._weight(outputs),
+                            reduction="sum").double(),
             F.cross_entropy(outputs, labels, reduction="sum").double(),
-            (outputs.argmax(1) == labels).sum().double(),
             torch.tensor(len(labels), dtype=torch.float64, device=outputs.device),
         ])
+        matrix = _metrics.confusion(outputs.argmax(1), labels, outputs.shape[1])
+        return torch.cat([head, matrix.flatten()])
 
     def metrics(self, sums: Any) -> dict[str, float]:
-        loss, correct, rows = (float(s) for s in sums)
-        return {"accuracy": correct / rows, "loss": loss / rows}
+        import torch
+
+        sums = torch.as_tensor(sums, dtype=torch.float64)
+        loss, log_loss, rows = (float(s) for s in sums[:3])
+        classes = int(round((len(sums) - 3) ** 0.5))
+        scores = _metrics.from_confusion(sums[3:].reshape(classes, classes))
+        weighted_rows = rows
+        if self.weight is not None:  # a weighted mean, as cross_entropy takes it
+            weighted_rows = float(sums[3:].reshape(classes, classes).sum(1)
+                                  @ torch.tensor(self.weight, dtype=torch.float64))
+        return {**scores, "log_loss": log_loss / rows if rows else 0.0,
+                "loss": loss / weighted_rows if weighted_rows else 0.0}
 
     def predict(self, outputs: "torch.Tensor") -> dict[str, "np.ndarray"]:
         import numpy as np
@@ -78,3 +159,10 @@ class Classification(Task):
 
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         return {"num_classes": int(meta["num_classes"])}
+
+    def _weight(self, outputs: "torch.Tensor") -> "torch.Tensor | None":
+        import torch
+
+        if self.weight is None:
+            return None
+        return torch.tensor(self.weight, dtype=outputs.dtype, device=outputs.device)

@@ -70,6 +70,7 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
     task = task_for(job["task"])
     module = build_model(job["model"], tuple(job["input_shape"]), job["model_kwargs"]).to(device)
     optimizer = instantiate(job["optimizer"], params=module.parameters())
+    loop = engine.Loop.of(train, optimizer, device, steps)
     checkpoint = os.path.join(job["checkpoint_dir"], CHECKPOINT)
     history: list[dict[str, float]] = []
     start_epoch = 1
@@ -78,6 +79,8 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         assert state["key"] == job["key"], f"{checkpoint} belongs to another run"
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if loop.scheduler is not None and state.get("scheduler"):
+            loop.scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
         start_epoch = int(state["epoch"]) + 1
     device_ids = [device.index] if device.type == "cuda" else None
@@ -97,13 +100,16 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         apply = augment.augmenter(train.get("augment"), seed * 100_003 + epoch * 1_009 + rank)
         train_loss = engine.train_epoch(
             model, task, optimizer, augment.augmented(engine.batches(x, y, batch, order), apply),
-            reduce=total)
+            reduce=total, loop=loop)
+        loop.end_epoch()
         epoch_s = float(_reduce(torch.tensor(time.perf_counter() - began, device=device),
                                 dist.ReduceOp.MAX))
         history.append({"epoch": epoch, "train_loss": train_loss, "epoch_s": epoch_s})
         if rank == 0:
             _save(checkpoint, {"key": job["key"], "epoch": epoch, "model": module.state_dict(),
-                               "optimizer": optimizer.state_dict(), "history": history})
+                               "optimizer": optimizer.state_dict(), "history": history,
+                               "scheduler": (loop.scheduler.state_dict()
+                                             if loop.scheduler is not None else None)})
         dist.barrier()
 
     fitted = engine.evaluate(module, task, engine.batches(x, y, engine.EVAL_ROWS), reduce=total)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 from runner.data.prepared import PreparedDataset
-from runner.tasks import task_for
+from runner.tasks import is_auto, task_for
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,9 +53,7 @@ def validate(cfg: Any) -> list[str]:
     problems = []
     if train.num_processes < 1:
         problems.append(f"train.num_processes: must be at least 1, got {train.num_processes}")
-    if train.epochs < 1:
-        problems.append(f"train.epochs: must be at least 1, got {train.epochs}")
-    if train.batch_size < max(1, train.num_processes):
+    if train.batch_size >= 1 and train.batch_size < max(1, train.num_processes):
         problems.append(
             f"train.batch_size: {train.batch_size} is the global batch and must be at least "
             f"train.num_processes ({train.num_processes})"
@@ -109,6 +107,7 @@ def run(
     num_processes = int(train["num_processes"])
     if not local_mode:
         _require_slots(spark, num_processes)
+    task = prepared.task if is_auto(task) else task
     out_dir = run_dir / "train"
     out_dir.mkdir(parents=True, exist_ok=True)
     key = _key(sections, prepared)
@@ -118,7 +117,8 @@ def run(
         "splits": SPLITS,
         "model": sections["model"],
         "optimizer": sections["optimizer"],
-        "train": {k: train[k] for k in ("epochs", "batch_size", "seed")},
+        "train": {k: train.get(k) for k in ("epochs", "batch_size", "seed", "scheduler",
+                                           "grad_clip", "precision")},
         "input_shape": list(prepared.input_shape),
         "task": task,
         "model_kwargs": task_for(task).model_kwargs(prepared.meta),

@@ -64,6 +64,7 @@ class TrialOutcome:
     device: str = "cpu"
     gpu: str = ""  # the GPU address Spark assigned, if any
     reasks: list[int] = field(default_factory=list)  # lost trials it asks again, first first
+    best_epoch: int = 0  # with train.patience: the epoch whose weights and metrics are kept
     weights: bytes = b""
 
     def as_record(self) -> dict[str, Any]:
@@ -74,6 +75,40 @@ class TrialOutcome:
 
 
 Reporter = Callable[[int, float], bool]  # (epoch, metric) -> stop now?
+
+
+def validate(cfg: Any) -> list[str]:
+    """Problems with the ``train`` settings every trial uses, found before Spark starts."""
+    from runner.train.engine import PRECISIONS
+    from runner.train.model import _locate
+
+    train = cfg.train
+    problems = []
+    if train.epochs < 1:
+        problems.append(f"train.epochs: must be at least 1, got {train.epochs}")
+    if train.batch_size < 1:
+        problems.append(f"train.batch_size: must be at least 1, got {train.batch_size}")
+    if train.get("patience") is not None and train.patience < 1:
+        problems.append(f"train.patience: must be at least 1 epoch or null, got {train.patience}")
+    if train.get("grad_clip") is not None and train.grad_clip <= 0:
+        problems.append(f"train.grad_clip: must be positive or null, got {train.grad_clip}")
+    if str(train.get("precision", "32")) not in PRECISIONS:
+        problems.append(f"train.precision: {train.precision!r} is not one of "
+                        f"{', '.join(PRECISIONS)}")
+    if train.get("class_weight") not in (None, "balanced"):
+        problems.append(f"train.class_weight: {train.class_weight!r} is not balanced or null")
+    scheduler = train.get("scheduler")
+    if scheduler:
+        target = scheduler.get("_target_")
+        if scheduler.get("interval", "epoch") not in ("epoch", "step"):
+            problems.append("train.scheduler.interval: must be epoch or step")
+        try:
+            _locate(str(target))
+        except Exception:
+            problems.append(f"train.scheduler._target_: cannot import {target!r}; name a "
+                            "torch.optim.lr_scheduler class, e.g. "
+                            "torch.optim.lr_scheduler.CosineAnnealingLR")
+    return problems
 
 
 def run_trial(spec: TrialSpec, device: str = "cpu", report: Reporter | None = None) -> TrialOutcome:
@@ -116,23 +151,58 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
 
     model = build_model(spec.model, spec.input_shape, spec.model_kwargs).to(device)
     optimizer = instantiate(spec.optimizer, params=model.parameters())
-    batches = _train_batches(spec, device)
+    batches, steps_per_epoch = _train_batches(spec, device)
+    loop = engine.Loop.of(spec.train, optimizer, device, steps_per_epoch)
     deadline = time.perf_counter() + (spec.timeout_s or math.inf)
+    stopping = EarlyStopping(spec.train.get("patience"),
+                             metric_directions(task).get(spec.metric, "minimize"))
 
     def check_deadline() -> None:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"trial ran past search.trial_timeout={spec.timeout_s}s")
 
     for epoch in range(1, int(spec.train["epochs"]) + 1):
-        train_loss = engine.train_epoch(model, task, optimizer, batches(), on_step=check_deadline)
+        train_loss = engine.train_epoch(model, task, optimizer, batches(), on_step=check_deadline,
+                                        loop=loop)
         val = engine.evaluate(model, task, engine.batches(x_val_t, y_val_t, engine.EVAL_ROWS))
+        loop.end_epoch(val["loss"])
         outcome.history.append(
             {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
         )
         outcome.metrics = {k: v for k, v in outcome.history[-1].items() if k != "epoch"}
         if report is not None and report(epoch, outcome.metrics[spec.metric]):
             raise TrialPruned(f"pruned after epoch {epoch}")
+        if stopping.update(epoch, outcome.metrics[spec.metric], model):
+            break
+    if stopping.best_state is not None:  # the best epoch's weights and metrics, not the last's
+        model.load_state_dict(stopping.best_state)
+        outcome.best_epoch = stopping.best_epoch
+        outcome.metrics = {k: v for k, v in outcome.history[stopping.best_epoch - 1].items()
+                           if k != "epoch"}
     outcome.weights = weights_of(model)
+
+
+class EarlyStopping:
+    """``train.patience``: stop after ``patience`` epochs without a better ``search.metric``
+    on val, keeping the best epoch's weights (a copy on the CPU). Without patience: inert."""
+
+    def __init__(self, patience: int | None, direction: str) -> None:
+        self.patience = patience
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.best_epoch = 0
+        self.best_value = -math.inf
+        self.best_state: dict[str, Any] | None = None
+
+    def update(self, epoch: int, value: float, model: Any) -> bool:
+        """Record the epoch's metric; True: stop now."""
+        if self.patience is None:
+            return False
+        if self.best_state is None or self.sign * value > self.best_value:
+            self.best_epoch, self.best_value = epoch, self.sign * value
+            self.best_state = {k: v.detach().to("cpu", copy=True)
+                               for k, v in model.state_dict().items()}
+            return False
+        return epoch - self.best_epoch >= self.patience
 
 
 def warm_up() -> None:
@@ -147,7 +217,8 @@ def warm_up() -> None:
 
 
 def _train_batches(spec: TrialSpec, device: str):
-    """A function giving one epoch of shuffled ``(x, y)`` tensor batches of the train split.
+    """A function giving one epoch of shuffled ``(x, y)`` tensor batches of the train split,
+    and the number of batches an epoch has.
 
     ``train.streaming``: read Parquet row group by row group; otherwise the split is
     loaded once into memory (once per Python worker, for all its trials).
@@ -159,15 +230,16 @@ def _train_batches(spec: TrialSpec, device: str):
     seed = spec.train["seed"] + spec.number
     apply = augment.augmenter(spec.train.get("augment"), seed)
     if spec.train.get("streaming"):
-        stream = PreparedDataset(spec.entry).batches("train", batch_size, seed=seed)
-        return lambda: augment.augmented((
+        entry = PreparedDataset(spec.entry)
+        stream = entry.batches("train", batch_size, seed=seed)
+        return (lambda: augment.augmented((
             (torch.from_numpy(x).reshape(shape).to(device), torch.from_numpy(y).to(device))
             for x, y in stream
-        ), apply)
+        ), apply)), max(1, math.ceil(entry.rows["train"] / batch_size))
     x_train, y_train = PreparedDataset(spec.entry).read("train")
     x_all = torch.from_numpy(x_train).reshape(shape).to(device)
     y_all = torch.from_numpy(y_train).to(device)
     generator = torch.Generator().manual_seed(seed)
-    return lambda: augment.augmented(engine.batches(
+    return (lambda: augment.augmented(engine.batches(
         x_all, y_all, batch_size, torch.randperm(len(y_all), generator=generator).to(device)),
-        apply)
+        apply)), max(1, math.ceil(len(y_all) / batch_size))

@@ -33,7 +33,7 @@ from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import fair_share, long_columns, task_slots
 from runner.cluster.targets import Target, target_for
-from runner.tasks import task_for
+from runner.tasks import all_directions, task_for
 from runner.train.trial import TrialOutcome, metric_directions
 from runner.tune.trial_cost import TrialCost, training_work
 
@@ -93,22 +93,57 @@ def validate(cfg: Any) -> list[str]:
 
 
 def _metric_problems(cfg: Any) -> list[str]:
-    """``search.metric`` and ``search.direction`` against what the task's trials report."""
+    """``search.metric`` and ``search.direction`` against what the task's trials report (for
+    ``task=auto``: what any task's trials report; the prepared data's task is checked again)."""
     search = cfg.search
-    if search.direction not in ("maximize", "minimize"):
-        return [f"search.direction: {search.direction!r} is not maximize or minimize"]
+    if search.direction not in (None, "maximize", "minimize"):
+        return [f"search.direction: {search.direction!r} is not maximize or minimize "
+                "(or null: the metric's own)"]
     try:
-        directions = metric_directions(task_for(cfg.task))
+        directions = all_directions(cfg.task)
     except RunnerError as err:
         return [str(err)]
+    return _objective_problems(search, directions)
+
+
+def _objective_problems(search: Any, directions: dict[str, str]) -> list[str]:
+    if search.metric is None:
+        return []
     if search.metric not in directions:
         return [f"search.metric: {search.metric!r} is not a metric of the task; choose one of "
                 f"{', '.join(directions)}"]
     wanted = directions[search.metric]
-    if search.direction != wanted:
+    if search.direction is not None and search.direction != wanted:
         return [f"search.direction: the task's {search.metric} is {wanted}d; "
-                f"set search.direction={wanted}"]
+                f"set search.direction={wanted} or leave it out"]
     return []
+
+
+def for_task(cfg: Any, prepared: PreparedDataset) -> Any:
+    """A copy of ``cfg`` for the prepared data's task (a resolved task config): ``task``
+    set to it (with ``train.class_weight=balanced``: its weights from the train split's
+    counts), ``search.metric`` defaulted to the task's headline metric (``val_`` + the
+    first of its ``directions``) and ``search.direction`` to that metric's.
+
+    Raises:
+        RunnerError: ``search.metric`` is not one of this task's metrics.
+    """
+    from omegaconf import OmegaConf
+
+    task = prepared.task
+    if cfg.train.get("class_weight") == "balanced":
+        task = {**task, **task_for(task).balanced(prepared.meta)}
+    directions = metric_directions(task_for(task))
+    problems = _objective_problems(cfg.search, directions)
+    if problems:
+        raise RunnerError(problems[0] + f" (task {task['_target_'].rsplit('.', 1)[-1]}, "
+                          "chosen from the label; or set task=)")
+    resolved = OmegaConf.create(as_plain(cfg))
+    resolved.task = task
+    metric = cfg.search.metric or next(k for k in directions if k.startswith("val_"))
+    resolved.search.metric = metric
+    resolved.search.direction = directions[metric]
+    return resolved
 
 
 def run(
@@ -136,6 +171,7 @@ def run(
     from runner.tune.grid import GridSampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = for_task(cfg, prepared)
     target = target or target_for(cfg.deploy)
     search = cfg.search
     space = search_space.parse(search.params)

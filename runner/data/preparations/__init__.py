@@ -6,33 +6,50 @@ split: decoding), ``fit`` on the train split, then the fitted preparation's ``tr
 on each split and ``save`` into the entry; ``apply_transform`` reloads it by the class
 path kept in ``meta.json``. One module per modality: ``numeric`` (``data.steps`` fitted
 with ``pyspark.ml``), ``image`` (Pillow in ``mapInArrow``), ``text`` (a ``tokenizers``
-tokenizer trained on train).
+tokenizer trained on train). The label is the task's (``runner.tasks``): its fitted
+stages run inside the numeric PipelineModel, or apart (:class:`FittedLabel`) for the others.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from runner.data.prepared import PreparedDataset
     from runner.data.sources import RawData
     from runner.data.steps import Scored
 
 NUMERIC = "runner.data.preparations.numeric.NumericPreparation"
+_LABEL_STAGES = "label"  # under the entry's transform/: a FittedLabel's PipelineModel
 
 
 class FittedPreparation(Protocol):
     """A preparation fitted on the train split: turns source rows into prepared rows."""
 
-    label: str  # the source's label column
-    label_type: str  # its Spark SQL type
-    labels: Optional[list[str]]  # string labels in index order; None: integer labels
-    features: list[str]  # the source columns the features come from
+    @property
+    def label(self) -> str:
+        """The source's label column."""
+
+    @property
+    def label_type(self) -> str:
+        """Its Spark SQL type."""
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The task config with what it learnt from the labels (``runner.tasks``)."""
+
+    @property
+    def features(self) -> "Sequence[str]":
+        """The source columns the features come from."""
 
     def transform(self, df: "DataFrame") -> "DataFrame":
-        """Rows (after ``rows``) -> ``id`` long, ``label`` long, ``features`` [, ``path``]."""
+        """Rows (after ``rows``) -> ``id`` long, ``label`` (the task's), ``features``
+        [, ``path``]."""
 
     def scoring(self, df: "DataFrame") -> "Scored":
         """New rows (after ``rows``, with a ``steps.KEPT`` column) as scoring runs them:
@@ -56,9 +73,10 @@ class Preparation(Protocol):
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
         """The source's rows made ready to split and fit (stateless per row)."""
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
-            raw: "RawData") -> FittedPreparation:
-        """Fit on the train split of ``df`` (the rows as ``rows`` gave them, with ``split``)."""
+    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
+            task: dict[str, Any]) -> FittedPreparation:
+        """Fit on the train split of ``df`` (the rows as ``rows`` gave them, with ``split``),
+        the label as ``task`` (a resolved task config) prepares it."""
 
     def load(self, entry: "PreparedDataset") -> FittedPreparation:
         """The fitted preparation saved in ``entry``."""
@@ -80,26 +98,60 @@ def preparation_named(path: str) -> Preparation:
     return get_class(path)()
 
 
-def label_index(label: str, labels: Optional[list[str]]):
-    """A Spark column: the class index of ``label`` (string labels in ``labels`` order;
-    null when unseen) or the integer label itself."""
-    from pyspark.sql import functions as F
+@dataclass(frozen=True)
+class FittedLabel:
+    """The task's label stages (``Task.fit_label``) fitted on the train split, for a
+    preparation that keeps them apart from its features (images, text)."""
 
-    if labels is None:
-        return F.col(label).cast("long")
-    position = F.array_position(F.array(*(F.lit(v) for v in labels)), F.col(label).cast("string"))
-    return F.when(position > 0, position - 1).cast("long")
+    column: str  # the source's label column
+    kind: str  # its Spark SQL type
+    task: dict[str, Any]  # the task config with what it learnt (e.g. classes)
+    model: "PipelineModel"
+
+    def prepared(self, df: "DataFrame") -> tuple["DataFrame", "Column"]:
+        """``df`` through the label stages, and the prepared ``label`` column of it."""
+        from runner.tasks import task_for
+
+        out = self.model.transform(df)
+        return out, task_for(self.task).label_column(out, self.column).alias("label")
+
+    def save(self, entry: "PreparedDataset") -> None:
+        self.model.write().save(f"{entry.transform_uri}/{_LABEL_STAGES}")
 
 
-def fit_labels(train: "DataFrame", label: str) -> tuple[str, Optional[list[str]]]:
-    """The label's Spark type and, for string labels, the sorted classes seen in train."""
-    from runner.errors import RunnerError
+class LabelledApart:
+    """A fitted preparation whose label is a :class:`FittedLabel` (``labels``)."""
 
-    kind = dict(train.dtypes)[label]
-    if kind == "string":
-        values = sorted(r[0] for r in train.select(label).distinct().collect() if r[0] is not None)
-        return kind, values
-    if kind not in ("tinyint", "smallint", "int", "bigint"):
-        raise RunnerError(f"data.label: column {label!r} is {kind}; labels must be integer "
-                          "classes or strings")
-    return kind, None
+    labels: FittedLabel
+
+    @property
+    def label(self) -> str:
+        return self.labels.column
+
+    @property
+    def label_type(self) -> str:
+        return self.labels.kind
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return self.labels.task
+
+
+def fit_label(train: "DataFrame", column: str, task: dict[str, Any]) -> FittedLabel:
+    """``task``'s label stages for ``column``, fitted on ``train``."""
+    from pyspark.ml import PipelineModel
+
+    from runner.tasks import task_for
+
+    kind = dict(train.dtypes)[column]
+    stages, learnt = task_for(task).fit_label(train, column, kind)
+    return FittedLabel(column, kind, {**task, **learnt}, PipelineModel(stages=stages))
+
+
+def load_label(entry: "PreparedDataset") -> FittedLabel:
+    """The label stages saved in ``entry`` by :meth:`FittedLabel.save`."""
+    from pyspark.ml import PipelineModel
+
+    label = entry.meta["label"]
+    return FittedLabel(label["column"], label["type"], entry.task,
+                       PipelineModel.load(f"{entry.transform_uri}/{_LABEL_STAGES}"))

@@ -15,10 +15,10 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from runner.data import steps
-from runner.data.preparations import fit_labels, label_index
+from runner.data.preparations import FittedLabel, LabelledApart, fit_label, load_label
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
@@ -100,12 +100,10 @@ def decoder(mode: str, size: tuple[int, int], fit: str, keep: Sequence[str]):
 
 
 @dataclass(frozen=True)
-class FittedImages:
-    """Class names and the per-channel mean/std (of 0..255 values) fitted on train."""
+class FittedImages(LabelledApart):
+    """The label's stages and the per-channel mean/std (of 0..255 values) fitted on train."""
 
-    label: str
-    label_type: str
-    labels: Optional[list[str]]
+    labels: FittedLabel
     mean: list[float]
     std: list[float]
     shape: list[int]
@@ -115,9 +113,10 @@ class FittedImages:
     def transform(self, df: "DataFrame") -> "DataFrame":
         from pyspark.sql import functions as F
 
-        return df.where(F.col("features").isNotNull()).select(
+        df, label = self.labels.prepared(df.where(F.col("features").isNotNull()))
+        return df.select(
             F.col("id").cast("long").alias("id"),
-            label_index(self.label, self.labels).alias("label"),
+            label,
             F.col("features"),
             F.col("path"),
             *([steps.KEPT] if steps.KEPT in df.columns else []),
@@ -127,10 +126,9 @@ class FittedImages:
         return steps.Scored(self.transform(df), [], {})
 
     def save(self, entry: "PreparedDataset") -> None:
+        self.labels.save(entry)
         entry.write_file(_FILE, json.dumps({
-            "label": self.label, "label_type": self.label_type, "labels": self.labels,
-            "mean": self.mean, "std": self.std, "shape": self.shape,
-        }).encode())
+            "mean": self.mean, "std": self.std, "shape": self.shape}).encode())
 
     def describe(self) -> dict[str, Any]:
         return {"input": {"kind": "image", "mean": self.mean, "std": self.std},
@@ -172,8 +170,8 @@ class ImagePreparation:
         fn = decoder(cfg.image.mode, _size(cfg.image.size), cfg.image.fit, keep)
         return df.select(*keep, "content").mapInArrow(fn, schema)
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
-            raw: "RawData") -> FittedImages:
+    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
+            task: dict[str, Any]) -> FittedImages:
         from pyspark.sql import functions as F
 
         bad = df.where(F.col("features").isNull())
@@ -185,18 +183,17 @@ class ImagePreparation:
                 f"data.on_bad_record: {count} images do not decode, e.g. {example}; remove them "
                 "or set data.on_bad_record=skip")
         train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
-        label_type, labels = fit_labels(train, raw.label)
+        labels = fit_label(train, raw.label, task)
         shape = image_shape(cfg.image)
         if cfg.scaling == "standard":
             mean, std = _channel_stats(train, shape[0])
         else:
             mean, std = [0.0] * shape[0], [255.0] * shape[0]
-        return FittedImages(raw.label, label_type, labels, mean, std, shape, count)
+        return FittedImages(labels, mean, std, shape, count)
 
     def load(self, entry: "PreparedDataset") -> FittedImages:
         saved = json.loads(entry.read_file(_FILE))
-        return FittedImages(saved["label"], saved["label_type"], saved["labels"],
-                            saved["mean"], saved["std"], saved["shape"])
+        return FittedImages(load_label(entry), saved["mean"], saved["std"], saved["shape"])
 
 
 def _channel_stats(train: "DataFrame", channels: int) -> tuple[list[float], list[float]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from runner.data import steps
 
@@ -22,16 +22,16 @@ class FittedNumeric:
     model: "PipelineModel"
     label: str
     label_type: str
-    labels: Optional[list[str]]
+    task: dict[str, Any]
     features: list[str]
 
     def transform(self, df: "DataFrame") -> "DataFrame":
-        return steps.to_output(self.model.transform(steps.to_input(df)), self.labels, self.label)
+        return steps.to_output(self.model.transform(steps.to_input(df)), self.task, self.label)
 
     def scoring(self, df: "DataFrame") -> steps.Scored:
         scored = steps.for_scoring(self.model, steps.to_input(df), self.label)
         carried = [steps.KEPT, *scored.unseen.values()]
-        return replace(scored, df=steps.to_output(scored.df, self.labels, self.label, carried))
+        return replace(scored, df=steps.to_output(scored.df, self.task, self.label, carried))
 
     def save(self, entry: "PreparedDataset") -> None:
         self.model.write().save(entry.transform_uri)
@@ -52,13 +52,13 @@ class NumericPreparation:
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
         return raw.df
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
-            raw: "RawData") -> FittedNumeric:
+    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
+            task: dict[str, Any]) -> FittedNumeric:
         from pyspark.sql import functions as F
 
         train = df.where(F.col("split") == "train").drop("split")
-        fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features)
-        return FittedNumeric(fitted.model, fitted.label, fitted.label_type, fitted.labels,
+        fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features, task)
+        return FittedNumeric(fitted.model, fitted.label, fitted.label_type, fitted.task,
                              fitted.features)
 
     def load(self, entry: "PreparedDataset") -> FittedNumeric:
@@ -66,4 +66,4 @@ class NumericPreparation:
 
         label = entry.meta["label"]
         return FittedNumeric(PipelineModel.load(entry.transform_uri), label["column"],
-                             label["type"], label["classes"], entry.meta.get("features", []))
+                             label["type"], entry.task, entry.meta.get("features", []))

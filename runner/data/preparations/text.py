@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from runner.data import steps
-from runner.data.preparations import fit_labels, label_index
+from runner.data.preparations import FittedLabel, LabelledApart, fit_label, load_label
 from runner.errors import RunnerError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ KINDS = ("bpe", "wordpiece")
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
 TEXT = "text"  # the column rows() gives
 _TOKENIZER = "transform/tokenizer.json"
-_LABELS = "transform/text.json"
+_SETTINGS = "transform/text.json"
 
 
 def train_tokenizer(texts: Iterator[str], kind: str, vocab_size: int, lowercase: bool):
@@ -79,12 +79,10 @@ def encoder(tokenizer_json: str, max_length: int, keep: list[str]):
 
 
 @dataclass(frozen=True)
-class FittedText:
-    """The trained tokenizer (as JSON) and the label's classes."""
+class FittedText(LabelledApart):
+    """The trained tokenizer (as JSON) and the label's stages."""
 
-    label: str
-    label_type: str
-    labels: Optional[list[str]]
+    labels: FittedLabel
     tokenizer: str  # tokenizers' JSON
     max_length: int
     vocab_size: int
@@ -95,8 +93,8 @@ class FittedText:
         from pyspark.sql.types import ArrayType, IntegerType, StructField, StructType
 
         carried = [steps.KEPT] if steps.KEPT in df.columns else []
-        rows = df.select(F.col("id").cast("long").alias("id"),
-                         label_index(self.label, self.labels).alias("label"), TEXT, *carried)
+        df, label = self.labels.prepared(df)
+        rows = df.select(F.col("id").cast("long").alias("id"), label, TEXT, *carried)
         keep = ["id", "label", *carried]
         schema = StructType([*(f for f in rows.schema.fields if f.name in keep),
                              StructField("features", ArrayType(IntegerType()))])
@@ -107,9 +105,8 @@ class FittedText:
 
     def save(self, entry: "PreparedDataset") -> None:
         entry.write_file(_TOKENIZER, self.tokenizer.encode())
-        entry.write_file(_LABELS, json.dumps({
-            "label": self.label, "label_type": self.label_type, "labels": self.labels,
-            "max_length": self.max_length}).encode())
+        self.labels.save(entry)
+        entry.write_file(_SETTINGS, json.dumps({"max_length": self.max_length}).encode())
 
     def describe(self) -> dict[str, Any]:
         return {"input": {"kind": "tokens", "vocab_size": self.vocab_size, "pad_id": 0},
@@ -139,25 +136,25 @@ class TextPreparation:
         carried = [steps.KEPT] if steps.KEPT in raw.df.columns else []
         return raw.df.select("id", raw.label, F.col(column).cast("string").alias(TEXT), *carried)
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame",
-            raw: "RawData") -> FittedText:
+    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
+            task: dict[str, Any]) -> FittedText:
         from pyspark.sql import functions as F
 
         train = df.where(F.col("split") == "train").drop("split")
-        label_type, labels = fit_labels(train, raw.label)
+        labels = fit_label(train, raw.label, task)
         texts = (row[0] for row in train.select(TEXT).where(F.col(TEXT).isNotNull())
                  .toLocalIterator())
         tok = cfg.tokenizer
         tokenizer = train_tokenizer(texts, tok.kind, int(tok.vocab_size), bool(tok.lowercase))
         if tokenizer.get_vocab_size() <= 2:
             raise RunnerError("data.text: the train split has no text to train the tokenizer on")
-        return FittedText(raw.label, label_type, labels, tokenizer.to_str(),
+        return FittedText(labels, tokenizer.to_str(),
                           int(tok.max_length), tokenizer.get_vocab_size())
 
     def load(self, entry: "PreparedDataset") -> FittedText:
         from tokenizers import Tokenizer
 
-        saved = json.loads(entry.read_file(_LABELS))
+        saved = json.loads(entry.read_file(_SETTINGS))
         tokenizer = entry.read_file(_TOKENIZER).decode()
-        return FittedText(saved["label"], saved["label_type"], saved["labels"], tokenizer,
-                          saved["max_length"], Tokenizer.from_str(tokenizer).get_vocab_size())
+        return FittedText(load_label(entry), tokenizer, saved["max_length"],
+                          Tokenizer.from_str(tokenizer).get_vocab_size())

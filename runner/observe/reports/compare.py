@@ -119,10 +119,12 @@ def compare(paths: list[Path], out_dir: Path) -> Comparison:
 
 
 def _group(r: RunRecord) -> str:
-    """The data set a run was scored on, and its task (``task=classification``)."""
-    task = r.config.get("task")
-    target = str(task.get("_target_", "")) if isinstance(task, dict) else ""
-    name = target.rsplit(".", 1)[-1].lower()
+    """The data set a run was scored on, and its task (the one the label chose, with
+    ``task=auto``) when known."""
+    task = r.summary.get("task") or r.config.get("task")
+    name = None
+    if isinstance(task, dict):
+        name = task.get("name") or str(task.get("_target_", "")).rsplit(".", 1)[-1]
     return f"data={r.config['data']['name']}" + (f" task={name}" if name else "")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.observe.reports.plots import confusion_counts
+from runner.observe.reports.plots import confusion_counts, has_classes
 from runner.observe.reports.record import RunRecord
 from runner.observe.reports.tables import TRIAL_COLUMNS, summary_rows, trial_rows
 
@@ -14,7 +14,7 @@ def render_markdown(record: RunRecord) -> str:
     lines += table([c if c != "metric" else record.metric for c in TRIAL_COLUMNS],
                    trial_rows(record))
     predictions = record.predictions()
-    if predictions is not None and len(predictions) and predictions["label"].dtype.kind != "f":
+    if predictions is not None and len(predictions) and has_classes(predictions):
         labels, counts = confusion_counts(predictions)
         lines += ["", "## Confusion matrix (test; rows: true, columns: predicted)", ""]
         lines += table(["", *map(str, labels)],

@@ -42,7 +42,12 @@ def all_plots(record: RunRecord) -> list[Plot]:
         if _is_regression(predictions):
             plots.append(_plot("residuals", "Residuals of the best model (test)",
                                residuals(predictions)))
-        else:
+            plots.append(_plot("predicted", "Predicted against true (test)",
+                               predicted_vs_true(predictions)))
+        elif has_classes(predictions):
+            if _is_binary(predictions):
+                plots.append(_plot("roc-pr", "ROC and precision-recall curves (test)",
+                                   roc_pr_curves(predictions)))
             plots.append(_plot("confusion", "Confusion matrix of the best model (test)",
                                confusion_matrix(predictions)))
     stage_times = {k: v for k, v in record.summary.get("timings_s", {}).items() if k != "total"}
@@ -163,6 +168,38 @@ def residuals(predictions: "pd.DataFrame") -> "Figure":
     return fig
 
 
+def predicted_vs_true(predictions: "pd.DataFrame") -> "Figure":
+    """Each test row's prediction against its label, with the diagonal (regression)."""
+    fig, ax = _figure()
+    truth = predictions["label"].astype(float)
+    ax.scatter(truth, predictions["prediction"].astype(float), s=12)
+    low, high = float(truth.min()), float(truth.max())
+    ax.plot([low, high], [low, high], color="grey", lw=1)
+    ax.set_xlabel("label")
+    ax.set_ylabel("prediction")
+    return fig
+
+
+def roc_pr_curves(predictions: "pd.DataFrame") -> "Figure":
+    """ROC and precision-recall curves of the positive probability (binary)."""
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    labels = predictions["label"].astype(int)
+    scores = predictions["probability"].astype(float)
+    fig, axes = _pyplot().subplots(1, 2, figsize=(9.0, 3.6))
+    fpr, tpr, _ = roc_curve(labels, scores)
+    axes[0].plot(fpr, tpr, label=f"AUC {auc(fpr, tpr):.3f}")
+    axes[0].plot([0, 1], [0, 1], color="grey", lw=1)
+    axes[0].set_xlabel("false positive rate")
+    axes[0].set_ylabel("true positive rate")
+    axes[0].legend(fontsize="small")
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    axes[1].plot(recall, precision)
+    axes[1].set_xlabel("recall")
+    axes[1].set_ylabel("precision")
+    return fig
+
+
 def timings(stage_times: dict[str, float]) -> "Figure":
     fig, ax = _figure(height=0.5 + 0.45 * len(stage_times))
     names = list(stage_times)
@@ -174,8 +211,20 @@ def timings(stage_times: dict[str, float]) -> "Figure":
     return fig
 
 
+def has_classes(predictions: "pd.DataFrame") -> bool:
+    """One predicted class per row (classification, binary), not a value or a set of tags."""
+    return predictions["prediction"].dtype.kind in "iu"
+
+
+def _is_binary(predictions: "pd.DataFrame") -> bool:
+    """One probability per row (the positive class's), labels known."""
+    return ("probability" in predictions and predictions["probability"].dtype.kind == "f"
+            and predictions["label"].notna().all())
+
+
 def _is_regression(predictions: "pd.DataFrame") -> bool:
-    return predictions["label"].dtype.kind == "f"
+    """A value per row (not a class): the prediction itself is a float."""
+    return predictions["prediction"].dtype.kind == "f"
 
 
 def _no_labels():

@@ -26,11 +26,14 @@ class RunRecord:
 
     @property
     def metric(self) -> str:
-        return self.config["search"]["metric"]
+        """What trials were ranked by: the summary's (defaulted by the task) or the config's."""
+        return (self.summary.get("search", {}).get("metric")
+                or self.config["search"]["metric"] or "val_loss")
 
     @property
     def direction(self) -> str:
-        return self.config["search"]["direction"]
+        return (self.summary.get("search", {}).get("direction")
+                or self.config["search"].get("direction") or "minimize")
 
     def ranked(self) -> list[dict[str, Any]]:
         """Complete trials best first, then the others by number."""
@@ -45,9 +48,10 @@ class RunRecord:
         return next((t["params"] for t in self.trials if t["number"] == number), {})
 
     def predictions(self) -> "pd.DataFrame | None":
-        """The test predictions (id, label, prediction[, probability]), if written; None for
+        """The test predictions (label, prediction[, probability]), if written; None for
         predictions of new data (``inference.data``: the user's columns, no ``label``)."""
         import pandas as pd
+        import pyarrow as pa
         import pyarrow.dataset as ds
 
         path = self.run_dir / "predictions.parquet"  # the run's own, wherever the run now lies
@@ -56,9 +60,13 @@ class RunRecord:
             if not written or not Path(written).exists():
                 return None
             path = Path(written)
-        if "label" not in ds.dataset(path, format="parquet").schema.names:
+        schema = ds.dataset(path, format="parquet", partitioning="hive").schema
+        if "label" not in schema.names:
             return None
-        return pd.read_parquet(path, columns=["label", "prediction"])
+        flat_probability = ("probability" in schema.names
+                            and pa.types.is_floating(schema.field("probability").type))
+        columns = ["label", "prediction", *(["probability"] if flat_probability else [])]
+        return pd.read_parquet(path, columns=columns)
 
 
 def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
