@@ -2,7 +2,8 @@
 
 ``tickets`` is a directory: building the model takes one file from it (the first
 ``os.unlink`` wins) and, if it got one, the process exits at once. So N files = N crashes,
-wherever the trials run; an empty or missing directory = a plain MLP.
+wherever the trials run (in Spark tasks only: the driver's check that the model builds
+takes none); an empty or missing directory = a plain MLP.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from models.mlp import MLP
 
 class CrashingMLP(MLP):
     def __init__(self, *args, tickets: str = "", **kwargs) -> None:
-        for ticket in sorted(Path(tickets).glob("*")) if tickets else []:
+        from pyspark import TaskContext
+
+        in_task = TaskContext.get() is not None
+        for ticket in sorted(Path(tickets).glob("*")) if tickets and in_task else []:
             try:
                 ticket.unlink()
             except FileNotFoundError:  # another trial took it

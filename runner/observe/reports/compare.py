@@ -124,7 +124,7 @@ def _group(r: RunRecord) -> str:
     task = r.summary.get("task") or r.config.get("task")
     name = None
     if isinstance(task, dict):
-        name = task.get("name") or str(task.get("_target_", "")).rsplit(".", 1)[-1]
+        name = (task.get("name") or str(task.get("_target_", "")).rsplit(".", 1)[-1]).lower()
     return f"data={r.config['data']['name']}" + (f" task={name}" if name else "")
 
 
