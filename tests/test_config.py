@@ -90,3 +90,12 @@ def test_component_packages_store_one_schema_per_module():
     assert sorted(deploy) == ["connect", "k8s", "local", "local_cluster", "standalone", "yarn"]
     for name, schema in {**data, **deploy}.items():  # each schema names its module's class
         assert schema._target_.startswith(f"{schema.__module__}.")
+
+
+def test_csv_default_dropna_follows_data_label():
+    """The CSV option's label-cleaning step names whatever column data.label names."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(["data=csv", "data.path=rows.csv", "data.label=y"])
+    steps = OmegaConf.to_container(cfg.data.steps, resolve=True)
+    assert steps[0]["op"] == "dropna" and steps[0]["columns"] == ["y"]
