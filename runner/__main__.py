@@ -93,6 +93,8 @@ def cli() -> None:
     except RunnerError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if not composition.full_error():
+        sys.stderr = composition.QuietHydra(sys.stderr)
     main()
 
 

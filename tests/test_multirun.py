@@ -54,6 +54,7 @@ def test_spark_launcher_runs_experiments_at_once_on_one_application(spark_multir
     assert "Traceback" not in output and "Exception" not in output
     # One line per failed job at the end; each job's lines carry its number.
     assert "error: 1 job(s) of the multirun failed:" in proc.stderr
+    assert "Error executing job" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
     assert "#3 model=cnn data=wine" in proc.stderr and CNN_ON_WINE in proc.stderr
     assert all(f"[#{n}] [stage] sweep done" in proc.stdout for n in range(3))
 

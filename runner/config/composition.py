@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,6 +108,38 @@ def output_dir_writable(cfg: DictConfig, mode: str) -> None:
 def full_error() -> bool:
     """``HYDRA_FULL_ERROR=1``: Hydra reports errors itself, tracebacks included."""
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+# What Hydra writes to stderr around a failed multirun job besides its error: the job's
+# overrides (already on our error line) and a pointer to HYDRA_FULL_ERROR.
+_HYDRA_NOISE = ("Error executing job with overrides:",
+                "Set the environment variable HYDRA_FULL_ERROR")
+
+
+class QuietHydra(io.TextIOBase):
+    """``stderr`` without Hydra's noise lines, so a failed job reads as our ``error:`` lines
+    only; everything else passes through unchanged."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not text.strip().startswith(_HYDRA_NOISE):
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(self.stream.encoding)
 
 
 def describe(err: Exception) -> str:
