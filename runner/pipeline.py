@@ -198,7 +198,10 @@ def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: Pr
     if cfg.data is None:
         rows: infer.Rows = infer.PreparedSplit(prepared, "test")
     else:
-        raw = sources.source_for(cfg.data).load(spark, cfg.data, labelled=False)
+        try:
+            raw = sources.source_for(cfg.data).load(spark, cfg.data, labelled=False)
+        except RunnerError as err:
+            raise RunnerError(infer.inference_keyed(str(err))) from None
         rows = model.rows(_as_trained(raw, prepared.meta.get("features")))
     return infer.run(spark, rows, model.artifact, cfg, out)
 

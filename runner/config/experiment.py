@@ -69,6 +69,10 @@ class InferenceConfig:
     # stages=[infer]: score inference.data's folder as a stream; each run scores the files
     # that arrived since the last (checkpoint under model_path's run), appending to output
     streaming: bool = False
+    # also save the predictions as this catalog table (saveAsTable; inference.overwrite
+    # replaces an existing one), stored as table_format: parquet | delta
+    table: Optional[str] = None
+    table_format: str = "parquet"
 
 
 @dataclass

@@ -23,6 +23,7 @@ import os
 import shutil
 import uuid
 import warnings
+from importlib.util import find_spec
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from runner.data.preprocess import ScoringRows
     from pyspark.sql import DataFrame, SparkSession
 
+TABLE_FORMATS = ("parquet", "delta")  # inference.table_format
 KEPT = ("id", "label", "path")  # input columns the output carries over, when present
 # Parquet batches a task reads at a time (model batches are inference.batch_size).
 READ_BATCH_ROWS = 65_536
@@ -58,10 +60,11 @@ class InferenceResult:
     labelled: int | None = None  # rows with a label (metrics are over them); None: all
     unseen: dict[str, int] = field(default_factory=dict)  # onehot column -> rows unseen
     skipped: list[str] = field(default_factory=list)  # training-only row conditions
+    table: str | None = None  # inference.table, when the rows were saved there too
 
     def notes(self) -> list[str]:
         """What a user should know about the scoring, in plain words."""
-        lines = []
+        lines = [f"saved as table {self.table}"] if self.table else []
         if not self.metrics:
             lines.append("no labels: no metrics")
         elif self.labelled is not None and self.labelled < self.rows:
@@ -172,6 +175,15 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
     import pyarrow as pa
 
     problems = []
+    if cfg.get("table_format", "parquet") not in TABLE_FORMATS:
+        problems.append(f"inference.table_format: {cfg.table_format!r} is not one of "
+                        f"{', '.join(TABLE_FORMATS)}")
+    elif cfg.get("table") and cfg.table_format == "delta" and find_spec("delta") is None:
+        problems.append("inference.table_format: delta needs delta-spark; "
+                        "pip install 'spark-dl-runner[delta]'")
+    if cfg.get("table") and cfg.get("streaming"):
+        problems.append("inference.table: not with inference.streaming (its output is a "
+                        "file sink); read inference.output with Spark instead")
     if cfg.get("unseen", "keep") not in ("keep", "fail"):
         problems.append(f"inference.unseen: {cfg.unseen!r} is not keep or fail")
     if cfg.batch_size < 1:
@@ -196,12 +208,19 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
     return problems
 
 
+def inference_keyed(problem: str) -> str:
+    """A source's problem with ``data.*`` keys renamed to ``inference.data.*`` (and the
+    option ``data=x`` to ``data@inference.data=x``)."""
+    import re
+
+    return re.sub(r"(?<![\w./@-])data([.=])(?=[a-z_])",
+                  lambda m: "inference.data." if m[1] == "." else "data@inference.data=", problem)
+
+
 def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
     """Problems with ``inference.data`` (rows to score: no label needed) found before Spark
     starts, each naming ``inference.data.*``; with the model's prepared ``meta``, also the
     feature columns a local CSV or Parquet input lacks."""
-    import re
-
     from runner.data import preprocess, sources
 
     if data is None:
@@ -211,9 +230,7 @@ def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
         problems = [p for p in source.validate(data) if not p.startswith("data.label")]
     except RunnerError as err:
         problems = [str(err)]
-    problems = [re.sub(r"(?<![\w./@-])data([.=])(?=[a-z_])",
-                       lambda m: "inference.data." if m[1] == "." else "data@inference.data=", p)
-                for p in problems]
+    problems = [inference_keyed(p) for p in problems]
     columns = getattr(source, "columns", None) if not problems else None
     given = columns(data) if columns is not None and meta is not None else None
     if given is not None and meta is not None:
@@ -315,6 +332,9 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     if bad:
         raise RunnerError(f"inference.partition_by: {bad} not among the output columns "
                           f"{', '.join(schema.names)}")
+    if cfg.get("table") and not cfg.overwrite and spark.catalog.tableExists(cfg.table):
+        raise RunnerError(f"inference.table: {cfg.table} exists; drop it, choose another "
+                          "inference.table, or set inference.overwrite=true")
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     write = _write_partition(scorer, schema, str(staging), list(cfg.partition_by))
@@ -341,11 +361,30 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
                if scorer.label is not None and labelled else {})
     unseen = {column: sum(c["unseen"][i] for c in counts)
               for i, (column, _) in enumerate(scorer.unseen)}
+    if cfg.get("table"):
+        _save_table(spark, out, cfg)
     return InferenceResult(
         path=str(out), rows=total, metrics=metrics,
         labelled=labelled if scorer.label is not None else 0,
         unseen=unseen,
-        skipped=list(rows.skipped) if isinstance(rows, ScoringRows) else [])
+        skipped=list(rows.skipped) if isinstance(rows, ScoringRows) else [],
+        table=cfg.get("table"))
+
+
+def _save_table(spark: "SparkSession", out: Path, cfg: Any) -> None:
+    """The written predictions saved as the catalog table ``inference.table`` (Spark reads
+    and writes them: a managed table in the session's warehouse, partitioned as ``out``)."""
+    writer = (spark.read.parquet(str(out)).write.format(cfg.get("table_format", "parquet"))
+              .mode("overwrite" if cfg.overwrite else "errorifexists"))
+    if cfg.partition_by:
+        writer = writer.partitionBy(*cfg.partition_by)
+    try:
+        writer.saveAsTable(cfg.table)
+    except Exception as err:
+        from runner.errors import spark_cause
+
+        raise RunnerError(f"inference.table: cannot save {cfg.table} ({spark_cause(err)}); "
+                          "check the name, its database and the catalog's warehouse") from None
 
 
 def scorer_for(rows: Rows, artifact: ModelArtifact, cfg: Any) -> Scorer:
