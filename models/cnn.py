@@ -7,6 +7,8 @@ from typing import Optional
 
 from torch import nn
 
+from models._image import image_input_problems
+
 
 class CNN(nn.Sequential):
     """Two 3x3 conv blocks, a 2x2 pool, a pool to 4x4, then a dense head."""
@@ -40,7 +42,4 @@ class CNN(nn.Sequential):
     @classmethod
     def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
         """Problems with ``input_shape`` (None: a size known only after preprocessing)."""
-        if len(input_shape) == 3:
-            return []
-        return [f"model=cnn needs image data shaped (C, H, W) but gets {len(input_shape)}-d "
-                "rows; use model=mlp or set data.image_shape"]
+        return image_input_problems("cnn", input_shape)

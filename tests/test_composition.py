@@ -36,7 +36,7 @@ def test_a_mistake_is_one_line_and_exit_2(tmp_path, override, expected):
 def test_a_multirun_with_a_bad_option_stops_before_any_job(tmp_path):
     proc = run_cli(["-m", "model=mlp,nope", f"hydra.sweep.dir={tmp_path / 'multi'}"], tmp_path,
                    timeout=60)
-    assert proc.returncode == 2 and proc.stderr == "error: model=nope: no such option — use one of cnn, mlp, text_cnn\n"
+    assert proc.returncode == 2 and proc.stderr == "error: model=nope: no such option — use one of cnn, mlp, resnet, text_cnn\n"
     assert not (tmp_path / "multi").exists()
 
 
@@ -71,3 +71,13 @@ def test_keys_no_schema_has_are_refused_but_search_params_are_free():
     composition.unknown_keys(compose_config(["+search.params.model.depth='range(1,3)'"]))
     with pytest.raises(RunnerError, match="search.foo: search has no such key"):
         composition.unknown_keys(compose_config(["+search.foo=1"]))
+
+
+def test_a_whole_dict_with_new_keys_says_to_add_them_with_plus_plus(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli(["deploy.spark_conf={spark.sql.shuffle.partitions:4}"], tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: deploy.spark_conf: a dict given as a whole is merged key by key; add new keys "
+        "with ++: '++deploy.spark_conf={...}' (or one key: '++deploy.spark_conf.KEY=VALUE')"]

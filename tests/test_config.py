@@ -21,7 +21,7 @@ def test_default_experiment_composes_typed_groups():
     validate(cfg)
 
 
-@pytest.mark.parametrize("option", ["mlp", "cnn"])
+@pytest.mark.parametrize("option", ["mlp", "cnn", "resnet"])
 def test_every_model_option_composes(option):
     cfg = compose_config([f"model={option}"])
     assert cfg.model._target_ in (MLPConfig._target_, CNNConfig._target_)
@@ -85,7 +85,7 @@ def test_component_packages_store_one_schema_per_module():
         "file": "FileDataConfig", "sklearn": "SklearnDataConfig",
         "synthetic": "SyntheticDataConfig", "images": "ImagesDataConfig",
         "shapes": "ShapesDataConfig", "text": "TextDataConfig", "reviews": "ReviewsDataConfig",
-        "image_table": "ImageTableDataConfig"}
+        "image_table": "ImageTableDataConfig", "table": "TableDataConfig"}
     deploy = component_schemas("runner.cluster.targets", DeployConfig)
     assert sorted(deploy) == ["connect", "k8s", "local", "local_cluster", "standalone", "yarn"]
     for name, schema in {**data, **deploy}.items():  # each schema names its module's class

@@ -29,3 +29,31 @@ def test_sizes_come_from_config():
 def test_cnn_refuses_flat_inputs():
     with pytest.raises(Exception, match=r"\(C, H, W\)"):
         build_model({"_target_": "models.cnn.CNN"}, (64,), {"num_classes": 10})
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+def test_resnet_produces_logits_and_refuses_flat_rows(shape):
+    from omegaconf import OmegaConf
+
+    model_cfg = OmegaConf.to_container(compose_config(["model=resnet"]).model)
+    model = build_model(model_cfg, shape, {"num_classes": 3})
+    assert model(torch.zeros(4, *shape)).shape == (4, 3)
+    with pytest.raises(Exception, match=r"model=resnet needs image data"):
+        build_model(model_cfg, (64,), {"num_classes": 3})
+
+
+def test_weights_path_and_freeze_are_checked_before_spark(tmp_path):
+    from runner.train.model import build_problems
+
+    net = {"_target_": "models.resnet.ResNet", "width": 8}
+    torch.save(build_model(net, (3, 16, 16), {"num_classes": 3}).state_dict(), tmp_path / "w.pt")
+    assert build_problems({**net, "weights_path": str(tmp_path / "w.pt"), "freeze": ["0", "1"]},
+                          (3, 16, 16), {"num_classes": 3}) == []
+    [missing] = build_problems({**net, "weights_path": str(tmp_path / "no.pt")}, (3, 16, 16),
+                               {"num_classes": 3})
+    assert missing.startswith("model.weights_path: ") and "not found" in missing
+    [wrong] = build_problems({**net, "weights_path": str(tmp_path / "w.pt")}, (3, 16, 16),
+                             {"num_classes": 5})
+    assert "does not fit" in wrong and "size mismatch for" in wrong
+    [freeze] = build_problems({**net, "freeze": ["head"]}, (3, 16, 16), {"num_classes": 3})
+    assert freeze.startswith("model.freeze: 'head' names no parameter")

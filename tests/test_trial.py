@@ -182,3 +182,27 @@ def test_one_cycle_gets_its_length_filled_in(blobs):
                       "interval": "step"}})
     outcome = run_trial(one_cycle)
     assert outcome.state == "COMPLETE", outcome.error
+
+
+def test_pretrained_weights_are_loaded_and_frozen_layers_stay(blobs, tmp_path):
+    """model.weights_path starts a trial from a trained model (it scores as well after one
+    epoch at a tiny learning rate) and model.freeze keeps the named layers unchanged."""
+    import io
+
+    import torch
+
+    first = run_trial(spec(blobs))
+    assert first.state == "COMPLETE", first.error
+    path = tmp_path / "weights.pt"
+    path.write_bytes(first.weights)
+    model = {"_target_": "models.mlp.MLP", "hidden": 16, "depth": 1, "dropout": 0.0,
+             "weights_path": str(path), "freeze": ["1."]}
+    tuned = run_trial(spec(blobs, model=model,
+                           optimizer={"_target_": "torch.optim.SGD", "lr": 1e-6},
+                           train={"epochs": 1, "batch_size": 32, "seed": 1}))
+    assert tuned.state == "COMPLETE", tuned.error
+    assert tuned.metrics["val_accuracy"] >= first.metrics["val_accuracy"] - 0.01 >= 0.9
+    before = torch.load(io.BytesIO(first.weights), weights_only=True)
+    after = torch.load(io.BytesIO(tuned.weights), weights_only=True)
+    assert torch.equal(before["1.weight"], after["1.weight"])  # frozen: bit-identical
+    assert not torch.equal(before["4.weight"], after["4.weight"])  # trained

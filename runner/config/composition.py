@@ -157,12 +157,23 @@ def describe(err: Exception) -> str:
         return (f"cannot read the override {err.override!r} ({detail}) — write key=value; "
                 "quote brackets and commas for the shell: 'key=[a,b]'")
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        if _is_free_dict(cause):
+            override = str(err).removeprefix("Could not override '").split("'", 1)[0]
+            return (f"{override}: a dict given as a whole is merged key by key; add new keys "
+                    f"with ++: '++{override}={{...}}' (or one key: '++{override}.KEY=VALUE')")
         return _unknown(str(cause.full_key), _keys(getattr(cause, "parent_node", None)))
     if isinstance(cause, ValidationError):
         detail = str(cause.msg).splitlines()[0]
         return f"{cause.full_key}: {detail} — give a value of the key's type"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return "; ".join(lines[:3]) + " — check the override or the config file it names"
+
+
+def _is_free_dict(cause: Exception) -> bool:
+    """The key was refused by a plain dict node (``deploy.spark_conf``, ``search.params``),
+    which takes any key, rather than by a schema."""
+    parent = getattr(cause, "parent_node", None)
+    return isinstance(parent, DictConfig) and OmegaConf.get_type(parent) is dict
 
 
 def unknown_keys(cfg: DictConfig) -> None:

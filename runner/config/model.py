@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -16,6 +17,10 @@ class ModelConfig:
     """
 
     _target_: str = MISSING
+    # fine-tuning: a state_dict file loaded into the built model (weights_only), and the
+    # parameter-name prefixes kept frozen (e.g. [0, 1] for a Sequential's first layers)
+    weights_path: Optional[str] = None
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -33,6 +38,14 @@ class CNNConfig(ModelConfig):
     hidden: int = 128
     dropout: float = 0.2
 
+
+@dataclass
+class ResNetConfig(ModelConfig):
+    _target_: str = "models.resnet.ResNet"
+    width: int = 16  # the stem's channels; each stage doubles them
+    depth: int = 2  # basic blocks per stage
+    stages: int = 3
+    dropout: float = 0.0
 
 
 @dataclass

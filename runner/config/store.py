@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from runner.cluster.targets import DeployConfig
 from runner.config.data import DataConfig
 from runner.config.experiment import RunnerConfig
-from runner.config.model import CNNConfig, MLPConfig, TextCNNConfig
+from runner.config.model import CNNConfig, MLPConfig, ResNetConfig, TextCNNConfig
 from runner.config.search import SearchConfig
 from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
 from runner.tasks import TaskConfig
@@ -40,6 +40,7 @@ def register_configs() -> None:
     cs.store(name="base_config", node=RunnerConfig)
     cs.store(group="model", name="base_mlp", node=MLPConfig)
     cs.store(group="model", name="base_cnn", node=CNNConfig)
+    cs.store(group="model", name="base_resnet", node=ResNetConfig)
     cs.store(group="model", name="base_text_cnn", node=TextCNNConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
     cs.store(group="tracking", name="base_tracking", node=TrackingConfig)

@@ -17,7 +17,7 @@ from typing import Any
 from runner.data.prepared import PreparedDataset
 from runner.tasks import task_for
 from runner.train import augment, engine
-from runner.train.model import build_model, weights_of
+from runner.train.model import build_model, pretrained, weights_of
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -68,7 +68,8 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
 
     torch.manual_seed(seed)
     task = task_for(job["task"])
-    module = build_model(job["model"], tuple(job["input_shape"]), job["model_kwargs"]).to(device)
+    module = pretrained(build_model(job["model"], tuple(job["input_shape"]), job["model_kwargs"]),
+                        job["model"]).to(device)
     optimizer = instantiate(job["optimizer"], params=module.parameters())
     loop = engine.Loop.of(train, optimizer, device, steps)
     checkpoint = os.path.join(job["checkpoint_dir"], CHECKPOINT)

@@ -3,16 +3,65 @@ an optional ``check_input(input_shape) -> list[str]`` classmethod run before Spa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+RUNNER_KEYS = ("weights_path", "freeze")  # model keys the runner applies, not the constructor
+
+
 def build_model(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
                 task_kwargs: Mapping[str, Any]):
-    """Instantiate the configured ``nn.Module`` for this data's shape and task."""
+    """Instantiate the configured ``nn.Module`` for this data's shape and task (its
+    architecture: see :func:`pretrained` for ``weights_path`` and ``freeze``)."""
     from hydra.utils import instantiate
 
-    return instantiate(model_cfg, input_shape=list(input_shape), **task_kwargs)
+    args = {k: v for k, v in model_cfg.items() if k not in RUNNER_KEYS}
+    return instantiate(args, input_shape=list(input_shape), **task_kwargs)
+
+
+def pretrained(model: Any, model_cfg: Mapping[str, Any]) -> Any:
+    """``model`` with ``model.weights_path``'s state_dict loaded (``weights_only``) and the
+    parameters named by ``model.freeze``'s prefixes frozen, for fine-tuning."""
+    import torch
+
+    path = model_cfg.get("weights_path")
+    if path:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    prefixes = tuple(model_cfg.get("freeze") or ())
+    for name, parameter in model.named_parameters():
+        if prefixes and name.startswith(prefixes):
+            parameter.requires_grad_(False)
+    return model
+
+
+def pretrained_problems(model: Any, model_cfg: Mapping[str, Any]) -> list[str]:
+    """What is wrong with ``model.weights_path`` and ``model.freeze`` for ``model`` (built on
+    the meta device: loading checks every key and shape, copies nothing)."""
+    import torch
+
+    problems = []
+    path = model_cfg.get("weights_path")
+    if path:
+        try:
+            with warnings.catch_warnings():  # "copying ... to a meta parameter is a no-op"
+                warnings.simplefilter("ignore", UserWarning)
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except FileNotFoundError:
+            problems.append(f"model.weights_path: {path} not found; give a state_dict file "
+                            "(torch.save(model.state_dict(), PATH)) on storage the executors read")
+        except Exception as err:
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            why = lines[1] if len(lines) > 1 else _reason(err)  # the first mismatch
+            problems.append(f"model.weights_path: {path} does not fit {model_cfg['_target_']} "
+                            f"({why}); save the state_dict of the same architecture")
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in model_cfg.get("freeze") or ():
+        if not any(name.startswith(prefix) for name in names):
+            problems.append(f"model.freeze: {prefix!r} names no parameter; parameter names "
+                            f"start with {', '.join(sorted({n.split('.')[0] for n in names}))}")
+    return problems
 
 
 def input_problems(model_cfg: Mapping[str, Any], input_shape: Sequence[int | None]) -> list[str]:
@@ -50,11 +99,11 @@ def build_problems(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
                         "nn.Module"]
             model(torch.zeros(2, *input_shape))
     except Exception as err:
-        keys = ", ".join(k for k in model_cfg if k != "_target_") or "none"
+        keys = ", ".join(k for k in model_cfg if k not in ("_target_", *RUNNER_KEYS)) or "none"
         return [f"model._target_: {target!r} does not build for input_shape {list(input_shape)} "
                 f"and {dict(task_kwargs)} with its keys ({keys}): {_reason(err)}; its "
                 "constructor takes input_shape, num_classes and the model's own keys"]
-    return []
+    return pretrained_problems(model, model_cfg)
 
 
 def _locate(target: str) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from runner.data.prepared import PreparedDataset
 from runner.tasks import Task, task_for
 from runner.train import augment, engine
-from runner.train.model import build_model, weights_of
+from runner.train.model import build_model, pretrained, weights_of
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,8 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
     x_val_t = torch.from_numpy(x_val).reshape(shape).to(device)
     y_val_t = torch.from_numpy(y_val).to(device)
 
-    model = build_model(spec.model, spec.input_shape, spec.model_kwargs).to(device)
+    model = pretrained(build_model(spec.model, spec.input_shape, spec.model_kwargs),
+                       spec.model).to(device)
     optimizer = instantiate(spec.optimizer, params=model.parameters())
     batches, steps_per_epoch = _train_batches(spec, device)
     loop = engine.Loop.of(spec.train, optimizer, device, steps_per_epoch)
