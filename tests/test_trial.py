@@ -206,3 +206,18 @@ def test_pretrained_weights_are_loaded_and_frozen_layers_stay(blobs, tmp_path):
     after = torch.load(io.BytesIO(tuned.weights), weights_only=True)
     assert torch.equal(before["1.weight"], after["1.weight"])  # frozen: bit-identical
     assert not torch.equal(before["4.weight"], after["4.weight"])  # trained
+
+
+def test_compiled_trial_trains_and_keeps_plain_weights(blobs):
+    """train.compile: the trial trains through torch.compile; its weights load into the
+    plain model (no _orig_mod. prefixes)."""
+    outcome = run_trial(spec(blobs, train={"epochs": 5, "batch_size": 32, "seed": 0,
+                                           "compile": True}))
+    assert outcome.state == "COMPLETE", outcome.error
+    assert outcome.metrics["val_accuracy"] >= 0.9
+    import io
+
+    import torch
+
+    keys = set(torch.load(io.BytesIO(outcome.weights), weights_only=True))
+    assert keys == {"1.weight", "1.bias", "4.weight", "4.bias"}

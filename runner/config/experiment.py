@@ -45,6 +45,7 @@ class TrainConfig:
     grad_clip: Optional[float] = None  # clip the gradients' global norm to this
     precision: str = "32"  # 32 | bf16 | fp16: autocast on CUDA devices only (CPU trains in 32)
     class_weight: Optional[str] = None  # balanced: weigh classes by the train split's counts
+    compile: bool = False  # torch.compile the model (pays off for long trials; slow to start)
     streaming: bool = False  # stream train batches from Parquet row groups (data > memory)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # images: flip, crop, jitter
     enabled: bool = False

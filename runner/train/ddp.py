@@ -17,7 +17,7 @@ from typing import Any
 from runner.data.prepared import PreparedDataset
 from runner.tasks import task_for
 from runner.train import augment, engine
-from runner.train.model import build_model, pretrained, weights_of
+from runner.train.model import build_model, compiled, pretrained, weights_of
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -85,7 +85,7 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         history = state["history"]
         start_epoch = int(state["epoch"]) + 1
     device_ids = [device.index] if device.type == "cuda" else None
-    model = DistributedDataParallel(module, device_ids=device_ids)
+    model = compiled(DistributedDataParallel(module, device_ids=device_ids), train)
 
     def total(sums):
         return _reduce(sums, dist.ReduceOp.SUM)

@@ -36,6 +36,14 @@ def pretrained(model: Any, model_cfg: Mapping[str, Any]) -> Any:
     return model
 
 
+def compiled(model: Any, train: Mapping[str, Any]) -> Any:
+    """``train.compile``: ``torch.compile(model)`` (it shares the model's parameters; the
+    first batches pay the compilation), else ``model``."""
+    import torch
+
+    return torch.compile(model) if train.get("compile") else model
+
+
 def pretrained_problems(model: Any, model_cfg: Mapping[str, Any]) -> list[str]:
     """What is wrong with ``model.weights_path`` and ``model.freeze`` for ``model`` (built on
     the meta device: loading checks every key and shape, copies nothing)."""

@@ -19,7 +19,7 @@ from typing import Any
 from runner.data.prepared import PreparedDataset
 from runner.tasks import Task, task_for
 from runner.train import augment, engine
-from runner.train.model import build_model, pretrained, weights_of
+from runner.train.model import build_model, compiled, pretrained, weights_of
 
 
 @dataclass(frozen=True)
@@ -162,10 +162,11 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
         if time.perf_counter() > deadline:
             raise TimeoutError(f"trial ran past search.trial_timeout={spec.timeout_s}s")
 
+    net = compiled(model, spec.train)  # trains the same parameters; weights come from model
     for epoch in range(1, int(spec.train["epochs"]) + 1):
-        train_loss = engine.train_epoch(model, task, optimizer, batches(), on_step=check_deadline,
+        train_loss = engine.train_epoch(net, task, optimizer, batches(), on_step=check_deadline,
                                         loop=loop)
-        val = engine.evaluate(model, task, engine.batches(x_val_t, y_val_t, engine.EVAL_ROWS))
+        val = engine.evaluate(net, task, engine.batches(x_val_t, y_val_t, engine.EVAL_ROWS))
         loop.end_epoch(val["loss"])
         outcome.history.append(
             {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
