@@ -21,10 +21,13 @@ def test_default_experiment_composes_typed_groups():
     validate(cfg)
 
 
-@pytest.mark.parametrize("option", ["mlp", "cnn", "resnet"])
-def test_every_model_option_composes(option):
+@pytest.mark.parametrize(("option", "target"), [("mlp", "models.mlp.MLP"),
+                                                ("cnn", "models.cnn.CNN"),
+                                                ("resnet", "models.resnet.ResNet")])
+def test_every_model_option_composes(option, target):
     cfg = compose_config([f"model={option}"])
-    assert cfg.model._target_ in (MLPConfig._target_, CNNConfig._target_)
+    assert cfg.model._target_ == target
+    assert cfg.model.weights_path is None and cfg.model.freeze == []  # every model's
 
 
 def test_experiment_config_applies_its_deltas():

@@ -140,6 +140,10 @@ def test_every_data_option_names_its_source_class(option, tmp_path):
         assert len(problems) == 1
         assert problems[0].startswith(f"data.path: required for data={option}; set data.path=URI")
         cfg.data.path = str(tmp_path / "rows.csv")
+    if OmegaConf.is_missing(cfg.data, "table"):
+        problems = sources.source_for(cfg.data).validate(cfg.data)
+        assert problems == [f"data.table: required for data={option}; set data.table=NAME"]
+        cfg.data.table = "rows"
     assert sources.source_for(cfg.data).validate(cfg.data) == []
 
 
