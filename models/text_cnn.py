@@ -9,6 +9,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from models._text import token_input_problems
+
 
 class TextCNN(nn.Module):
     """``input_shape`` is ``(max_length,)`` token ids; id 0 is padding."""
@@ -42,7 +44,4 @@ class TextCNN(nn.Module):
 
     @classmethod
     def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
-        if len(input_shape) == 1:
-            return []
-        return [f"model=text_cnn needs token ids shaped (max_length,) but gets "
-                f"{len(input_shape)}-d rows; use text data (data=reviews or data=text)"]
+        return token_input_problems("text_cnn", input_shape)

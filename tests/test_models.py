@@ -57,3 +57,25 @@ def test_weights_path_and_freeze_are_checked_before_spark(tmp_path):
     assert "does not fit" in wrong and "size mismatch for" in wrong
     [freeze] = build_problems({**net, "freeze": ["head"]}, (3, 16, 16), {"num_classes": 3})
     assert freeze.startswith("model.freeze: 'head' names no parameter")
+
+
+def test_text_transformer_ignores_padding():
+    """Logits per row of token ids; padding (id 0) is masked, so the padded tail of a row
+    does not change its output."""
+    model = build_model({"_target_": "models.text_transformer.TextTransformer",
+                         "vocab_size": 50, "layers": 1, "dropout": 0.0}, (12,),
+                        {"num_classes": 3}).eval()
+    ids = torch.randint(1, 50, (4, 12))
+    ids[:, 6:] = 0
+    with torch.no_grad():
+        out = model(ids)  # the same real tokens as a model fed the unpadded 6 tokens
+        short = build_model({"_target_": "models.text_transformer.TextTransformer",
+                             "vocab_size": 50, "layers": 1, "dropout": 0.0}, (6,),
+                            {"num_classes": 3}).eval()
+        short.load_state_dict({k: (v[:, :6] if k == "position" else v)
+                               for k, v in model.state_dict().items()})
+        assert out.shape == (4, 3)
+        assert torch.allclose(out, short(ids[:, :6]), atol=1e-5)
+    with pytest.raises(Exception, match=r"model=text_transformer needs token ids"):
+        build_model({"_target_": "models.text_transformer.TextTransformer", "vocab_size": 50},
+                    (1, 8, 8), {"num_classes": 3})

@@ -49,6 +49,17 @@ class ResNetConfig(ModelConfig):
 
 
 @dataclass
+class TextTransformerConfig(ModelConfig):
+    _target_: str = "models.text_transformer.TextTransformer"
+    vocab_size: int = MISSING  # conf/model/text_transformer.yaml: ${data.tokenizer.vocab_size}
+    embed_dim: int = 64
+    heads: int = 4  # embed_dim must be a multiple of it
+    layers: int = 2
+    ff_dim: int = 128
+    dropout: float = 0.1
+
+
+@dataclass
 class TextCNNConfig(ModelConfig):
     _target_: str = "models.text_cnn.TextCNN"
     vocab_size: int = MISSING  # conf/model/text_cnn.yaml: ${data.tokenizer.vocab_size}

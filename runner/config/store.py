@@ -19,7 +19,13 @@ from hydra.core.config_store import ConfigStore
 from runner.cluster.targets import DeployConfig
 from runner.config.data import DataConfig
 from runner.config.experiment import RunnerConfig
-from runner.config.model import CNNConfig, MLPConfig, ResNetConfig, TextCNNConfig
+from runner.config.model import (
+    CNNConfig,
+    MLPConfig,
+    ResNetConfig,
+    TextCNNConfig,
+    TextTransformerConfig,
+)
 from runner.config.search import SearchConfig
 from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
 from runner.tasks import TaskConfig
@@ -42,6 +48,7 @@ def register_configs() -> None:
     cs.store(group="model", name="base_cnn", node=CNNConfig)
     cs.store(group="model", name="base_resnet", node=ResNetConfig)
     cs.store(group="model", name="base_text_cnn", node=TextCNNConfig)
+    cs.store(group="model", name="base_text_transformer", node=TextTransformerConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
     cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
     cs.store(group="tracking", name="base_mlflow", node=MLflowTrackingConfig)
