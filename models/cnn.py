@@ -7,7 +7,7 @@ from typing import Optional
 
 from torch import nn
 
-from models._image import image_input_problems
+from models._inputs import IMAGES, shape_problems
 
 
 class CNN(nn.Sequential):
@@ -42,4 +42,4 @@ class CNN(nn.Sequential):
     @classmethod
     def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
         """Problems with ``input_shape`` (None: a size known only after preprocessing)."""
-        return image_input_problems("cnn", input_shape)
+        return shape_problems("cnn", input_shape, IMAGES)

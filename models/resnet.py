@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from models._image import image_input_problems
+from models._inputs import IMAGES, shape_problems
 
 
 class BasicBlock(nn.Module):
@@ -67,4 +67,4 @@ class ResNet(nn.Sequential):
     @classmethod
     def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
         """Problems with ``input_shape`` (None: a size known only after preprocessing)."""
-        return image_input_problems("resnet", input_shape)
+        return shape_problems("resnet", input_shape, IMAGES)

@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from models._text import token_input_problems
+from models._inputs import TOKENS, shape_problems
 
 
 class TextCNN(nn.Module):
@@ -44,4 +44,4 @@ class TextCNN(nn.Module):
 
     @classmethod
     def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
-        return token_input_problems("text_cnn", input_shape)
+        return shape_problems("text_cnn", input_shape, TOKENS)

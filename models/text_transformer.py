@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from models._text import token_input_problems
+from models._inputs import TOKENS, shape_problems
 
 
 class TextTransformer(nn.Module):
@@ -50,4 +50,4 @@ class TextTransformer(nn.Module):
 
     @classmethod
     def check_input(cls, input_shape: Sequence[Optional[int]]) -> list[str]:
-        return token_input_problems("text_transformer", input_shape)
+        return shape_problems("text_transformer", input_shape, TOKENS)

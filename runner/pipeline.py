@@ -190,7 +190,6 @@ def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: Pr
            out: Path) -> infer.InferenceResult:
     """The infer stage: the prepared test split, or ``inference.data`` through the model as
     users load it (``runner.load_model``: a ScoringModel), written to ``out``."""
-    from runner.data import sources
     from runner.serve.model import ScoringModel
 
     model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
