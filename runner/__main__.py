@@ -33,6 +33,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from runner import multirun
+    from runner.cluster.spark import interrupted, stop_session
     from runner.job import experiment
 
     hydra_cfg = HydraConfig.get()
@@ -47,11 +48,14 @@ def main(cfg: DictConfig) -> float | None:
             if (failure := storage_error(err, hydra_cfg.runtime.output_dir)) is None:
                 raise
             raise failure from None
+        except RunnerError:
+            if interrupted():  # a failure Ctrl-C caused (py4j's error in its place)
+                raise KeyboardInterrupt from None
+            raise
     except KeyboardInterrupt:  # Ctrl-C: one line, Spark stopped, the run dir resumable
         from pathlib import Path
 
         from runner import rerun
-        from runner.cluster.spark import stop_session
 
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # a second Ctrl-C: out now
         stop_session()  # first: a trial may still finish meanwhile, and counts

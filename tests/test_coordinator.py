@@ -105,3 +105,37 @@ def test_the_trial_endpoint_binds_the_driver_address_never_a_wildcard(
         monkeypatch.setenv("SPARK_LOCAL_IP", local_ip)
     conf = {} if driver_host is None else {"spark.driver.host": driver_host}
     assert endpoint_host(_Spark(**conf)) == bound
+
+
+def test_a_ctrl_c_py4j_turns_into_its_own_error_still_stops_the_sweep(cfg):
+    """py4j closes the interrupted call's connection inside ``except KeyboardInterrupt``; when
+    that fails, its error replaces the interrupt. The sweep must stop, not retry the job."""
+    import signal
+    from types import SimpleNamespace
+
+    from runner.cluster import spark as sessions
+    from runner.cluster.targets import target_for
+    from runner.tune import sweep
+
+    class InterruptedJob:  # spark.range(n).mapInPandas(...).collect(), Ctrl-C while it runs
+        def mapInPandas(self, *args, **kwargs):
+            return self
+
+        def collect(self):
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                raise RuntimeError("Error while sending or receiving") from None
+
+    session = SimpleNamespace(range=lambda *a, **k: InterruptedJob(),
+                              conf=SimpleNamespace(get=lambda key, default: default))
+    coordinator = _coordinator(2, [], lost := [])
+    previous = signal.getsignal(signal.SIGINT)
+    sessions._plain_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep._run_slots(session, coordinator, 2, target_for(cfg.deploy))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sessions._ctrl_c.clear()
+    assert lost == [] and coordinator.lose_unfinished() == []

@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow  # ~1.5 min: a wheel, a venv and two small runs at once
+# ~1.5 min: a wheel, a venv and two small runs at once; on one worker, so one wheel and venv.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
 
 # Small and quick, and still a real test: 2 trials of 2 epochs on digits reach ~0.95.
 FAST = ["search.n_trials=2", "train.epochs=2", "search.parallelism=2", "hydra.run.dir=run"]
@@ -38,8 +39,13 @@ def installed(tmp_path_factory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
                    check=True)
-    subprocess.run([str(venv / "bin" / "python"), *pip[1:], "install", "--no-deps", "--no-index",
-                    str(wheel)], check=True, cwd=root)
+    # --ignore-installed: the venv gets its own copy and console script even where this
+    # environment has the project installed (CI's editable install) under the same version.
+    install = subprocess.run([str(venv / "bin" / "python"), *pip[1:], "install", "--no-deps",
+                              "--no-index", "--ignore-installed", str(wheel)],
+                             cwd=root, capture_output=True, text=True)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (venv / "bin" / "spark-dl-runner").is_file(), install.stdout + install.stderr
     return venv / "bin"
 
 

@@ -156,12 +156,27 @@ def _plain_interrupt() -> None:
     WARNING): those records are dropped; a real failure still raises.
     """
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     logging.getLogger().addFilter(_not_py4j_on_root)
     # The interrupted call's connection is shut down over a socket the Ctrl-C (sent to the
     # whole process group, the driver JVM included) may have closed: py4j logs that at ERROR
     # with two tracebacks. Nothing is lost by closing a dead connection.
     logging.getLogger("py4j.clientserver").addFilter(_not_a_failed_shutdown)
+
+
+_ctrl_c = threading.Event()
+
+
+def _on_ctrl_c(signum: int, frame: Any) -> None:
+    _ctrl_c.set()
+    raise KeyboardInterrupt
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed, even where the KeyboardInterrupt was lost: py4j closes the
+    interrupted call's connection inside its ``except KeyboardInterrupt``, and when that fails
+    its own error replaces the interrupt (a Spark job failure to whoever catches it)."""
+    return _ctrl_c.is_set()
 
 
 def _not_a_failed_shutdown(record: logging.LogRecord) -> bool:

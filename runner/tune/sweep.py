@@ -31,7 +31,7 @@ from runner.tune.coordinator import REASKS, Coordinator
 from runner.errors import RunIncomplete, RunnerError, spark_cause
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
-from runner.cluster.spark import fair_share, long_columns, task_slots
+from runner.cluster.spark import fair_share, interrupted, long_columns, task_slots
 from runner.cluster.targets import Target, target_for
 from runner.tasks import all_directions, task_for
 from runner.train.trial import TrialOutcome, metric_directions
@@ -383,7 +383,9 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
             long_columns("slot", "trials"),
             **kwargs,
         ).collect()
-    except Exception as err:  # the job failed past Spark's task retries
+    except Exception as err:  # the job failed past Spark's task retries, or Ctrl-C
+        if interrupted():  # stop here: the trials handed out are resumed, not lost
+            raise KeyboardInterrupt from None
         return spark_cause(err)
     finally:
         server.close()
