@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
+from pyspark.sql import functions as F
 
 from runner.data import preprocess
 from runner.data import steps
@@ -169,8 +170,67 @@ def test_scoring_skips_only_the_row_conditions_that_read_the_label(spark):
 
     new = (new.withColumn(steps.KEPT, F.struct("key"))
            .withColumn("y", F.lit(None).cast("string")))
-    scored = steps.for_scoring(fitted.model, steps.to_input(new), "y")
+    scored = steps.run_stages(fitted.model, steps.to_input(new), "y", scoring=True)
     assert scored.skipped == ["y != 'zzz'"]
     out = scored.df.select(F.col(steps.KEPT)["key"].alias("key"), "x").toPandas()
     assert list(out["key"]) == ["k1"]  # k2: x is null (dropna on x), k3: filtered (x < 100)
     assert list(out["x"]) == [10.0]
+
+
+@pytest.mark.parametrize("scaling", ["standard", "minmax", "none"])
+def test_numbers_and_arrays_are_scaled_as_the_ml_scalers_do(spark, scaling):
+    """Statistics of the train rows per value (a constant value: 0, or 0.5 for minmax); the
+    features are one array<float>, the arrays' values after the numbers they follow."""
+    rng = np.random.default_rng(1)
+    x, a = rng.normal(3, 2, size=50), rng.normal(size=(50, 3))
+    train = spark.createDataFrame(
+        [(i, "y", float(x[i]), 7.0, [float(v) for v in a[i]]) for i in range(50)],
+        "id long, y string, x double, c double, a array<double>")
+    fitted = steps.fit([], scaling, train, "y", ["x", "c", "a"],
+                       {"_target_": "runner.tasks.Classification"})
+    out = steps.to_output(fitted.model.transform(train), fitted.task, "y")
+    assert dict(out.dtypes)["features"] == "array<float>"
+    got = np.stack(out.orderBy("id").toPandas().features)
+    values = np.column_stack([x, np.full(50, 7.0), a])
+    if scaling == "standard":
+        std = values.std(0, ddof=1)
+        expected = (values - values.mean(0)) / np.where(std > 0, std, np.inf)
+    elif scaling == "minmax":
+        span = values.max(0) - values.min(0)
+        expected = np.where(span > 0, (values - values.min(0)) / np.where(span > 0, span, 1), 0.5)
+    else:
+        expected = values
+    assert np.allclose(got, expected.astype(np.float32), atol=1e-6)
+
+
+def test_bad_feature_values_fail_in_training_and_in_scoring_in_one_line(spark):
+    train = spark.createDataFrame([(i, "y", float(i), [1.0, 2.0]) for i in range(10)],
+                                  "id long, y string, x double, a array<double>")
+    task = {"_target_": "runner.tasks.Classification"}
+    fitted = steps.fit([], "standard", train, "y", ["x", "a"], task)
+    short = spark.createDataFrame([(1, "y", 1.0, [1.0])], train.schema)
+    with pytest.raises(RunnerError, match=r"^data.features: a row's `a` holds another number "
+                                          r"of values than the 2 of the training rows$"):
+        steps.fit([], "standard", train.unionByName(short), "y", ["x", "a"], task)
+    for bad in [(2, "y", None, [1.0, 2.0]), (3, "y", float("nan"), [1.0, 2.0]),
+                (4, "y", 1.0, None), (5, "y", 1.0, [1.0, 2.0, 3.0])]:
+        rows = fitted.model.transform(spark.createDataFrame([bad], train.schema))
+        with pytest.raises(Exception) as failure:
+            rows.collect()
+        error = steps.spark_error(failure.value, "fallback")
+        assert str(error).startswith("data.features: "), (bad, str(error))
+
+
+def test_onehot_categories_are_named_in_sql_and_unseen_values_flagged(spark):
+    train = spark.createDataFrame([(i, "y", c) for i, c in enumerate(["b", "a", "it's", "b"])],
+                                  "id long, y string, color string")
+    fitted = steps.fit(OmegaConf.create([{"op": "onehot", "columns": ["color"]}]), "none",
+                       train, "y", ["color"], {"_target_": "runner.tasks.Classification"})
+    new = spark.createDataFrame([(9, "y", "it's"), (10, "y", "z"), (11, "y", None)],
+                                train.schema).withColumn(steps.KEPT, F.struct("id"))
+    scored = steps.run_stages(fitted.model, new, "y", scoring=True)
+    out = steps.to_output(scored.df, fitted.task, "y", list(scored.unseen.values()))
+    rows = out.orderBy("id").collect()
+    assert [list(r.features) for r in rows] == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0] * 3]
+    assert scored.unseen == {"color": f"{steps.UNSEEN}color"}
+    assert [r[f"{steps.UNSEEN}color"] for r in rows] == [False, True, False]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
-_FORMAT_VERSION = 4
+_FORMAT_VERSION = 5
 _LOCK_DIR = Path(tempfile.gettempdir()) / "spark-dl-runner-locks"
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
 
@@ -221,17 +220,20 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset,
                           f"{', '.join(c for c in kinds if c != 'id')}")
     task = infer(kinds[raw.label]) if is_auto(task) else task
     stratify = cfg.split.stratify and task_for(task).stratify
-    # The split's cut points, the fit and the three splits each scan the rows: read
-    # (or generate, or decode) the source once, kept on the executors' local disks
-    # (memory-safe at any size).
-    rows = preparation.rows(raw, cfg).persist(StorageLevel.DISK_ONLY)
+    # The split's cut points, the fit and the write each scan the rows: unless reading
+    # them again is as cheap (raw.reread), read (or generate, or decode) the source once,
+    # kept on the executors' local disks (memory-safe at any size).
+    rows = preparation.rows(raw, cfg)
+    if not raw.reread:
+        rows = rows.persist(StorageLevel.DISK_ONLY)
     try:
         df = _assign_split(rows, raw.label, cfg.split, stratify)
         fitted = preparation.fit(spark, cfg, df, raw, task)
         fitted.save(out)
-        parts = [fitted.transform(df.where(F.col("split") == s).drop("split"))
-                 .withColumn("split", F.lit(s)) for s in SPLITS]
-        prepared = parts[0].unionByName(parts[1]).unionByName(parts[2])
+        # One pass writes the three splits: each row's split rides along in KEPT.
+        carried = df.withColumn(steps.KEPT, F.struct("split")).drop("split")
+        prepared = fitted.transform(carried).select(
+            "*", F.col(steps.KEPT)["split"].alias("split")).drop(steps.KEPT)
         try:
             prepared.write.partitionBy("split").parquet(out.data_uri)
         except RunnerError:
@@ -240,7 +242,8 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset,
             raise steps.spark_error(
                 err, f"data: preparing the rows failed ({first_line(err)})") from err
     finally:
-        rows.unpersist()
+        if not raw.reread:
+            rows.unpersist()
     meta = _describe(spark, cfg, out.data_uri, fitted)
     out.write_meta({**meta, "preparation": preparation_path(source)})
 
@@ -271,21 +274,8 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
     described = task_for(fitted.task).describe_label(written)
 
     own = fitted.describe()
-    if "input_shape" in own:
-        shape = tuple(own["input_shape"])
-    else:
-        first = written.where(F.col("split") == "train").select(F.size("features")).first()
-        assert first is not None  # an empty train split is refused above
-        width = first[0]
-        shape = tuple(cfg.get("image_shape") or (width,))
-        if math.prod(shape) != width:
-            raise RunnerError(
-                f"data.image_shape: {list(shape)} holds {math.prod(shape)} values but rows "
-                f"have {width} features"
-            )
     return {
         **own,
-        "input_shape": list(shape),
         **described,
         "rows": rows,
         "task": fitted.task,

@@ -2,11 +2,13 @@
 
 Each step becomes ``pyspark.ml`` stages fitted on the train split, in order: Spark SQL
 ``filter``/``select``/``dropna`` as ``SQLTransformer``, ``impute`` as ``Imputer``,
-``onehot`` as ``StringIndexer`` + ``OneHotEncoder``. Then the task's label stages (e.g. a
-string label indexed by ``StringIndexer``; see ``runner.tasks``), the feature columns are
-assembled (``VectorAssembler``) and scaled (``StandardScaler``/``MinMaxScaler``). The same
-model, saved with the prepared data, turns new rows into exactly the same features
-(``to_input`` -> model -> ``to_output``).
+``onehot`` as a ``SQLTransformer`` over the categories a ``StringIndexer`` found. Then the
+task's label stages (e.g. a string label indexed by ``StringIndexer``; see ``runner.tasks``),
+and the features: their statistics from one aggregation, written into one
+``SQLTransformer`` as literals, which assembles the scaled ``array<float>`` the trials read
+(one expression per value: Spark compiles it with whole-stage code generation, no ``ml``
+vectors). The same model, saved with the prepared data, turns new rows into exactly the
+same features (``to_input`` -> model -> ``to_output``).
 """
 
 from __future__ import annotations
@@ -15,21 +17,24 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional
 
 from runner.errors import RunnerError, first_line
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel, Transformer
-    from pyspark.ml.feature import StringIndexerModel
     from pyspark.sql import DataFrame
 
-FEATURES = "_features"  # the assembled (and scaled) features vector
+FEATURES = "_features"  # the assembled (and scaled) features, array<float>
 KEPT = "__kept"  # scoring: the user's columns passed through, one struct
 UNSEEN = "__unseen_"  # scoring: + a onehot column, true where its value was not seen in training
 _ROW_FILTER = re.compile(r"SELECT \* FROM __THIS__ WHERE (.*)", re.DOTALL)  # filter, dropna
 _NOT_NULL = re.compile(r"`([^`]+)` IS NOT NULL")
-_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "vector")
+_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
+_OURS = "spark-dl-runner: "  # starts the messages of the stages' raise_error
+_INVALID = (f"{_OURS}data.features: some rows have null or NaN features; add {{op: dropna}} or "
+            "{op: impute} to data.steps")
+_OUR_MESSAGE = re.compile(re.escape(_OURS) + r"(.*?)(?: SQLSTATE|\n|$)")
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class Fitted:
     label: str  # the label column of the source
     label_type: str  # its Spark SQL type, e.g. "string" or "bigint"
     task: dict[str, Any]  # the task config with what it learnt from the label (runner.tasks)
-    features: list[str]  # the columns assembled into the features vector
+    features: list[str]  # the columns assembled into the features array
+    width: int  # the values in it
 
 
 def validate(steps: Any) -> list[str]:
@@ -103,19 +109,20 @@ def fit(
     _check_features(names, types, label, train)
 
     label_stages, learnt = task_for(task).fit_label(train, label, types[label])
-    model = PipelineModel(stages=stages + label_stages + _feature_stages(names, scaling, train))
-    return Fitted(model, label, types[label], {**task, **learnt}, names)
+    assemble, width = _feature_stage(names, scaling, train)
+    model = PipelineModel(stages=[*stages, *label_stages, assemble])
+    return Fitted(model, label, types[label], {**task, **learnt}, names, width)
 
 
 def to_input(df: "DataFrame") -> "DataFrame":
-    """Rows as the model reads them: numeric array columns become ``ml`` vectors."""
-    from pyspark.ml.functions import array_to_vector
+    """Rows as the model reads them: ``ml`` vector columns become ``array<double>``."""
+    vectors = [name for name, kind in df.dtypes if kind == "vector"]
+    if not vectors:
+        return df
+    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    for name, kind in df.dtypes:
-        if kind.startswith("array<") and _numeric(kind[6:-1]):
-            df = df.withColumn(name, array_to_vector(F.col(name)))
-    return df
+    return df.withColumns({name: vector_to_array(F.col(name)) for name in vectors})
 
 
 def to_output(df: "DataFrame", task: dict[str, Any], label: str,
@@ -123,7 +130,6 @@ def to_output(df: "DataFrame", task: dict[str, Any], label: str,
     """The prepared layout: ``id`` long, ``label`` as the fitted ``task`` makes it (long
     classes, float values or multi-hot floats; null: unknown), ``features`` floats, then
     the ``carried`` columns as they are."""
-    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
     from runner.tasks import task_for
@@ -131,42 +137,42 @@ def to_output(df: "DataFrame", task: dict[str, Any], label: str,
     return df.select(
         F.col("id").cast("long").alias("id"),
         task_for(task).label_column(df, label).alias("label"),
-        vector_to_array(F.col(FEATURES), dtype="float32").alias("features"),
+        F.col(FEATURES).alias("features"),
         *carried,
     )
 
 
 @dataclass(frozen=True)
 class Scored:
-    """New rows through the fitted preprocessing as scoring runs it (``for_scoring``)."""
+    """Rows through the fitted preprocessing (``run_stages``)."""
 
     df: "DataFrame"  # the last stage's rows, KEPT and the UNSEEN flags carried along
     skipped: list[str]  # the row conditions that ran only in training (they name the label)
     unseen: dict[str, str]  # onehot column -> its UNSEEN flag column
 
 
-def for_scoring(model: "PipelineModel", df: "DataFrame", label: str) -> Scored:
-    """``df`` (with a ``KEPT`` column) through ``model``'s stages as scoring needs them.
+def run_stages(model: "PipelineModel", df: "DataFrame", label: str,
+               scoring: bool = False) -> Scored:
+    """``df`` through ``model``'s stages, a ``KEPT`` column of ``df`` carried along.
 
-    - Row conditions (``filter``, ``dropna``) that name the label clean training rows only:
-      a ``dropna`` loses the label from its columns, a ``filter`` that reads the label
-      does not run (Spark's analyser decides, on ``df``'s columns without the label).
-    - Every other SQL stage (``select``, onehot's rename) also carries ``KEPT`` and the
-      ``UNSEEN`` flags, so the user's columns come out unchanged whatever the steps select.
-    - After each onehot encoder: per column, a flag for values its indexer never saw
-      (they are encoded all-zero, as in training's ``handleInvalid=keep``).
-    Everything else (imputer, indexers, encoder, assembler, scaler) runs as fitted.
+    - Every SQL stage that lists its columns (``select``, ``onehot``) also carries ``KEPT``
+      and the ``UNSEEN`` flags (each onehot stage adds one per column: a value its
+      categories never held, encoded all-zero as in training), so the user's columns come
+      out unchanged whatever the steps select.
+    - Scoring: row conditions (``filter``, ``dropna``) that name the label clean training
+      rows only: a ``dropna`` loses the label from its columns, a ``filter`` that reads the
+      label does not run (Spark's analyser decides, on ``df``'s columns without the label).
+    Everything else (imputer, label stages, the features' stage) runs as fitted.
     """
-    from pyspark.ml.feature import OneHotEncoderModel, SQLTransformer, StringIndexerModel
+    from pyspark.ml.feature import SQLTransformer
 
-    carried, skipped, unseen = [KEPT], [], {}
-    stages = list(model.stages)
-    for i, stage in enumerate(stages):
+    skipped = []
+    for stage in model.stages:
         if not isinstance(stage, SQLTransformer):
             df = stage.transform(df)
             continue
         statement = stage.getStatement()
-        rows = _ROW_FILTER.fullmatch(statement)
+        rows = _ROW_FILTER.fullmatch(statement) if scoring else None
         if rows:
             condition = _scoring_condition(rows.group(1), df, label)
             if condition is None:
@@ -174,17 +180,11 @@ def for_scoring(model: "PipelineModel", df: "DataFrame", label: str) -> Scored:
             else:
                 df = df.where(condition)
             continue
-        extra = [f"`{c}`" for c in carried]
-        if (i >= 2 and isinstance(stages[i - 2], StringIndexerModel)
-                and isinstance(stages[i - 1], OneHotEncoderModel)):
-            indexer = cast("StringIndexerModel", stages[i - 2])
-            for column, index, seen in zip(indexer.getInputCols(), indexer.getOutputCols(),
-                                           indexer.labelsArray):
-                flag = f"{UNSEEN}{column}"
-                extra.append(f"(`{column}` IS NOT NULL AND `{index}` >= {len(seen)}) AS `{flag}`")
-                carried.append(flag)
-                unseen[column] = flag
-        df = _sql(statement.replace("SELECT ", f"SELECT {', '.join(extra)}, ", 1)).transform(df)
+        extra = [f"`{c}`" for c in df.columns if c == KEPT or c.startswith(UNSEEN)]
+        if extra and not statement.startswith("SELECT *"):
+            statement = statement.replace("SELECT ", f"SELECT {', '.join(extra)}, ", 1)
+        df = _sql(statement).transform(df)
+    unseen = {c.removeprefix(UNSEEN): c for c in df.columns if c.startswith(UNSEEN)}
     return Scored(df, skipped, unseen)
 
 
@@ -214,14 +214,10 @@ def _scoring_condition(condition: str, df: "DataFrame", label: str) -> Optional[
 
 
 def spark_error(err: Exception, fallback: str) -> RunnerError:
-    """A Spark failure caused by the data, as one line naming the fix."""
-    text = str(err)
-    if "Encountered null while assembling" in text or "Encountered NaN while assembling" in text:
-        return RunnerError(
-            "data.features: some rows have null or NaN features; add {op: dropna} or "
-            "{op: impute} to data.steps"
-        )
-    return RunnerError(fallback)
+    """A Spark failure as one line: the message one of our stages raised (``raise_error``,
+    naming the fix), else ``fallback``."""
+    ours = _OUR_MESSAGE.search(str(err))
+    return RunnerError(ours.group(1) if ours else fallback)
 
 
 def _filter(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
@@ -245,9 +241,9 @@ def _impute(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
     from pyspark.ml.feature import Imputer
 
     types = dict(df.dtypes)
-    default = [c for c, t in df.dtypes if c not in ("id", label) and _scalar(t)]
+    default = [c for c, t in df.dtypes if c not in ("id", label) and t in _NUMERIC]
     columns = _require(step.columns or default, df, where)
-    bad = [c for c in columns if not _scalar(types[c])]
+    bad = [c for c in columns if types[c] not in _NUMERIC]
     if bad:
         raise RunnerError(f"{where}: impute needs numeric columns; {', '.join(bad)} are not")
     imputer = Imputer(inputCols=columns, outputCols=columns, strategy=step.strategy)
@@ -255,19 +251,25 @@ def _impute(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
 
 
 def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
-    from pyspark.ml.feature import OneHotEncoder, StringIndexer
+    """One 0/1 value per category seen in training (sorted); unseen values and nulls are
+    all-zero, flagged in ``UNSEEN<column>`` for scoring to count."""
+    from pyspark.ml.feature import StringIndexer
 
     columns = _require(step.columns, df, where)
-    indexed = [f"{c}__index" for c in columns]
-    encoded = [f"{c}__onehot" for c in columns]
-    indexer = StringIndexer(inputCols=columns, outputCols=indexed, handleInvalid="keep",
+    indexer = StringIndexer(inputCols=columns, outputCols=[f"{c}__index" for c in columns],
                             stringOrderType="alphabetAsc").fit(df)
-    df = indexer.transform(df)
-    # the indexer's last index holds unseen values; dropLast leaves them all-zero
-    encoder = OneHotEncoder(inputCols=indexed, outputCols=encoded, dropLast=True).fit(df)
-    keep = [f"`{c}`" if c not in columns else f"`{c}__onehot` AS `{c}`"
-            for c in df.columns if c not in indexed]
-    return [indexer, encoder, _sql(f"SELECT {', '.join(keep)} FROM __THIS__")]
+    categories = dict(zip(columns, indexer.labelsArray))
+    selected = []
+    for c in df.columns:
+        if c not in categories:
+            selected.append(f"`{c}`")
+            continue
+        seen = f"array({', '.join(map(_string, categories[c]))})"
+        value = f"CAST(`{c}` AS STRING)"
+        selected += [f"transform({seen}, v -> IF({value} = v, 1D, 0D)) AS `{c}`",
+                     f"({value} IS NOT NULL AND NOT array_contains({seen}, {value})) "
+                     f"AS `{UNSEEN}{c}`"]
+    return [_sql(f"SELECT {', '.join(selected)} FROM __THIS__")]
 
 
 _BUILDERS: dict[str, Callable[[Any, "DataFrame", str, str], list["Transformer"]]] = {
@@ -279,24 +281,77 @@ _BUILDERS: dict[str, Callable[[Any, "DataFrame", str, str], list["Transformer"]]
 }
 
 
-def _feature_stages(names: list[str], scaling: str, train: "DataFrame") -> list["Transformer"]:
-    from pyspark.ml.feature import MinMaxScaler, StandardScaler, VectorAssembler
+def _feature_stage(names: list[str], scaling: str,
+                   train: "DataFrame") -> tuple["Transformer", int]:
+    """The features' one stage, and its width: every value of ``names`` (numbers, arrays
+    of numbers) as a double, scaled by statistics of ``train`` from one aggregation
+    (``standard``: minus the mean, over the sample standard deviation; ``minmax``: into
+    [0, 1]; a constant value becomes 0, or 0.5 for minmax, as ``pyspark.ml``'s scalers do),
+    cast to float. A null or NaN number, a null array or one of another length fails the
+    row, in training (here) and in scoring (the stage's ``raise_error``)."""
+    from pyspark.sql import functions as F
 
-    assembled = FEATURES if scaling == "none" else "_assembled"
-    stages: list["Transformer"] = [VectorAssembler(inputCols=names, outputCol=assembled)]
-    scaler: "StandardScaler | MinMaxScaler"
-    if scaling == "standard":
-        scaler = StandardScaler(inputCol=assembled, outputCol=FEATURES, withMean=True,
-                                withStd=True)
-    elif scaling == "minmax":
-        scaler = MinMaxScaler(inputCol=assembled, outputCol=FEATURES)
-    else:
-        return stages
+    types = dict(train.dtypes)
+    widths = _widths([c for c in names if types[c].startswith("array<")], train)
+    values = [f"try_element_at(`{c}`, {i + 1})" if c in widths else f"`{c}`"
+              for c in names for i in range(widths.get(c, 1))]
+    values = [f"CAST({v} AS DOUBLE)" for v in values]
+    failures = [(" OR ".join(f"`{c}` IS NULL" + ("" if c in widths else f" OR isnan(`{c}`)")
+                             for c in names), _INVALID)]
+    failures += [(f"size(`{c}`) != {w}", f"{_OURS}data.features: a row's `{c}` holds another "
+                  f"number of values than the {w} of the training rows") for c, w in widths.items()]
+    aggregates = {"standard": ("avg", "stddev_samp"), "minmax": ("min", "max")}.get(scaling, ())
+    stats = [F.count_if(F.expr(test)) for test, _ in failures]
+    stats += [F.expr(f"{aggregate}({v})") for aggregate in aggregates for v in values]
     try:
-        stages.append(scaler.fit(stages[0].transform(train)))
+        row = train.select(*stats).first()
     except Exception as err:
         raise spark_error(err, f"data.scaling: {first_line(err)}") from None
-    return stages
+    assert row is not None  # an aggregation has a row
+    for (_, message), count in zip(failures, row):
+        if count:
+            raise RunnerError(message.removeprefix(_OURS))
+    measured = list(row)[len(failures):]
+    n = len(values)
+    scaled = [_scaled(v, scaling, *measured[j::n]) for j, v in enumerate(values)]
+    checks = " ".join(f"WHEN {test} THEN raise_error({_string(message)})"
+                      for test, message in failures)
+    return _sql(f"SELECT *, CASE {checks} ELSE array({', '.join(scaled)}) END "
+                f"AS `{FEATURES}` FROM __THIS__"), n
+
+
+def _widths(arrays: list[str], train: "DataFrame") -> dict[str, int]:
+    """How many values each array column holds, as its first train row says."""
+    if not arrays:
+        return {}
+    from pyspark.sql import functions as F
+
+    first = train.select(*(F.size(f"`{c}`").alias(c) for c in arrays)).first()
+    return {c: max(0, first[c] or 0) if first else 0 for c in arrays}
+
+
+def _scaled(value: str, scaling: str, first: Any = None, second: Any = None) -> str:
+    """``value`` scaled by its statistics (``standard``: mean, std; ``minmax``: min, max)
+    as a float expression with the statistics as literals."""
+    if scaling == "standard":
+        factor = 1.0 / second if second else 0.0  # a constant column (std 0, or one row)
+        return f"CAST(({value} - {_double(first)}) * {_double(factor)} AS FLOAT)"
+    if scaling == "minmax":
+        if second == first:
+            return "CAST(0.5 AS FLOAT)"
+        return f"CAST(({value} - {_double(first)}) / {_double(second - first)} AS FLOAT)"
+    return f"CAST({value} AS FLOAT)"
+
+
+def _double(x: float) -> str:
+    """A Spark SQL double literal that reads back as exactly ``x``."""
+    return f"CAST('{x!r}' AS DOUBLE)" if x != x or x in (float("inf"), float("-inf")) else (
+        f"{x!r}D")
+
+
+def _string(text: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _check_features(names: list[str], types: dict[str, str], label: str, df: "DataFrame"):
@@ -335,12 +390,10 @@ def _sql(statement: str) -> "Transformer":
 
 
 def _numeric(kind: str) -> bool:
-    return kind in _NUMERIC or kind.startswith("decimal")
-
-
-def _scalar(kind: str) -> bool:
-    return kind != "vector" and _numeric(kind)
+    """A number, or an array of numbers."""
+    element = kind[6:-1] if kind.startswith("array<") else kind
+    return element in _NUMERIC or element.startswith("decimal")
 
 
 def _columns(df: "DataFrame") -> str:
-    return ", ".join(c for c in df.columns if c != "id")
+    return ", ".join(c for c in df.columns if c != "id" and not c.startswith(UNSEEN))

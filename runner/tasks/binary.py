@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from runner.errors import RunnerError
 from runner.tasks import _metrics
 from runner.tasks._base import Task, TaskConfig, kind_error
-from runner.tasks.classification import INTEGRAL, LABEL_INDEX, class_counts
+from runner.tasks.classification import INTEGRAL, LABEL_INDEX, class_counts, label_counts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,13 +72,12 @@ class Binary(Task):
         return F.col(label).cast("int").cast("float")
 
     def describe_label(self, written: "DataFrame") -> dict[str, Any]:
-        from pyspark.sql import functions as F
-
-        bad = written.where(~F.col("label").isin(0.0, 1.0)).count()
+        counts = label_counts(written)
+        bad = sum(n for label, (n, _) in counts.items() if label not in (0, 1))
         if bad:
             raise RunnerError(f"data.label: task=binary needs labels 0 and 1; {bad} rows have "
                               "other values (task=classification takes K classes)")
-        return {"class_counts": class_counts(written, 2)}
+        return {"class_counts": class_counts(counts, 2)}
 
     def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         """``pos_weight``: negative rows per positive row of the train split."""

@@ -31,16 +31,20 @@ class ClassificationConfig(TaskConfig):
     weight: Optional[list[float]] = None  # per-class loss weights; train.class_weight sets them
 
 
-def class_counts(written: "DataFrame", classes: int) -> list[int]:
-    """Rows of each class 0..classes-1 in the prepared train split."""
+def label_counts(written: "DataFrame") -> dict[Any, tuple[int, int]]:
+    """Each label of the prepared rows -> (its rows, its rows in the train split), from one
+    aggregation."""
     from pyspark.sql import functions as F
 
-    rows = (written.where(F.col("split") == "train").groupBy("label").count().collect())
-    counts = [0] * classes
-    for row in rows:
-        if row["label"] is not None:
-            counts[int(row["label"])] += int(row["count"])
-    return counts
+    rows = written.groupBy("label").agg(F.count("*").alias("n"),
+                                        F.count_if(F.col("split") == "train").alias("train"))
+    return {r["label"]: (int(r["n"]), int(r["train"])) for r in rows.collect()
+            if r["label"] is not None}
+
+
+def class_counts(counts: dict[Any, tuple[int, int]], classes: int) -> list[int]:
+    """Rows of each class 0..classes-1 in the train split (of ``label_counts``)."""
+    return [counts.get(k, (0, 0))[1] for k in range(classes)]
 
 
 class Classification(Task):
@@ -87,14 +91,12 @@ class Classification(Task):
         return F.col(label).cast("long")
 
     def describe_label(self, written: "DataFrame") -> dict[str, Any]:
-        from pyspark.sql import functions as F
-
-        low, high = written.agg(F.min("label"), F.max("label")).first() or (None, None)
-        if low is not None and low < 0:
+        counts = label_counts(written)
+        if counts and min(counts) < 0:
             raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, "
-                              f"found {low}")
-        count = len(self.classes) if self.classes is not None else int(high or 0) + 1
-        return {"num_classes": count, "class_counts": class_counts(written, count)}
+                              f"found {min(counts)}")
+        count = len(self.classes) if self.classes is not None else max(counts, default=0) + 1
+        return {"num_classes": count, "class_counts": class_counts(counts, count)}
 
     def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         """scikit-learn's ``balanced``: rows / (classes * rows of the class)."""

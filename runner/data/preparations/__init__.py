@@ -49,7 +49,7 @@ class FittedPreparation(Protocol):
 
     def transform(self, df: "DataFrame") -> "DataFrame":
         """Rows (after ``rows``) -> ``id`` long, ``label`` (the task's), ``features``
-        [, ``path``]."""
+        [, ``path``], and a ``steps.KEPT`` column of ``df`` carried along."""
 
     def scoring(self, df: "DataFrame") -> "Scored":
         """New rows (after ``rows``, with a ``steps.KEPT`` column) as scoring runs them:
@@ -60,8 +60,8 @@ class FittedPreparation(Protocol):
         """Write what ``Preparation.load`` needs under the entry's ``transform/``."""
 
     def describe(self) -> dict[str, Any]:
-        """``meta.json`` keys: ``input`` (see ``prepared.model_input``), ``input_shape``
-        (absent: the features' width, or ``data.image_shape``) and any of its own."""
+        """``meta.json`` keys: ``input_shape`` (a row's features as the model reads them),
+        ``input`` (see ``prepared.model_input``) and any of its own."""
 
 
 class Preparation(Protocol):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from runner.data import steps
+from runner.errors import RunnerError
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -24,12 +26,15 @@ class FittedNumeric:
     label_type: str
     task: dict[str, Any]
     features: list[str]
+    input_shape: list[int]  # data.image_shape, or the features' width
 
     def transform(self, df: "DataFrame") -> "DataFrame":
-        return steps.to_output(self.model.transform(steps.to_input(df)), self.task, self.label)
+        rows = steps.run_stages(self.model, steps.to_input(df), self.label).df
+        carried = [steps.KEPT] if steps.KEPT in df.columns else []
+        return steps.to_output(rows, self.task, self.label, carried)
 
     def scoring(self, df: "DataFrame") -> steps.Scored:
-        scored = steps.for_scoring(self.model, steps.to_input(df), self.label)
+        scored = steps.run_stages(self.model, steps.to_input(df), self.label, scoring=True)
         carried = [steps.KEPT, *scored.unseen.values()]
         return replace(scored, df=steps.to_output(scored.df, self.task, self.label, carried))
 
@@ -37,7 +42,7 @@ class FittedNumeric:
         self.model.write().save(entry.transform_uri)
 
     def describe(self) -> dict[str, Any]:
-        return {}
+        return {"input_shape": self.input_shape}
 
 
 class NumericPreparation:
@@ -58,12 +63,17 @@ class NumericPreparation:
 
         train = df.where(F.col("split") == "train").drop("split")
         fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features, task)
+        shape = list(cfg.get("image_shape") or [fitted.width])
+        if math.prod(shape) != fitted.width:
+            raise RunnerError(f"data.image_shape: {shape} holds {math.prod(shape)} values but "
+                              f"rows have {fitted.width} features")
         return FittedNumeric(fitted.model, fitted.label, fitted.label_type, fitted.task,
-                             fitted.features)
+                             fitted.features, shape)
 
     def load(self, entry: "PreparedDataset") -> FittedNumeric:
         from pyspark.ml import PipelineModel
 
         label = entry.meta["label"]
         return FittedNumeric(PipelineModel.load(entry.transform_uri), label["column"],
-                             label["type"], entry.task, entry.meta.get("features", []))
+                             label["type"], entry.task, entry.meta.get("features", []),
+                             list(entry.input_shape))

@@ -25,6 +25,9 @@ class RawData:
     df: "DataFrame"
     label: str
     features: Optional[list[str]]  # null: every numeric column but the label and id
+    # Reading the rows again gives the same rows and costs no more than a cached copy (a
+    # columnar file or table with its own ids): the preprocess stage then does not persist.
+    reread: bool = False
 
 
 class Source(Protocol):

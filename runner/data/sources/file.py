@@ -128,9 +128,11 @@ class FileSource:
                 f"data.label: no column {cfg.label!r} in {cfg.path}; "
                 f"available: {', '.join(df.columns)}"
             )
-        if labelled and "id" not in df.columns:  # rows to score keep only their own columns
+        own_ids = "id" in df.columns
+        if labelled and not own_ids:  # rows to score keep only their own columns
             df = df.withColumn("id", F.monotonically_increasing_id())
-        return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None)
+        return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None,
+                       reread=cfg.format in ("parquet", "delta") and own_ids)
 
 
 def _local_problems(uri: str, local: Path, format: str) -> list[str]:

@@ -54,9 +54,11 @@ class TableSource:
         if labelled and cfg.label not in df.columns:
             raise RunnerError(f"data.label: no column {cfg.label!r} in table {cfg.table}; "
                               f"available: {', '.join(df.columns)}")
-        if labelled and "id" not in df.columns:  # rows to score keep only their own columns
+        own_ids = "id" in df.columns
+        if labelled and not own_ids:  # rows to score keep only their own columns
             df = df.withColumn("id", F.monotonically_increasing_id())
-        return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None)
+        return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None,
+                       reread=own_ids)
 
     def _read(self, spark: "SparkSession", cfg: Any) -> "DataFrame":
         try:
