@@ -23,7 +23,7 @@ from runner.errors import RunnerError, first_line
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel, Transformer
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 FEATURES = "_features"  # the assembled (and scaled) features, array<float>
 KEPT = "__kept"  # scoring: the user's columns passed through, one struct
@@ -281,43 +281,60 @@ _BUILDERS: dict[str, Callable[[Any, "DataFrame", str, str], list["Transformer"]]
 }
 
 
+_STATISTICS = {"standard": ("mean", "std"), "minmax": ("min", "max")}  # Summarizer's names
+_SQL_AGGREGATES = {"mean": "avg", "std": "stddev_samp", "min": "min", "max": "max"}
+
+
 def _feature_stage(names: list[str], scaling: str,
                    train: "DataFrame") -> tuple["Transformer", int]:
     """The features' one stage, and its width: every value of ``names`` (numbers, arrays
     of numbers) as a double, scaled by statistics of ``train`` from one aggregation
     (``standard``: minus the mean, over the sample standard deviation; ``minmax``: into
     [0, 1]; a constant value becomes 0, or 0.5 for minmax, as ``pyspark.ml``'s scalers do),
-    cast to float. A null or NaN number, a null array or one of another length fails the
-    row, in training (here) and in scoring (the stage's ``raise_error``)."""
+    cast to float, in the order of ``names``. A number is one expression (compiled by
+    whole-stage code generation), an array one ``transform`` over literal arrays of its
+    statistics (``pyspark.ml``'s ``Summarizer``), whatever its width. A null or NaN number,
+    a null array or one of another length fails the row, in training (here) and in scoring
+    (the stage's ``raise_error``)."""
     from pyspark.sql import functions as F
 
     types = dict(train.dtypes)
     widths = _widths([c for c in names if types[c].startswith("array<")], train)
-    values = [f"try_element_at(`{c}`, {i + 1})" if c in widths else f"`{c}`"
-              for c in names for i in range(widths.get(c, 1))]
-    values = [f"CAST({v} AS DOUBLE)" for v in values]
+    numbers = [c for c in names if c not in widths]
     failures = [(" OR ".join(f"`{c}` IS NULL" + ("" if c in widths else f" OR isnan(`{c}`)")
                              for c in names), _INVALID)]
     failures += [(f"size(`{c}`) != {w}", f"{_OURS}data.features: a row's `{c}` holds another "
                   f"number of values than the {w} of the training rows") for c, w in widths.items()]
-    aggregates = {"standard": ("avg", "stddev_samp"), "minmax": ("min", "max")}.get(scaling, ())
-    stats = [F.count_if(F.expr(test)) for test, _ in failures]
-    stats += [F.expr(f"{aggregate}({v})") for aggregate in aggregates for v in values]
+    measures = _STATISTICS.get(scaling, ())
+    aggregates = [F.count_if(F.expr(test)) for test, _ in failures]
+    aggregates += [F.expr(f"{_SQL_AGGREGATES[m]}(CAST(`{c}` AS DOUBLE))")
+                   for m in measures for c in numbers]
+    if widths and measures:
+        aggregates.append(_summary(widths, measures))
     try:
-        row = train.select(*stats).first()
+        row = train.select(*aggregates).first()
     except Exception as err:
         raise spark_error(err, f"data.scaling: {first_line(err)}") from None
     assert row is not None  # an aggregation has a row
     for (_, message), count in zip(failures, row):
         if count:
             raise RunnerError(message.removeprefix(_OURS))
-    measured = list(row)[len(failures):]
-    n = len(values)
-    scaled = [_scaled(v, scaling, *measured[j::n]) for j, v in enumerate(values)]
+    stats: dict[str, list[list[float]]] = {c: [[], []] for c in names}  # per measure, per value
+    if measures:
+        scalars = list(row)[len(failures):len(failures) + 2 * len(numbers)]
+        for j, c in enumerate(numbers):
+            stats[c] = [[scalars[j]], [scalars[len(numbers) + j]]]
+        start = 0
+        for c, w in widths.items():
+            stats[c] = [row[-1][m].toArray()[start:start + w].tolist() for m in measures]
+            start += w
+    parts = [_scaled_number(c, scaling, *stats[c]) if c in numbers
+             else _scaled_array(c, scaling, *stats[c]) for c in names]
     checks = " ".join(f"WHEN {test} THEN raise_error({_string(message)})"
                       for test, message in failures)
-    return _sql(f"SELECT *, CASE {checks} ELSE array({', '.join(scaled)}) END "
-                f"AS `{FEATURES}` FROM __THIS__"), n
+    features = parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
+    return _sql(f"SELECT *, CASE {checks} ELSE {features} END AS `{FEATURES}` FROM __THIS__"), (
+        len(numbers) + sum(widths.values()))
 
 
 def _widths(arrays: list[str], train: "DataFrame") -> dict[str, int]:
@@ -330,17 +347,45 @@ def _widths(arrays: list[str], train: "DataFrame") -> dict[str, int]:
     return {c: max(0, first[c] or 0) if first else 0 for c in arrays}
 
 
-def _scaled(value: str, scaling: str, first: Any = None, second: Any = None) -> str:
-    """``value`` scaled by its statistics (``standard``: mean, std; ``minmax``: min, max)
-    as a float expression with the statistics as literals."""
+def _summary(widths: dict[str, int], measures: tuple[str, ...]) -> "Column":
+    """``Summarizer``'s ``measures`` of the array columns' values, joined in one vector
+    (rows with a null array or one of another width weigh 0: they fail the fit)."""
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.ml.stat import Summarizer
+    from pyspark.sql import functions as F
+
+    fits = " AND ".join(f"`{c}` IS NOT NULL AND size(`{c}`) = {w}" for c, w in widths.items())
+    joined = ", ".join(f"CAST(`{c}` AS ARRAY<DOUBLE>)" for c in widths)
+    values = F.expr(f"IF({fits}, concat({joined}), array_repeat(0D, {sum(widths.values())}))")
+    weight = F.expr(f"IF({fits}, 1D, 0D)")
+    return Summarizer.metrics(*measures).summary(array_to_vector(values), weight)
+
+
+def _affine(scaling: str, first: float | None, second: float | None) -> tuple[float, ...]:
+    """(center, factor, offset) of ``(value - center) * factor + offset`` from a value's
+    statistics (``standard``: mean, std; ``minmax``: min, max)."""
     if scaling == "standard":
-        factor = 1.0 / second if second else 0.0  # a constant column (std 0, or one row)
-        return f"CAST(({value} - {_double(first)}) * {_double(factor)} AS FLOAT)"
-    if scaling == "minmax":
-        if second == first:
-            return "CAST(0.5 AS FLOAT)"
-        return f"CAST(({value} - {_double(first)}) / {_double(second - first)} AS FLOAT)"
-    return f"CAST({value} AS FLOAT)"
+        return (first or 0.0, 1.0 / second if second else 0.0, 0.0)  # std 0: a constant
+    if scaling == "minmax" and first is not None and second is not None and second > first:
+        return (first, 1.0 / (second - first), 0.0)
+    return (0.0, 0.0, 0.5)  # minmax of a constant
+
+
+def _scaled_number(column: str, scaling: str, first: list[float], second: list[float]) -> str:
+    value = f"CAST(`{column}` AS DOUBLE)"
+    if not first:  # no scaling
+        return f"array(CAST({value} AS FLOAT))"
+    center, factor, offset = map(_double, _affine(scaling, first[0], second[0]))
+    return f"array(CAST(({value} - {center}) * {factor} + {offset} AS FLOAT))"
+
+
+def _scaled_array(column: str, scaling: str, first: list[float], second: list[float]) -> str:
+    values = f"CAST(`{column}` AS ARRAY<DOUBLE>)"
+    if not first:  # no scaling
+        return f"CAST({values} AS ARRAY<FLOAT>)"
+    center, factor, offset = (f"array({', '.join(map(_double, literals))})[i]" for literals in
+                              zip(*(_affine(scaling, a, b) for a, b in zip(first, second))))
+    return f"transform({values}, (v, i) -> CAST((v - {center}) * {factor} + {offset} AS FLOAT))"
 
 
 def _double(x: float) -> str:

@@ -52,4 +52,4 @@ class SklearnSource:
             }
         )
         df = spark.createDataFrame(frame, schema="id long, label long, features array<double>")
-        return RawData(df, "label", None)
+        return RawData(df, "label", None, reread=True)  # rows held in memory already
