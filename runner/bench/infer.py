@@ -160,9 +160,10 @@ def _synthetic(spark, rows: int, cores: int):
 
     from runner.data.prepared import PreparedDataset
 
-    from runner.data import steps
+    from runner.data import preprocess, steps
 
-    entry = PreparedDataset(str(WORK / f"entry-{rows}x{WIDTH}"))
+    # an entry of this version of the prepared layout (and of the fitted stages)
+    entry = PreparedDataset(str(WORK / f"entry-{rows}x{WIDTH}-v{preprocess.FORMAT_VERSION}"))
     if not entry.problems(["test"]) and "label" in entry.meta:
         return entry
     features = F.array(*[F.rand(seed=i) for i in range(WIDTH)]).cast("array<float>")

@@ -117,8 +117,6 @@ def _write_input(kind: str, rows: int) -> None:
 
 
 def _job(engine: str, kind: str, rows: int, cores: int) -> dict:
-    import resource
-
     with tempfile.TemporaryDirectory() as tmp:
         result: dict[str, Any] = {"engine": engine, "input": kind, "rows": rows, "cores": cores}
         start = time.perf_counter()
@@ -128,8 +126,16 @@ def _job(engine: str, kind: str, rows: int, cores: int) -> dict:
             (_pandas if engine == "pandas" else _polars)(kind, rows, Path(tmp))
         result["seconds"] = round(time.perf_counter() - start - result.get("session_s", 0), 2)
     result["rows_per_s"] = round(rows / result["seconds"])
-    result["python_peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["python_peak_mb"] = _peak_mb(os.getpid())
     return result
+
+
+def _peak_mb(pid: int) -> int:
+    """A process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, not carried over
+    from the parent this job was started from)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    return round(int(hwm.split()[1]) / 1024)
 
 
 def _data_config(kind: str, rows: int, cache_dir: Path):
@@ -175,12 +181,10 @@ def _spark(kind: str, rows: int, cores: int, tmp: Path) -> dict:
         jobs = len(context.statusTracker().getJobIdsForGroup("prepare"))
         gateway = context._gateway
         assert gateway is not None  # a classic (not Connect) session
-        status = Path(f"/proc/{gateway.proc.pid}/status").read_text()
+        jvm_peak = _peak_mb(gateway.proc.pid)
     finally:
         stop_session()
-    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-    return {"session_s": round(session_s, 2), "jobs": jobs,
-            "jvm_peak_mb": round(int(hwm.split()[1]) / 1024)}
+    return {"session_s": round(session_s, 2), "jobs": jobs, "jvm_peak_mb": jvm_peak}
 
 
 def _split_of(ids, labels):

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
-_FORMAT_VERSION = 5
+FORMAT_VERSION = 5
 _LOCK_DIR = Path(tempfile.gettempdir()) / "spark-dl-runner-locks"
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
 
@@ -67,7 +67,7 @@ def fingerprint(spark: "SparkSession", cfg: Any, task: Any = None) -> str:
     """
     settings = {k: v for k, v in as_plain(cfg).items() if k not in ("cache", "cache_dir")}
     blob = json.dumps(
-        {"v": _FORMAT_VERSION, "data": settings, "task": _task_settings(task),
+        {"v": FORMAT_VERSION, "data": settings, "task": _task_settings(task),
          "source": sources.source_for(cfg).identity(spark, cfg)},
         sort_keys=True,
     )
