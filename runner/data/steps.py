@@ -6,8 +6,8 @@ Each step becomes ``pyspark.ml`` stages fitted on the train split, in order: Spa
 task's label stages (e.g. a string label indexed by ``StringIndexer``; see ``runner.tasks``),
 and the features: their statistics from one aggregation, written into one
 ``SQLTransformer`` as literals, which assembles the scaled ``array<float>`` the trials read
-(one expression per value: Spark compiles it with whole-stage code generation, no ``ml``
-vectors). The same model, saved with the prepared data, turns new rows into exactly the
+(an expression per number, compiled by whole-stage code generation; a ``transform`` per
+array; no ``ml`` vectors). The same model, saved with the prepared data, turns new rows into exactly the
 same features (``to_input`` -> model -> ``to_output``).
 """
 

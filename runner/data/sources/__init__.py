@@ -4,7 +4,7 @@ Each public module here is one source: its schema (a ``DataConfig`` subclass, st
 ``base_<module>`` in group ``data``) and the class its ``_target_`` names, which
 implements :class:`Source`. Every source gives an ``id`` (long, unique), a label column
 and feature columns: one ``features`` array (scikit-learn, synthetic) or plain columns
-that the steps in ``runner.data.steps`` turn into the features vector (files).
+that the steps in ``runner.data.steps`` turn into the features array (files).
 """
 
 from __future__ import annotations
