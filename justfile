@@ -19,10 +19,11 @@ test *args:
 bench *which:
     {{python}} -m runner.bench {{which}}
 
-# byte-compile everything, lint (ruff) and type-check (mypy; config in pyproject.toml), list repeated code
+# byte-compile everything, lint and format-check (ruff) and type-check (mypy; config in pyproject.toml), list repeated code
 lint:
     {{python}} -m compileall -q runner models tests hydra_plugins
     {{python}} -m ruff check runner models hydra_plugins
+    {{python}} -m ruff format --check runner models hydra_plugins
     {{python}} -m mypy
     -duplicates
 

@@ -27,7 +27,8 @@ class BasicBlock(nn.Module):
         if stride != 1 or in_channels != channels:
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(channels))
+                nn.BatchNorm2d(channels),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -56,12 +57,16 @@ class ResNet(nn.Sequential):
         ]
         channels = width
         for stage in range(stages):
-            out = width * 2 ** stage
+            out = width * 2**stage
             for block in range(depth):
                 layers.append(BasicBlock(channels, out, 2 if stage and not block else 1))
                 channels = out
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                   nn.Linear(channels, num_classes)]
+        layers += [
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels, num_classes),
+        ]
         super().__init__(*layers)
 
     @classmethod

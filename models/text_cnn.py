@@ -32,10 +32,15 @@ class TextCNN(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(
-            nn.Conv1d(embed_dim, channels, w, padding=w // 2) for w in widths)
+            nn.Conv1d(embed_dim, channels, w, padding=w // 2) for w in widths
+        )
         self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(channels * len(widths), hidden), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+            nn.Dropout(dropout),
+            nn.Linear(channels * len(widths), hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.embed(ids.long()).transpose(1, 2)  # batch, embed, length

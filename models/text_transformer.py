@@ -31,16 +31,19 @@ class TextTransformer(nn.Module):
         if problems:
             raise ValueError(problems[0])
         if embed_dim % heads:
-            raise ValueError(f"model.embed_dim ({embed_dim}) must be a multiple of "
-                             f"model.heads ({heads})")
+            raise ValueError(
+                f"model.embed_dim ({embed_dim}) must be a multiple of model.heads ({heads})"
+            )
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.position = nn.Parameter(torch.zeros(1, input_shape[0], embed_dim))
-        layer = nn.TransformerEncoderLayer(embed_dim, heads, ff_dim, dropout,
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            embed_dim, heads, ff_dim, dropout, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Dropout(dropout),
-                                  nn.Linear(embed_dim, num_classes))
+        self.head = nn.Sequential(
+            nn.LayerNorm(embed_dim), nn.Dropout(dropout), nn.Linear(embed_dim, num_classes)
+        )
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()

@@ -39,8 +39,11 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     in_multirun = hydra_cfg.mode == RunMode.MULTIRUN
     # Jobs on other threads run beside each other: plain lines, each with its job's number.
-    prefix = "" if threading.current_thread() is threading.main_thread() else (
-        f"[#{hydra_cfg.job.num}] ")
+    prefix = (
+        ""
+        if threading.current_thread() is threading.main_thread()
+        else (f"[#{hydra_cfg.job.num}] ")
+    )
     try:
         try:
             summary = experiment(cfg, prefix)
@@ -60,8 +63,11 @@ def main(cfg: DictConfig) -> float | None:
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # a second Ctrl-C: out now
         stop_session()  # first: a trial may still finish meanwhile, and counts
         run_dir = Path(hydra_cfg.runtime.output_dir)
-        print(f"{prefix}{rerun.interrupted(run_dir, cfg.search.n_trials)}", file=sys.stderr,
-              flush=True)
+        print(
+            f"{prefix}{rerun.interrupted(run_dir, cfg.search.n_trials)}",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(130)
     except RunnerError as err:
         # A job on a thread prints beside the others (stderr may be going to the log file

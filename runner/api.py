@@ -1,8 +1,8 @@
 """The Python API beside the CLI, for notebooks and scheduled jobs::
 
-    import runner
-    summary = runner.run(["model=cnn", "search.n_trials=4"])
-    model = runner.load_model(summary["run_dir"])
+import runner
+summary = runner.run(["model=cnn", "search.n_trials=4"])
+model = runner.load_model(summary["run_dir"])
 """
 
 from __future__ import annotations
@@ -30,19 +30,31 @@ def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> 
     project.importable_from_cwd()
     with composition.app(None if config_dir is None else str(config_dir)) as hydra:
         try:
-            cfg = hydra.compose_config(composition.CONFIG_NAME, list(overrides),
-                                       run_mode=RunMode.RUN, with_log_configuration=False)
+            cfg = hydra.compose_config(
+                composition.CONFIG_NAME,
+                list(overrides),
+                run_mode=RunMode.RUN,
+                with_log_configuration=False,
+            )
         except composition.COMPOSITION_ERRORS as err:
             raise RunnerError(composition.describe(err)) from None
         composition.output_dir_writable(cfg, "run")
-        job = hydra.run(config_name=composition.CONFIG_NAME, task_function=experiment,
-                        overrides=list(overrides), with_log_configuration=False)
+        job = hydra.run(
+            config_name=composition.CONFIG_NAME,
+            task_function=experiment,
+            overrides=list(overrides),
+            with_log_configuration=False,
+        )
     summary: dict[str, Any] = job.return_value
     return summary
 
 
-def load_model(run_dir: str | Path, keep_columns: Sequence[str] | None = None,
-               unseen: str = "keep", batch_size: int = 1024) -> Any:
+def load_model(
+    run_dir: str | Path,
+    keep_columns: Sequence[str] | None = None,
+    unseen: str = "keep",
+    batch_size: int = 1024,
+) -> Any:
     """The model a finished run deployed (``RUN_DIR/model/``) with its fitted preprocessing,
     as a ``pyspark.ml`` Model: ``load_model(RUN).transform(df)`` scores a DataFrame lazily
     (``runner.serve.model.ScoringModel``). The torch module (eval mode, CPU) is ``.module``;
@@ -53,5 +65,6 @@ def load_model(run_dir: str | Path, keep_columns: Sequence[str] | None = None,
     """
     from runner.serve.model import ScoringModel
 
-    return ScoringModel.load(run_dir, keep_columns=keep_columns, unseen=unseen,
-                             batch_size=batch_size)
+    return ScoringModel.load(
+        run_dir, keep_columns=keep_columns, unseen=unseen, batch_size=batch_size
+    )

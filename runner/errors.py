@@ -30,14 +30,23 @@ def first_line(err: BaseException) -> str:
 def spark_cause(err: Exception) -> str:
     """The root cause a failed Spark job reports, in a few words (its first line is only
     the py4j call: "An error occurred while calling o55.collectToPython.")."""
-    cause = next((line for line in str(err).splitlines() if "Exception: " in line),
-                 first_line(err))
+    cause = next((line for line in str(err).splitlines() if "Exception: " in line), first_line(err))
     return cause.rsplit("Exception: ", 1)[-1].split(". ")[0].strip()
 
 
 # A write the storage refused: full, read-only, over quota, not writable, not a directory.
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES,
-                            errno.EPERM, errno.ENOTDIR, errno.EIO})
+STORAGE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EIO,
+    }
+)
 
 
 class StorageError(RunIncomplete):

@@ -35,8 +35,12 @@ class JobFailed(CompactHydraException):
     def __str__(self) -> str:
         with _lock:
             lines = [_failed[n] for n in sorted(_failed)] or [self.line]
-        return "\n".join([f"error: {len(lines)} job(s) of the multirun failed:",
-                          *(f"  {line}" for line in lines)])
+        return "\n".join(
+            [
+                f"error: {len(lines)} job(s) of the multirun failed:",
+                *(f"  {line}" for line in lines),
+            ]
+        )
 
 
 def record_failure(run_dir: Path, err: Exception) -> None:
@@ -45,7 +49,8 @@ def record_failure(run_dir: Path, err: Exception) -> None:
         text = f"error: {err}\n"
     else:
         text = f"{type(err).__name__}: {first_line(err)}\n\n" + "".join(
-            traceback.format_exception(err))
+            traceback.format_exception(err)
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / ERROR_FILE, text.encode())

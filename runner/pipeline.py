@@ -41,8 +41,9 @@ def validate(cfg: Any, out: Path | None = None) -> None:
     if "train" in stages.selected(cfg):
         problems += retrain.validate(cfg)
     if cfg.inference.streaming:
-        problems.append("inference.streaming: only for a saved model; set stages=[infer] "
-                        "model_path=RUN_DIR")
+        problems.append(
+            "inference.streaming: only for a saved model; set stages=[infer] model_path=RUN_DIR"
+        )
     if problems:
         raise RunnerError("; ".join(problems))
 
@@ -58,8 +59,13 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
         return run_infer(cfg, run_dir, original_cwd, out)
     validate(cfg, out)
     start = time.perf_counter()
-    reporter = Reporter(cfg.search.metric or "val_loss", cfg.search.direction or "minimize",
-                        quiet=cfg.quiet, verbose=cfg.verbose, prefix=prefix)
+    reporter = Reporter(
+        cfg.search.metric or "val_loss",
+        cfg.search.direction or "minimize",
+        quiet=cfg.quiet,
+        verbose=cfg.verbose,
+        prefix=prefix,
+    )
     cache_root = location(cfg.data.cache_dir, original_cwd)
     with tracking.start(cfg, run_dir, original_cwd) as tracker, reporter, experiment(run_dir.name):
         gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
@@ -75,8 +81,11 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
             _link(run_dir / "prepared", prepared.local_path())
         cfg = sweep.for_task(cfg, prepared)  # the task the label chose, its metric
         reporter.rank_by(cfg.search.metric, cfg.search.direction)
-        problems = build_problems(as_plain(cfg.model), prepared.input_shape,
-                                  task_for(cfg.task).model_kwargs(prepared.meta))
+        problems = build_problems(
+            as_plain(cfg.model),
+            prepared.input_shape,
+            task_for(cfg.task).model_kwargs(prepared.meta),
+        )
         if problems:  # before any trial: the model must build for this data and task
             raise RunnerError(problems[0])
         reporter.info(
@@ -109,14 +118,23 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
         trained = None
         if "train" in selected:
             with reporter.stage("train", f"{cfg.train.num_processes} processes"):
-                trained = retrain.run(spark, prepared, sweep.trial_config(cfg, params),
-                                      as_plain(cfg.task), run_dir, is_local=target.is_local)
+                trained = retrain.run(
+                    spark,
+                    prepared,
+                    sweep.trial_config(cfg, params),
+                    as_plain(cfg.task),
+                    run_dir,
+                    is_local=target.is_local,
+                )
 
         artifact = trained.artifact if trained else None  # the model infer deploys
         if swept and not trained:
-            artifact = artifacts.ModelArtifact.trained(sweep.trial_config(cfg, params)["model"],
-                                                       as_plain(cfg.task), prepared,
-                                                       swept.best.weights)
+            artifact = artifacts.ModelArtifact.trained(
+                sweep.trial_config(cfg, params)["model"],
+                as_plain(cfg.task),
+                prepared,
+                swept.best.weights,
+            )
         predicted = None
         if "infer" in selected:
             with reporter.stage("infer"):
@@ -132,8 +150,9 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
 
         with reporter.stage("report"):
             timings = {**reporter.timings, "total": time.perf_counter() - start}
-            result = summary.run(run_dir, prepared, swept, predicted, timings, trained,
-                                 search=as_plain(cfg.search))
+            result = summary.run(
+                run_dir, prepared, swept, predicted, timings, trained, search=as_plain(cfg.search)
+            )
         tracker.finish(run_dir, result)
     reporter.final(result)
     return result
@@ -145,10 +164,11 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     source = _model_run(cfg, original_cwd)
     entry = PreparedDataset(str((source / "prepared").resolve()))
     artifact = artifacts.load(source / "model")
-    problems = (infer.validate(cfg.inference, out, task_for(artifact.task))
-                + target_for(cfg.deploy).validate()
-                + entry.problems([] if cfg.inference.data is not None else ["test"],
-                                 key="model_path"))
+    problems = (
+        infer.validate(cfg.inference, out, task_for(artifact.task))
+        + target_for(cfg.deploy).validate()
+        + entry.problems([] if cfg.inference.data is not None else ["test"], key="model_path")
+    )
     if not problems:
         problems += infer.data_problems(cfg.inference.data, entry.meta)
     if problems:
@@ -164,15 +184,23 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
                 predicted = _score(spark, cfg.inference, artifact, entry, out)
     timings = {**reporter.timings, "total": time.perf_counter() - start}
     result = summary.run_infer(run_dir, source, predicted, timings)
-    reporter.info(f"[summary] {predicted.rows} predictions -> {predicted.path}"
-                  + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items()))
+    reporter.info(
+        f"[summary] {predicted.rows} predictions -> {predicted.path}"
+        + "".join(f"; {k} {v:.4f}" for k, v in predicted.metrics.items())
+    )
     for note in predicted.notes():
         reporter.info(f"[summary] {note}")
     return result
 
 
-def _stream(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact,
-            prepared: PreparedDataset, source: Path, out: Path) -> infer.InferenceResult:
+def _stream(
+    spark: Any,
+    cfg: Any,
+    artifact: artifacts.ModelArtifact,
+    prepared: PreparedDataset,
+    source: Path,
+    out: Path,
+) -> infer.InferenceResult:
     """``inference.streaming``: the files that arrived in ``inference.data.path`` since the
     last call, appended to ``out``; the checkpoint lives under the model's run, one per
     output, so every call with the same output continues where the last stopped."""
@@ -180,20 +208,31 @@ def _stream(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact,
 
     from runner.serve.model import ScoringModel
 
-    model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
-                         batch_size=cfg.batch_size)
+    model = ScoringModel(
+        artifact,
+        prepared,
+        keep_columns=cfg.keep_columns,
+        unseen=cfg.unseen,
+        batch_size=cfg.batch_size,
+    )
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
     return infer.stream(spark, model, cfg.data, out, source / "checkpoints" / key)
 
 
-def _score(spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: PreparedDataset,
-           out: Path) -> infer.InferenceResult:
+def _score(
+    spark: Any, cfg: Any, artifact: artifacts.ModelArtifact, prepared: PreparedDataset, out: Path
+) -> infer.InferenceResult:
     """The infer stage: the prepared test split, or ``inference.data`` through the model as
     users load it (``runner.load_model``: a ScoringModel), written to ``out``."""
     from runner.serve.model import ScoringModel
 
-    model = ScoringModel(artifact, prepared, keep_columns=cfg.keep_columns, unseen=cfg.unseen,
-                         batch_size=cfg.batch_size)
+    model = ScoringModel(
+        artifact,
+        prepared,
+        keep_columns=cfg.keep_columns,
+        unseen=cfg.unseen,
+        batch_size=cfg.batch_size,
+    )
     if cfg.data is None:
         rows: infer.Rows = infer.PreparedSplit(prepared, "test")
     else:
@@ -222,13 +261,16 @@ def _columns_task(cfg: Any) -> Task:
 def _model_run(cfg: Any, original_cwd: Path) -> Path:
     """The finished run directory ``model_path`` names (relative to where the runner started)."""
     if not cfg.model_path:
-        raise RunnerError("model_path: stages=[infer] needs the directory of a finished run; "
-                          "set model_path=outputs/DATE/TIME")
+        raise RunnerError(
+            "model_path: stages=[infer] needs the directory of a finished run; "
+            "set model_path=outputs/DATE/TIME"
+        )
     path = Path(cfg.model_path)
     path = path if path.is_absolute() else original_cwd / path
     if not path.is_dir():
-        raise RunnerError(f"model_path: {path} does not exist; set model_path to a finished "
-                          "run's directory")
+        raise RunnerError(
+            f"model_path: {path} does not exist; set model_path to a finished run's directory"
+        )
     return path
 
 

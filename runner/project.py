@@ -76,13 +76,16 @@ Runs go to `outputs/DATE/TIME/`.
 
 def main(argv: list[str]) -> int:
     """``spark-dl-runner init DIR``: write the starter project; 2 and one line if DIR has one."""
-    parser = argparse.ArgumentParser(prog="spark-dl-runner init",
-                                     description="Write a starter project into DIR.")
+    parser = argparse.ArgumentParser(
+        prog="spark-dl-runner init", description="Write a starter project into DIR."
+    )
     parser.add_argument("dir", type=Path)
     root = parser.parse_args(argv).dir
     if (root / "conf").exists():
-        print(f"error: {root / 'conf'} exists — init a new directory, or edit that one",
-              file=sys.stderr)
+        print(
+            f"error: {root / 'conf'} exists — init a new directory, or edit that one",
+            file=sys.stderr,
+        )
         return 2
     package = _package_name(root)
     files = {
@@ -125,6 +128,5 @@ def _sample_rows(rows: int = 600, features: int = 4, classes: int = 3) -> str:
     lines = [",".join([*(f"x{i}" for i in range(features)), "label"])]
     for row in range(rows):
         label = row % classes
-        lines.append(",".join([*(f"{rng.gauss(c, 1.0):.4f}" for c in centers[label]),
-                               str(label)]))
+        lines.append(",".join([*(f"{rng.gauss(c, 1.0):.4f}" for c in centers[label]), str(label)]))
     return "\n".join(lines) + "\n"

@@ -21,10 +21,17 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import RunnerError
 
 TRIAL_SECTIONS = ("data", "model", "optimizer", "train", "search")
-FREE_KEYS = frozenset({
-    "search.n_trials", "search.parallelism", "data.cache_dir",
-    "train.enabled", "train.num_processes", "train.use_gpu", "train.local_mode",
-})
+FREE_KEYS = frozenset(
+    {
+        "search.n_trials",
+        "search.parallelism",
+        "data.cache_dir",
+        "train.enabled",
+        "train.num_processes",
+        "train.use_gpu",
+        "train.local_mode",
+    }
+)
 
 
 class RerunCheck(Callback):
@@ -50,8 +57,10 @@ def check(run_dir: Path, cfg: Any) -> str | None:
         RunnerError: a sweep began in ``run_dir`` with other trial settings than ``cfg``'s.
     """
     if (run_dir / "summary.json").is_file():
-        return (f"{run_dir} is a finished run: nothing to do (its report: "
-                f"{run_dir / 'report.html'}); for a new run, choose another hydra.run.dir")
+        return (
+            f"{run_dir} is a finished run: nothing to do (its report: "
+            f"{run_dir / 'report.html'}); for a new run, choose another hydra.run.dir"
+        )
     saved = run_dir / ".hydra" / "config.yaml"
     if not (run_dir / "study.journal").is_file() or not saved.is_file():
         return None
@@ -60,7 +69,8 @@ def check(run_dir: Path, cfg: Any) -> str | None:
         raise RunnerError(
             f"hydra.run.dir={run_dir}: its sweep began with other trial settings; changed: "
             f"{', '.join(changed)}; resume with the values it began with, or choose another "
-            "hydra.run.dir")
+            "hydra.run.dir"
+        )
     return None
 
 
@@ -68,17 +78,23 @@ def interrupted(run_dir: Path, n_trials: int) -> str:
     """The line for a run stopped by Ctrl-C: how far it got and how to resume it."""
     trials = run_dir / "trials.jsonl"
     finished = trials.read_bytes().count(b"\n") if trials.is_file() else 0
-    return (f"interrupted: {finished} of {n_trials} trials finished; rerun the same command "
-            f"with hydra.run.dir={run_dir} to resume")
+    return (
+        f"interrupted: {finished} of {n_trials} trials finished; rerun the same command "
+        f"with hydra.run.dir={run_dir} to resume"
+    )
 
 
 def changed_keys(saved: Any, cfg: Any) -> list[str]:
     """Dotted keys of the trial sections that differ, each with its saved and new value."""
-    before, after = (_leaves({s: OmegaConf.to_container(c[s], resolve=True)
-                              for s in TRIAL_SECTIONS if s in c}) for c in (saved, cfg))
-    return [f"{key} ({_show(before.get(key))} -> {_show(after.get(key))})"
-            for key in sorted(before.keys() | after.keys())
-            if key not in FREE_KEYS and before.get(key, _ABSENT) != after.get(key, _ABSENT)]
+    before, after = (
+        _leaves({s: OmegaConf.to_container(c[s], resolve=True) for s in TRIAL_SECTIONS if s in c})
+        for c in (saved, cfg)
+    )
+    return [
+        f"{key} ({_show(before.get(key))} -> {_show(after.get(key))})"
+        for key in sorted(before.keys() | after.keys())
+        if key not in FREE_KEYS and before.get(key, _ABSENT) != after.get(key, _ABSENT)
+    ]
 
 
 _ABSENT = object()

@@ -27,22 +27,28 @@ def validate(cfg: Any) -> list[str]:
     stages = list(cfg.stages)
     unknown = [s for s in stages if s not in ORDER]
     if unknown:
-        return [f"stages: unknown stage {', '.join(map(repr, unknown))}; "
-                f"choose from {', '.join(ORDER)}"]
+        return [
+            f"stages: unknown stage {', '.join(map(repr, unknown))}; choose from {', '.join(ORDER)}"
+        ]
     if len(set(stages)) != len(stages) or stages != sorted(stages, key=ORDER.index):
         return [f"stages: {stages} must list each stage once, in the order {', '.join(ORDER)}"]
     if saved_model(cfg):
         return []
     problems = []
     if cfg.model_path:
-        problems.append("model_path: only used with stages=[infer] (a saved model on new data); "
-                        "drop model_path or set stages=[infer]")
+        problems.append(
+            "model_path: only used with stages=[infer] (a saved model on new data); "
+            "drop model_path or set stages=[infer]"
+        )
     if "preprocess" not in stages:
-        problems.append("stages: preprocess must be listed; every other stage reads its data "
-                        "(a saved model on new data: stages=[infer] model_path=RUN_DIR)")
+        problems.append(
+            "stages: preprocess must be listed; every other stage reads its data "
+            "(a saved model on new data: stages=[infer] model_path=RUN_DIR)"
+        )
     if "train" in stages and "sweep" not in stages and not cfg.train.enabled:
-        problems.append("stages: train is listed without sweep but train.enabled=false; "
-                        "set train.enabled=true")
+        problems.append(
+            "stages: train is listed without sweep but train.enabled=false; set train.enabled=true"
+        )
     elif "infer" in stages and "sweep" not in stages and "train" not in stages:
         problems.append("stages: infer needs a model; add sweep or train (with train.enabled=true)")
     return problems
@@ -50,9 +56,7 @@ def validate(cfg: Any) -> list[str]:
 
 def selected(cfg: Any) -> tuple[str, ...]:
     """The stages that will run, in order."""
-    return tuple(
-        s for s in ORDER if s in cfg.stages and (s != "train" or cfg.train.enabled)
-    )
+    return tuple(s for s in ORDER if s in cfg.stages and (s != "train" or cfg.train.enabled))
 
 
 def saved_model(cfg: Any) -> bool:

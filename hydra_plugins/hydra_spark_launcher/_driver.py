@@ -40,8 +40,10 @@ def launch(
     config = launcher.config
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     workers = min(len(job_overrides), launcher.parallelism or len(job_overrides))
-    log.info(f"Launching {len(job_overrides)} jobs on driver threads, {workers} at a time, "
-             "sharing one Spark application")
+    log.info(
+        f"Launching {len(job_overrides)} jobs on driver threads, {workers} at a time, "
+        "sharing one Spark application"
+    )
     configs = sweep_configs(launcher, job_overrides, initial_job_idx)
     task_function = catch_exit(_logged(launcher.task_function))
     with _hydra_config_per_thread(), ThreadPoolExecutor(workers, "hydra-job") as pool:
@@ -51,8 +53,9 @@ def launch(
     return returns
 
 
-def _run(launcher: SparkLauncher, task_function: Callable[[Any], Any],
-         config: DictConfig) -> JobReturn:
+def _run(
+    launcher: SparkLauncher, task_function: Callable[[Any], Any], config: DictConfig
+) -> JobReturn:
     assert launcher.hydra_context is not None
     return run_job(
         hydra_context=launcher.hydra_context,

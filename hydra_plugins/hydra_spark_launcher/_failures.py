@@ -40,16 +40,18 @@ def catch_exit(task_function: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return job
 
 
-def sendable(error: BaseException, dumps: Callable[[Any], bytes],
-             loads: Callable[[bytes], Any]) -> BaseException:
+def sendable(
+    error: BaseException, dumps: Callable[[Any], bytes], loads: Callable[[bytes], Any]
+) -> BaseException:
     """``error`` with the task's traceback as a note, or a :class:`RemoteJobError` with its
     type, message and traceback when it cannot be unpickled on the driver."""
     remote = "".join(traceback.format_exception(error))
     try:
         loads(dumps(error))
     except Exception:
-        return RemoteJobError(f"{type(error).__qualname__}: {error}\n"
-                              f"Traceback in the Spark task:\n{remote}")
+        return RemoteJobError(
+            f"{type(error).__qualname__}: {error}\nTraceback in the Spark task:\n{remote}"
+        )
     if hasattr(error, "add_note"):  # Python 3.11+
         error.add_note(f"Traceback in the Spark task:\n{remote}")
     return error

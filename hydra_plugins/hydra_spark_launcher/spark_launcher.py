@@ -114,4 +114,3 @@ class SparkLauncher(Launcher):
         return run.launch(
             launcher=self, job_overrides=job_overrides, initial_job_idx=initial_job_idx
         )
-

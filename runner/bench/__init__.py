@@ -25,12 +25,19 @@ def machine() -> str:
     )
 
 
-def write_table(name: str, title: str, header: list[str], rows: list[list[str]],
-                notes: Sequence[str] = ()) -> Path:
+def write_table(
+    name: str, title: str, header: list[str], rows: list[list[str]], notes: Sequence[str] = ()
+) -> Path:
     """A markdown table with the machine line, written to ``outputs/bench/<name>.md``."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {title}", "", f"Machine: {machine()}", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# {title}",
+        "",
+        f"Machine: {machine()}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", *notes]
     path = OUT_DIR / f"{name}.md"

@@ -47,9 +47,24 @@ def main(argv: list[str]) -> int:
         for engine in ("draw", "spark", "dataloader"):
             print(f"[bench] {engine} {count:,} images ...", flush=True)
             proc = subprocess.run(
-                [sys.executable, "-m", "runner.bench", "images", "--job", engine, str(count),
-                 "--size", str(args.size), "--to", str(args.to), "--cores", str(args.cores)],
-                capture_output=True, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "runner.bench",
+                    "images",
+                    "--job",
+                    engine,
+                    str(count),
+                    "--size",
+                    str(args.size),
+                    "--to",
+                    str(args.to),
+                    "--cores",
+                    str(args.cores),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
@@ -69,9 +84,16 @@ def _config(count: int, args: argparse.Namespace, cache_dir: Path):
 
     from runner.data.sources.shapes import ShapesDataConfig
 
-    cfg = OmegaConf.structured(ShapesDataConfig(
-        name="shapes", path=str(DATA.resolve()), count=count, size=args.size, cache=False,
-        cache_dir=str(cache_dir)))
+    cfg = OmegaConf.structured(
+        ShapesDataConfig(
+            name="shapes",
+            path=str(DATA.resolve()),
+            count=count,
+            size=args.size,
+            cache=False,
+            cache_dir=str(cache_dir),
+        )
+    )
     cfg.image.size = [args.to, args.to]
     return cfg
 
@@ -108,14 +130,24 @@ def _job(engine: str, count: int, args: argparse.Namespace) -> dict:
                     assert sum(prepared.rows.values()) == count
                 seconds = time.perf_counter() - start
                 status = Path(f"/proc/{spark.sparkContext._gateway.proc.pid}/status").read_text()
-                jvm_peak = round(int(next(line for line in status.splitlines()
-                                          if line.startswith("VmHWM")).split()[1]) / 1024)
+                jvm_peak = round(
+                    int(
+                        next(
+                            line for line in status.splitlines() if line.startswith("VmHWM")
+                        ).split()[1]
+                    )
+                    / 1024
+                )
             finally:
                 stop_session()
-    return {"engine": engine, "images": count, "seconds": round(seconds, 2),
-            "images_per_s": round(count / seconds),
-            "python_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "jvm_peak_mb": jvm_peak}
+    return {
+        "engine": engine,
+        "images": count,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(count / seconds),
+        "python_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "jvm_peak_mb": jvm_peak,
+    }
 
 
 class _Files(Dataset):
@@ -164,9 +196,14 @@ def _table(results: list[dict], args: argparse.Namespace) -> str:
     ]
     for r in results:
         base = loader.get(r["images"])
-        ratio = (f"{r['images_per_s'] / base['images_per_s']:.2f}"
-                 if r["engine"] == "spark" and base else "")
-        lines.append(f"| {r['engine']} | {r['images']:,} | {r['seconds']} | "
-                     f"{r['images_per_s']:,} | {ratio} | {r['python_peak_mb']:,} | "
-                     f"{r['jvm_peak_mb'] or ''} |")
+        ratio = (
+            f"{r['images_per_s'] / base['images_per_s']:.2f}"
+            if r["engine"] == "spark" and base
+            else ""
+        )
+        lines.append(
+            f"| {r['engine']} | {r['images']:,} | {r['seconds']} | "
+            f"{r['images_per_s']:,} | {ratio} | {r['python_peak_mb']:,} | "
+            f"{r['jvm_peak_mb'] or ''} |"
+        )
     return "\n".join(lines) + "\n"

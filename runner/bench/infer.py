@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     from runner.cluster.targets.local import local
     from runner.serve import infer
 
-    target = local(f"local[{args.cores}]", app_name="bench-infer",
-                   spark_conf={"spark.sql.shuffle.partitions": str(args.cores)})
+    target = local(
+        f"local[{args.cores}]",
+        app_name="bench-infer",
+        spark_conf={"spark.sql.shuffle.partitions": str(args.cores)},
+    )
     spark = build_session(target, WORK / "logs")
     data = _synthetic(spark, args.rows, args.cores)
     files = data.files("test")
@@ -67,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     out = WORK / "predictions.parquet"
 
     def stage(batch_size: int, rows: infer.Rows) -> float:
-        cfg = OmegaConf.create({"batch_size": batch_size, "output": None, "partition_by": [],
-                                "overwrite": True})
+        cfg = OmegaConf.create(
+            {"batch_size": batch_size, "output": None, "partition_by": [], "overwrite": True}
+        )
         start = time.perf_counter()
         result = infer.run(spark, rows, artifact, cfg, out)
         assert result.rows == args.rows
@@ -77,9 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     def stock(batch_size: int) -> float:
         """The same rows through pyspark's predict_batch_udf, written the same way."""
         start = time.perf_counter()
-        _stock_predictions(spark.read.parquet(data.split_uri("test")), artifact,
-                           batch_size).write.mode(
-            "overwrite").parquet(str(WORK / "stock"))
+        _stock_predictions(
+            spark.read.parquet(data.split_uri("test")), artifact, batch_size
+        ).write.mode("overwrite").parquet(str(WORK / "stock"))
         return time.perf_counter() - start
 
     def transform(batch_size: int, frame) -> float:
@@ -95,8 +99,16 @@ def main(argv: list[str] | None = None) -> None:
         """The CLI's infer stage over new data: the same ScoringModel's rows, pyarrow writer."""
         from runner.serve.model import ScoringModel
 
-        cfg = OmegaConf.create({"batch_size": batch_size, "output": None, "partition_by": [],
-                                "overwrite": True, "data": None, "unseen": "keep"})
+        cfg = OmegaConf.create(
+            {
+                "batch_size": batch_size,
+                "output": None,
+                "partition_by": [],
+                "overwrite": True,
+                "data": None,
+                "unseen": "keep",
+            }
+        )
         start = time.perf_counter()
         model = ScoringModel(artifact, data, keep_columns=["id"], batch_size=batch_size)
         result = infer.run(spark, model.rows(frame), artifact, cfg, out)
@@ -105,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
 
     times: dict[int, dict[str, list[float]]] = {
         b: {"stage": [], "bare": [], "frame": [], "transform": [], "scoring": [], "stock": []}
-        for b in batch_sizes}
+        for b in batch_sizes
+    }
     with ProcessPoolExecutor(args.cores, mp_context=get_context("spawn")) as pool:
         list(pool.map(_warm, [artifact.weights] * args.cores))
         split = infer.PreparedSplit(data, "test")
@@ -118,13 +131,13 @@ def main(argv: list[str] | None = None) -> None:
                 times[batch_size]["bare"].append(_bare(pool, files, artifact.weights, batch_size))
     for batch_size in batch_sizes:  # after, not between: see the module docstring
         times[batch_size]["frame"] = [stage(batch_size, frame) for _ in range(args.repeats)]
-        times[batch_size]["transform"] = [transform(batch_size, frame)
-                                          for _ in range(args.repeats)]
+        times[batch_size]["transform"] = [transform(batch_size, frame) for _ in range(args.repeats)]
         times[batch_size]["scoring"] = [scoring(batch_size, frame) for _ in range(args.repeats)]
         times[batch_size]["stock"] = [stock(batch_size) for _ in range(args.repeats)]
-    results = [{"batch_size": b,
-                **{f"{side}_rows_s": args.rows / min(t) for side, t in sides.items()}}
-               for b, sides in times.items()]
+    results = [
+        {"batch_size": b, **{f"{side}_rows_s": args.rows / min(t) for side, t in sides.items()}}
+        for b, sides in times.items()
+    ]
     for row in results:
         print(f"[bench] {json.dumps({k: round(v) for k, v in row.items()})}", flush=True)
     stop_session()
@@ -133,23 +146,46 @@ def main(argv: list[str] | None = None) -> None:
     write_table(  # infer.md for the default size, infer-<rows>.md for others
         "infer" if args.rows == ROWS else f"infer-{args.rows}",
         "Inference: our stage vs a bare batched torch loop and stock predict_batch_udf",
-        ["batch size", "bare loop rows/s", "stage, prepared split: rows/s", "/ bare",
-         "stage, DataFrame input: rows/s", "/ bare", "load_model().transform: rows/s", "/ bare",
-         "stage, new data (ScoringModel rows): rows/s", "/ bare",
-         "predict_batch_udf rows/s", "/ bare"],
-        [[str(r["batch_size"]), f"{r['bare_rows_s']:,.0f}",
-          *(cell for side in ("stage", "frame", "transform", "scoring", "stock") for cell in (
-              f"{r[f'{side}_rows_s']:,.0f}", f"{r[f'{side}_rows_s'] / r['bare_rows_s']:.2f}"))]
-         for r in results],
-        [f"{args.rows:,} rows x {WIDTH} float features (Parquet), MLP 64-128-128-10, "
-         f"{args.cores} cores: Spark local[{args.cores}] vs {args.cores} processes, one torch "
-         "thread each; all write id, prediction, probability as Parquet. The stage over a "
-         "prepared split reads the Parquet in its tasks (what a run's infer stage does); over "
-         "a DataFrame (new data) the rows come from Spark's reader as Arrow batches; stock is "
-         "pyspark's predict_batch_udf written by Spark; load_model().transform is the "
-         "ScoringModel's lazy mapInArrow (fitted preprocessing + network) written by Spark's "
-         "writer; the stage over new data is the CLI's path with the same ScoringModel. Best of "
-         f"{args.repeats}; the stage and the bare loop interleaved."],
+        [
+            "batch size",
+            "bare loop rows/s",
+            "stage, prepared split: rows/s",
+            "/ bare",
+            "stage, DataFrame input: rows/s",
+            "/ bare",
+            "load_model().transform: rows/s",
+            "/ bare",
+            "stage, new data (ScoringModel rows): rows/s",
+            "/ bare",
+            "predict_batch_udf rows/s",
+            "/ bare",
+        ],
+        [
+            [
+                str(r["batch_size"]),
+                f"{r['bare_rows_s']:,.0f}",
+                *(
+                    cell
+                    for side in ("stage", "frame", "transform", "scoring", "stock")
+                    for cell in (
+                        f"{r[f'{side}_rows_s']:,.0f}",
+                        f"{r[f'{side}_rows_s'] / r['bare_rows_s']:.2f}",
+                    )
+                ),
+            ]
+            for r in results
+        ],
+        [
+            f"{args.rows:,} rows x {WIDTH} float features (Parquet), MLP 64-128-128-10, "
+            f"{args.cores} cores: Spark local[{args.cores}] vs {args.cores} processes, one torch "
+            "thread each; all write id, prediction, probability as Parquet. The stage over a "
+            "prepared split reads the Parquet in its tasks (what a run's infer stage does); over "
+            "a DataFrame (new data) the rows come from Spark's reader as Arrow batches; stock is "
+            "pyspark's predict_batch_udf written by Spark; load_model().transform is the "
+            "ScoringModel's lazy mapInArrow (fitted preprocessing + network) written by Spark's "
+            "writer; the stage over new data is the CLI's path with the same ScoringModel. Best of "
+            f"{args.repeats}; the stage and the bare loop interleaved."
+        ],
     )
 
 
@@ -167,18 +203,25 @@ def _synthetic(spark, rows: int, cores: int):
     if not entry.problems(["test"]) and "label" in entry.meta:
         return entry
     features = F.array(*[F.rand(seed=i) for i in range(WIDTH)]).cast("array<float>")
-    spark.range(rows, numPartitions=2 * cores).select(
-        "id", features.alias("features")
-    ).write.mode("overwrite").parquet(entry.split_uri("test"))
+    spark.range(rows, numPartitions=2 * cores).select("id", features.alias("features")).write.mode(
+        "overwrite"
+    ).parquet(entry.split_uri("test"))
     # the fitted preprocessing ScoringModel applies: the features array assembled, no scaling
     fit_rows = spark.range(64).select("id", F.lit(0).alias("label"), features.alias("features"))
     task = {"_target_": "runner.tasks.Classification"}
     fitted = steps.fit([], "none", fit_rows, "label", ["features"], task)
     fitted.model.write().overwrite().save(entry.transform_uri)
-    entry.write_meta({"input_shape": [WIDTH], "num_classes": 10, "rows": {"test": rows},
-                      "task": fitted.task,
-                      "label": {"column": "label", "type": "bigint", "classes": None},
-                      "features": ["features"], "config": {"steps": []}})
+    entry.write_meta(
+        {
+            "input_shape": [WIDTH],
+            "num_classes": 10,
+            "rows": {"test": rows},
+            "task": fitted.task,
+            "label": {"column": "label", "type": "bigint", "classes": None},
+            "features": ["features"],
+            "config": {"steps": []},
+        }
+    )
     return entry
 
 
@@ -201,8 +244,15 @@ def _bare(pool: ProcessPoolExecutor, files: list[str], weights: bytes, batch_siz
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     start = time.perf_counter()
-    rows = sum(pool.map(_predict_file, files, [str(out)] * len(files),
-                        [weights] * len(files), [batch_size] * len(files)))
+    rows = sum(
+        pool.map(
+            _predict_file,
+            files,
+            [str(out)] * len(files),
+            [weights] * len(files),
+            [batch_size] * len(files),
+        )
+    )
     elapsed = time.perf_counter() - start
     assert rows == sum(_count(f) for f in files)
     return elapsed
@@ -236,24 +286,33 @@ def _predict_file(path: str, out: str, weights: bytes, batch_size: int) -> int:
     model = _model(weights)
     rows = 0
     writer = None
-    for batch in pq.ParquetFile(path).iter_batches(max(batch_size, READ_BATCH_ROWS),
-                                                   columns=["id", "features"]):
+    for batch in pq.ParquetFile(path).iter_batches(
+        max(batch_size, READ_BATCH_ROWS), columns=["id", "features"]
+    ):
         with warnings.catch_warnings():  # read-only Arrow buffer: the model only reads it
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             x = torch.from_numpy(batch.column(1).flatten().to_numpy()).reshape(-1, WIDTH)
         with torch.inference_mode():
-            probs = torch.cat([torch.softmax(model(x[i:i + batch_size]), dim=1)
-                               for i in range(0, len(x), batch_size)]).numpy()
+            probs = torch.cat(
+                [
+                    torch.softmax(model(x[i : i + batch_size]), dim=1)
+                    for i in range(0, len(x), batch_size)
+                ]
+            ).numpy()
         n, k = probs.shape
-        table = pa.table({
-            "id": batch.column(0),
-            "prediction": pa.array(probs.argmax(1).astype(np.int32)),
-            "probability": pa.ListArray.from_arrays(
-                pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), pa.array(probs.ravel())),
-        })
+        table = pa.table(
+            {
+                "id": batch.column(0),
+                "prediction": pa.array(probs.argmax(1).astype(np.int32)),
+                "probability": pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), pa.array(probs.ravel())
+                ),
+            }
+        )
         if writer is None:  # the stage's writer options: only the overhead is compared
-            writer = pq.ParquetWriter(f"{out}/{Path(path).name}", table.schema,
-                                      **parquet_options(table.schema))
+            writer = pq.ParquetWriter(
+                f"{out}/{Path(path).name}", table.schema, **parquet_options(table.schema)
+            )
         writer.write_table(table)
         rows += n
     if writer is not None:
@@ -292,12 +351,19 @@ def _stock_predictions(df, artifact, batch_size: int):
         return predict
 
     predict = predict_batch_udf(
-        make_predict_fn, batch_size=batch_size, input_tensor_shapes=[[WIDTH]],
-        return_type=StructType([StructField("prediction", IntegerType())]
-                               + [StructField(c, FloatType()) for c in classes]))
+        make_predict_fn,
+        batch_size=batch_size,
+        input_tensor_shapes=[[WIDTH]],
+        return_type=StructType(
+            [StructField("prediction", IntegerType())]
+            + [StructField(c, FloatType()) for c in classes]
+        ),
+    )
     return df.withColumn("_out", predict("features")).select(
-        "id", F.col("_out.prediction").alias("prediction"),
-        F.array(*(F.col(f"_out.{c}") for c in classes)).alias("probability"))
+        "id",
+        F.col("_out.prediction").alias("prediction"),
+        F.array(*(F.col(f"_out.{c}") for c in classes)).alias("probability"),
+    )
 
 
 if __name__ == "__main__":

@@ -40,20 +40,30 @@ def main(argv: list[str]) -> int:
             runs[name].append(_run(work / f"{repeat}-{i}", launcher, args.trials, args.epochs))
 
     best = {name: min(results, key=lambda r: r["wall"]) for name, results in runs.items()}
-    rows = [[name, f"{r['wall']:.1f}", f"{r['app']:.1f}", f"{r['busy']:.1f}",
-             f"{r['busy'] / (SLOTS * r['app']):.2f}", f"{r['finished']:.0f}/4"]
-            for name, r in best.items()]
+    rows = [
+        [
+            name,
+            f"{r['wall']:.1f}",
+            f"{r['app']:.1f}",
+            f"{r['busy']:.1f}",
+            f"{r['busy'] / (SLOTS * r['app']):.2f}",
+            f"{r['finished']:.0f}/4",
+        ]
+        for name, r in best.items()
+    ]
     basic, spark = best.values()
     write_table(
         "multirun",
         "Multirun: 4 experiments, basic launcher vs hydra/launcher=spark",
         ["launcher", "wall s", "Spark app s", "task busy s", "slot utilisation", "finished"],
         rows,
-        [f"Experiments: {' '.join(EXPERIMENTS)}, search.n_trials={args.trials}, "
-         f"train.epochs={args.epochs}, deploy.master=local[{SLOTS}], empty cache each run; "
-         f"best of {args.repeats} run(s) per side, interleaved.",
-         f"Wall time ratio basic / spark: {basic['wall'] / spark['wall']:.2f}x.",
-         "Slot utilisation = sum of Spark task durations / (slots x application lifetime)."],
+        [
+            f"Experiments: {' '.join(EXPERIMENTS)}, search.n_trials={args.trials}, "
+            f"train.epochs={args.epochs}, deploy.master=local[{SLOTS}], empty cache each run; "
+            f"best of {args.repeats} run(s) per side, interleaved.",
+            f"Wall time ratio basic / spark: {basic['wall'] / spark['wall']:.2f}x.",
+            "Slot utilisation = sum of Spark task durations / (slots x application lifetime).",
+        ],
     )
     return 0
 
@@ -67,15 +77,31 @@ def _run(work: Path, launcher: list[str], trials: int, epochs: int) -> dict[str,
         **os.environ,
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
-        "PYSPARK_SUBMIT_ARGS": " ".join(f"--conf {k}={v}" for k, v in {  # one plain JSON file
-            "spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file://{events}",
-            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false",
-        }.items()) + " pyspark-shell",
+        "PYSPARK_SUBMIT_ARGS": " ".join(
+            f"--conf {k}={v}"
+            for k, v in {  # one plain JSON file
+                "spark.eventLog.enabled": "true",
+                "spark.eventLog.dir": f"file://{events}",
+                "spark.eventLog.compress": "false",
+                "spark.eventLog.rolling.enabled": "false",
+            }.items()
+        )
+        + " pyspark-shell",
     }
-    cmd = [sys.executable, "-m", "runner", "-m", *launcher, *EXPERIMENTS,
-           f"search.n_trials={trials}", f"train.epochs={epochs}", "quiet=true",
-           f"deploy.master='local[{SLOTS}]'", f"hydra.sweep.dir={work / 'multi'}",
-           f"data.cache_dir={work / 'cache'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "runner",
+        "-m",
+        *launcher,
+        *EXPERIMENTS,
+        f"search.n_trials={trials}",
+        f"train.epochs={epochs}",
+        "quiet=true",
+        f"deploy.master='local[{SLOTS}]'",
+        f"hydra.sweep.dir={work / 'multi'}",
+        f"data.cache_dir={work / 'cache'}",
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -40,8 +40,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m runner.bench preprocess")
     parser.add_argument("--rows", default="1000000,10000000")
     parser.add_argument("--csv-rows", default="1000000", help="sizes of the CSV variant")
-    parser.add_argument("--job", nargs=4, metavar=("ENGINE", "INPUT", "ROWS", "CORES"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--job", nargs=4, metavar=("ENGINE", "INPUT", "ROWS", "CORES"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.job:
         engine, kind, rows, cores = args.job
@@ -54,16 +55,31 @@ def main(argv: list[str]) -> int:
     for kind, kind_sizes in (("parquet", sizes), ("csv", csv_sizes)):
         for rows in kind_sizes:
             _write_input(kind, rows)
-            plan += [("pandas", kind, rows, 1), ("polars", kind, rows, os.cpu_count() or 1),
-                     ("spark", kind, rows, 2)]
+            plan += [
+                ("pandas", kind, rows, 1),
+                ("polars", kind, rows, os.cpu_count() or 1),
+                ("spark", kind, rows, 2),
+            ]
     if sizes:
         plan.append(("spark", "parquet", max(sizes), 1))
     results = []
     for engine, kind, rows, cores in plan:
         print(f"[bench] {engine} {kind} {rows:,} rows, {cores} cores ...", flush=True)
         proc = subprocess.run(
-            [sys.executable, "-m", "runner.bench", "preprocess", "--job", engine, kind,
-             str(rows), str(cores)], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "runner.bench",
+                "preprocess",
+                "--job",
+                engine,
+                kind,
+                str(rows),
+                str(cores),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
@@ -147,20 +163,33 @@ def _data_config(kind: str, rows: int, cache_dir: Path):
 
     split = SplitConfig(train=SPLIT[0], val=SPLIT[1], test=round(1 - sum(SPLIT), 6))
     if kind == "digits":
-        return OmegaConf.structured(SklearnDataConfig(
-            name="digits", dataset="digits", image_shape=[1, 8, 8], cache=False,
-            cache_dir=str(cache_dir)))
+        return OmegaConf.structured(
+            SklearnDataConfig(
+                name="digits",
+                dataset="digits",
+                image_shape=[1, 8, 8],
+                cache=False,
+                cache_dir=str(cache_dir),
+            )
+        )
     cfg = FileDataConfig(
-        name=kind, format=kind, path=str(_input_path(kind, rows).resolve()), cache=False,
-        cache_dir=str(cache_dir), split=split, features=[f"f{j}" for j in range(FEATURES)])
+        name=kind,
+        format=kind,
+        path=str(_input_path(kind, rows).resolve()),
+        cache=False,
+        cache_dir=str(cache_dir),
+        split=split,
+        features=[f"f{j}" for j in range(FEATURES)],
+    )
     if kind == "csv":  # read as strings (no inference pass), typed by a select step
         cfg.options = {"header": "true"}
         cfg.features = [*(cfg.features or []), "city"]
         numbers = [f"CAST(f{j} AS DOUBLE) AS f{j}" for j in range(FEATURES)]
-        cfg.steps = [StepConfig(op="select", exprs=["CAST(id AS LONG) AS id", "label", "city",
-                                                    *numbers]),
-                     StepConfig(op="impute", columns=["f0"], strategy="mean"),
-                     StepConfig(op="onehot", columns=["city"])]
+        cfg.steps = [
+            StepConfig(op="select", exprs=["CAST(id AS LONG) AS id", "label", "city", *numbers]),
+            StepConfig(op="impute", columns=["f0"], strategy="mean"),
+            StepConfig(op="onehot", columns=["city"]),
+        ]
     return OmegaConf.structured(cfg)
 
 
@@ -206,12 +235,16 @@ def _write_splits(out: Path, ids, labels, features, split) -> None:
     import pyarrow.parquet as pq
 
     width = features.shape[1]
-    values = pa.FixedSizeListArray.from_arrays(pa.array(features.astype(np.float32).ravel()),
-                                               width)
+    values = pa.FixedSizeListArray.from_arrays(pa.array(features.astype(np.float32).ravel()), width)
     for name in ("train", "val", "test"):
         mask = pa.array(split == name)
-        table = pa.table({"id": pa.array(ids).filter(mask), "label": pa.array(labels).filter(mask),
-                          "features": values.filter(mask)})
+        table = pa.table(
+            {
+                "id": pa.array(ids).filter(mask),
+                "label": pa.array(labels).filter(mask),
+                "features": values.filter(mask),
+            }
+        )
         (out / f"split={name}").mkdir()
         pq.write_table(table, out / f"split={name}" / "part-0.parquet")
 
@@ -246,36 +279,58 @@ def _polars(kind: str, rows: int, out: Path) -> None:
     lazy = pl.scan_parquet(path) if kind == "parquet" else pl.scan_csv(path)
     u = pl.col("id").hash(_SEED).cast(pl.Float64) / 2.0**64
     lazy = lazy.with_columns(u.alias("u"))
-    cuts = lazy.group_by("label").agg(pl.col("u").quantile(SPLIT[0]).alias("a"),
-                                       pl.col("u").quantile(SPLIT[0] + SPLIT[1]).alias("b"))
-    frame = lazy.join(cuts, on="label").with_columns(
-        pl.when(pl.col("u") < pl.col("a")).then(pl.lit("train"))
-        .when(pl.col("u") < pl.col("b")).then(pl.lit("val")).otherwise(pl.lit("test"))
-        .alias("split")).collect()
+    cuts = lazy.group_by("label").agg(
+        pl.col("u").quantile(SPLIT[0]).alias("a"),
+        pl.col("u").quantile(SPLIT[0] + SPLIT[1]).alias("b"),
+    )
+    frame = (
+        lazy.join(cuts, on="label")
+        .with_columns(
+            pl.when(pl.col("u") < pl.col("a"))
+            .then(pl.lit("train"))
+            .when(pl.col("u") < pl.col("b"))
+            .then(pl.lit("val"))
+            .otherwise(pl.lit("test"))
+            .alias("split")
+        )
+        .collect()
+    )
     train = frame.filter(pl.col("split") == "train")
     columns = [f"f{j}" for j in range(FEATURES)]
     if kind == "csv":
         frame = frame.with_columns(pl.col("f0").fill_null(train["f0"].mean()))
         cities = sorted(train["city"].drop_nulls().unique().to_list())
-        frame = frame.with_columns(*((pl.col("city") == c).fill_null(False).cast(pl.Float64)
-                                     .alias(f"city_{c}") for c in cities))
+        frame = frame.with_columns(
+            *(
+                (pl.col("city") == c).fill_null(False).cast(pl.Float64).alias(f"city_{c}")
+                for c in cities
+            )
+        )
         columns += [f"city_{c}" for c in cities]
         train = frame.filter(pl.col("split") == "train")
-    stats = train.select(*(pl.col(c).mean().alias(f"m{i}") for i, c in enumerate(columns)),
-                         *(pl.col(c).std().alias(f"s{i}") for i, c in enumerate(columns))).row(0)
+    stats = train.select(
+        *(pl.col(c).mean().alias(f"m{i}") for i, c in enumerate(columns)),
+        *(pl.col(c).std().alias(f"s{i}") for i, c in enumerate(columns)),
+    ).row(0)
     n = len(columns)
-    scaled = [((pl.col(c) - stats[i]) / (stats[n + i] or float("inf"))).cast(pl.Float32)
-              for i, c in enumerate(columns)]
+    scaled = [
+        ((pl.col(c) - stats[i]) / (stats[n + i] or float("inf"))).cast(pl.Float32)
+        for i, c in enumerate(columns)
+    ]
     result = frame.select("id", "label", "split", pl.concat_list(scaled).alias("features"))
     for name in ("train", "val", "test"):
         (out / f"split={name}").mkdir()
         result.filter(pl.col("split") == name).drop("split").write_parquet(
-            out / f"split={name}" / "part-0.parquet")
+            out / f"split={name}" / "part-0.parquet"
+        )
 
 
 def _table(results: list[dict]) -> str:
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
     lines = [
         "# Preprocess benchmark: files -> stratified split -> fitted steps -> Parquet",
         "",
@@ -294,12 +349,16 @@ def _table(results: list[dict]) -> str:
         ratios = []
         for base in ("pandas", "polars"):
             other = by.get((base, r["input"], r["rows"]))
-            ratios.append(f"{r['rows_per_s'] / other['rows_per_s']:.2f}x"
-                          if r["engine"] == "spark" and other else "")
+            ratios.append(
+                f"{r['rows_per_s'] / other['rows_per_s']:.2f}x"
+                if r["engine"] == "spark" and other
+                else ""
+            )
         lines.append(
             f"| {r['engine']} | {r['input']} | {r['rows']:,} | {r['cores']} | {r['seconds']} | "
             f"{r['rows_per_s']:,} | {ratios[0]} | {ratios[1]} | {r.get('jobs', '')} | "
-            f"{r.get('session_s', '')} | {r['python_peak_mb']:,} | {r.get('jvm_peak_mb', '')} |")
+            f"{r.get('session_s', '')} | {r['python_peak_mb']:,} | {r.get('jvm_peak_mb', '')} |"
+        )
     lines += [
         "",
         "Peak memory is each process's own: the driver's Python (`ru_maxrss`) and the driver "

@@ -25,11 +25,21 @@ def measure(directory: Path, appends: int = APPENDS) -> dict[str, float]:
     from runner.tune import jsonl
 
     record = {
-        "number": 0, "state": "COMPLETE", "metrics": {"val_accuracy": 0.97, "val_loss": 0.1},
-        "history": [{"epoch": e, "train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.9}
-                    for e in range(1, 13)],
-        "error": "", "duration_s": 4.2, "pid": 1234, "host": "h", "device": "cpu", "gpu": "",
-        "reasks": None, "params": {"optimizer.lr": 0.003, "model.hidden": 128},
+        "number": 0,
+        "state": "COMPLETE",
+        "metrics": {"val_accuracy": 0.97, "val_loss": 0.1},
+        "history": [
+            {"epoch": e, "train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.9}
+            for e in range(1, 13)
+        ],
+        "error": "",
+        "duration_s": 4.2,
+        "pid": 1234,
+        "host": "h",
+        "device": "cpu",
+        "gpu": "",
+        "reasks": None,
+        "params": {"optimizer.lr": 0.003, "model.hidden": 128},
     }
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as work:
@@ -45,9 +55,12 @@ def measure(directory: Path, appends: int = APPENDS) -> dict[str, float]:
                 fh.write(json.dumps(record).encode() + b"\n")
                 fh.flush()
             without.append(time.perf_counter() - start)
-    return {"with_fsync": statistics.median(with_fsync), "without": statistics.median(without),
-            "p95_with_fsync": sorted(with_fsync)[int(0.95 * appends)],
-            "bytes": len(json.dumps(record)) + 1}
+    return {
+        "with_fsync": statistics.median(with_fsync),
+        "without": statistics.median(without),
+        "p95_with_fsync": sorted(with_fsync)[int(0.95 * appends)],
+        "bytes": len(json.dumps(record)) + 1,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -61,14 +74,18 @@ def main(argv: list[str]) -> int:
     overhead = m["with_fsync"] - m["without"]
     rows = [
         ["record", f"{m['bytes']} bytes", "a 12-epoch trial's line of trials.jsonl"],
-        ["append, flushed and fsynced (median)", f"{1e3 * m['with_fsync']:.3f} ms",
-         f"p95 {1e3 * m['p95_with_fsync']:.3f} ms; {args.appends} appends"],
+        [
+            "append, flushed and fsynced (median)",
+            f"{1e3 * m['with_fsync']:.3f} ms",
+            f"p95 {1e3 * m['p95_with_fsync']:.3f} ms; {args.appends} appends",
+        ],
         ["append, flushed, no fsync (median)", f"{1e3 * m['without']:.3f} ms", ""],
         ["fsync overhead per trial", f"{1e3 * overhead:.3f} ms", "target <= 2 ms"],
         ["file system", _filesystem(args.dir), ""],
     ]
-    write_table("records", "Records benchmark (crash-safe trials.jsonl)",
-                ["measure", "value", "note"], rows)
+    write_table(
+        "records", "Records benchmark (crash-safe trials.jsonl)", ["measure", "value", "note"], rows
+    )
     return 0
 
 

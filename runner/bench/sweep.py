@@ -47,8 +47,14 @@ def main(argv: list[str]) -> int:
     from runner.tune import sweep
 
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    cfg = compose([f"data.cache_dir={work / 'cache'}", "deploy.master='local[2]'",
-                          f"train.epochs={epochs}", "search/sampler=random"])
+    cfg = compose(
+        [
+            f"data.cache_dir={work / 'cache'}",
+            "deploy.master='local[2]'",
+            f"train.epochs={epochs}",
+            "search/sampler=random",
+        ]
+    )
     spark = build_session(target_for(cfg.deploy), work / "logs")
     try:
         prepared = preprocess.run(spark, cfg.data, work / "cache")
@@ -103,31 +109,57 @@ def main(argv: list[str]) -> int:
     rows = [
         ["trials x epochs", f"{n_trials} x {epochs} (digits, MLP)", ""],
         ["slots W", str(slots), ""],
-        ["bare loop, sequential (T_seq)", f"{t_seq:.1f} s",
-         f"{mean_trial:.2f} s/trial; best of " + ", ".join(f"{t:.1f}" for t in seqs)],
-        ["our sweep (T_sweep)", f"{t_sweep:.1f} s",
-         f"trials inside it {in_sweep:.2f} s each; best of "
-         + ", ".join(f"{t:.1f}" for t in sweeps)],
-        ["bare loop, W processes in parallel (T_par)", f"{t_par:.1f} s",
-         f"this machine's own ceiling: T_seq/(W*T_par) = {t_seq / (slots * t_par):.2f}; "
-         "best of " + ", ".join(f"{t:.1f}" for t in pars)],
+        [
+            "bare loop, sequential (T_seq)",
+            f"{t_seq:.1f} s",
+            f"{mean_trial:.2f} s/trial; best of " + ", ".join(f"{t:.1f}" for t in seqs),
+        ],
+        [
+            "our sweep (T_sweep)",
+            f"{t_sweep:.1f} s",
+            f"trials inside it {in_sweep:.2f} s each; best of "
+            + ", ".join(f"{t:.1f}" for t in sweeps),
+        ],
+        [
+            "bare loop, W processes in parallel (T_par)",
+            f"{t_par:.1f} s",
+            f"this machine's own ceiling: T_seq/(W*T_par) = {t_seq / (slots * t_par):.2f}; "
+            "best of " + ", ".join(f"{t:.1f}" for t in pars),
+        ],
         ["parallel efficiency T_seq/(W*T_sweep)", f"{efficiency:.2f}", "target >= 0.9"],
-        ["sweep vs the parallel bare loop T_par/T_sweep", f"{t_par / t_sweep:.2f}",
-         "what the runner itself costs"],
-        ["overhead per trial", f"{overhead:.3f} s",
-         f"{100 * overhead / mean_trial:.1f} % (target <= 0.2 s and <= 3 %)"],
-        ["overhead per trial vs the parallel bare loop", f"{runner_cost:.3f} s",
-         f"{100 * runner_cost / mean_trial:.1f} %: W x (T_sweep - T_par) / N, the runner's own "
-         "share (the rest is the machine's, 1 - ceiling)"],
+        [
+            "sweep vs the parallel bare loop T_par/T_sweep",
+            f"{t_par / t_sweep:.2f}",
+            "what the runner itself costs",
+        ],
+        [
+            "overhead per trial",
+            f"{overhead:.3f} s",
+            f"{100 * overhead / mean_trial:.1f} % (target <= 0.2 s and <= 3 %)",
+        ],
+        [
+            "overhead per trial vs the parallel bare loop",
+            f"{runner_cost:.3f} s",
+            f"{100 * runner_cost / mean_trial:.1f} %: W x (T_sweep - T_par) / N, the runner's own "
+            "share (the rest is the machine's, 1 - ceiling)",
+        ],
     ]
     records = measure_records(work)
-    rows.append(["fsync overhead per trial (trials.jsonl)",
-                 f"{1e3 * (records['with_fsync'] - records['without']):.3f} ms",
-                 "target <= 2 ms; details: python -m runner.bench records"])
+    rows.append(
+        [
+            "fsync overhead per trial (trials.jsonl)",
+            f"{1e3 * (records['with_fsync'] - records['without']):.3f} ms",
+            "target <= 2 ms; details: python -m runner.bench records",
+        ]
+    )
     for sampler, values in quality.items():
-        rows.append([f"best val accuracy, {sampler}, {BUDGET} trials",
-                     f"{statistics.mean(values):.4f}",
-                     "seeds " + ", ".join(f"{v:.4f}" for v in values)])
+        rows.append(
+            [
+                f"best val accuracy, {sampler}, {BUDGET} trials",
+                f"{statistics.mean(values):.4f}",
+                "seeds " + ", ".join(f"{v:.4f}" for v in values),
+            ]
+        )
     write_table("sweep", "Sweep benchmark", ["measure", "value", "note"], rows)
     return 0
 
@@ -146,8 +178,11 @@ def _bare_trial(cfg, prepared, params: dict) -> float:
     start = time.perf_counter()
     model_args = {k: v for k, v in sections["model"].items() if k != "_target_"}
     model = MLP(prepared.input_shape, prepared.num_classes, **model_args)
-    opt = torch.optim.AdamW(model.parameters(), lr=sections["optimizer"]["lr"],
-                            weight_decay=sections["optimizer"]["weight_decay"])
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=sections["optimizer"]["lr"],
+        weight_decay=sections["optimizer"]["weight_decay"],
+    )
     batch = sections["train"]["batch_size"]
     for _ in range(sections["train"]["epochs"]):
         model.train()

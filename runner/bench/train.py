@@ -24,8 +24,9 @@ CLASSES, WIDTH, FILES = 10, 64, 8
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m runner.bench train")
-    parser.add_argument("--rows", type=int, default=40_000,
-                        help="train rows (val, test: a quarter)")
+    parser.add_argument(
+        "--rows", type=int, default=40_000, help="train rows (val, test: a quarter)"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512, help="global batch")
@@ -45,24 +46,49 @@ def main(argv: list[str]) -> None:
         for n in (1, 2):
             for seed in range(args.seeds):
                 sections = {
-                    "model": {"_target_": "models.mlp.MLP", "hidden": 256, "depth": 2,
-                              "dropout": 0.1},
-                    "optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3,
-                                  "weight_decay": 1e-4},
-                    "train": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": seed,
-                              "num_processes": n, "use_gpu": False, "local_mode": True},
+                    "model": {
+                        "_target_": "models.mlp.MLP",
+                        "hidden": 256,
+                        "depth": 2,
+                        "dropout": 0.1,
+                    },
+                    "optimizer": {
+                        "_target_": "torch.optim.AdamW",
+                        "lr": 1e-3,
+                        "weight_decay": 1e-4,
+                    },
+                    "train": {
+                        "epochs": args.epochs,
+                        "batch_size": args.batch_size,
+                        "seed": seed,
+                        "num_processes": n,
+                        "use_gpu": False,
+                        "local_mode": True,
+                    },
                 }
                 began = time.perf_counter()
-                result = retrain.run(spark, prepared, sections,
-                                     {"_target_": "runner.tasks.Classification"},
-                                     work / f"n{n}-s{seed}", is_local=True)
+                result = retrain.run(
+                    spark,
+                    prepared,
+                    sections,
+                    {"_target_": "runner.tasks.Classification"},
+                    work / f"n{n}-s{seed}",
+                    is_local=True,
+                )
                 wall = time.perf_counter() - began
                 model = result.artifact.build()
                 with torch.no_grad():
                     predicted = model(torch.from_numpy(x_test)).argmax(1).numpy()
                 epochs = [h["epoch_s"] for h in result.history[1:]]  # the first warms up
-                rows.append({"processes": n, "seed": seed, "epoch_s": statistics.median(epochs),
-                             "wall_s": wall, "accuracy": float((predicted == y_test).mean())})
+                rows.append(
+                    {
+                        "processes": n,
+                        "seed": seed,
+                        "epoch_s": statistics.median(epochs),
+                        "wall_s": wall,
+                        "accuracy": float((predicted == y_test).mean()),
+                    }
+                )
                 print(f"[bench train] {rows[-1]}", flush=True)
     finally:
         stop_session()
@@ -83,9 +109,15 @@ def _synthetic(root: Path, rows: int):
         labels = rng.integers(0, CLASSES, n)
         features = (centres[labels] + rng.normal(size=(n, WIDTH))).astype(np.float32)
         splits[split] = [
-            pa.table({"id": part, "label": labels[part],
-                      "features": pa.array(list(features[part]), type=pa.list_(pa.float32()))})
-            for part in np.array_split(np.arange(n), FILES)]
+            pa.table(
+                {
+                    "id": part,
+                    "label": labels[part],
+                    "features": pa.array(list(features[part]), type=pa.list_(pa.float32())),
+                }
+            )
+            for part in np.array_split(np.arange(n), FILES)
+        ]
     return write_entry(str(root), splits, (WIDTH,), CLASSES)
 
 
@@ -100,8 +132,16 @@ def _write(rows: list[dict], args: argparse.Namespace, load_before, load_after) 
         "train",
         "Distributed training: 1 vs 2 processes",
         ["processes", "seed", "epoch s (median of epochs 2+)", "stage wall s", "test accuracy"],
-        [[str(r["processes"]), str(r["seed"]), f"{r['epoch_s']:.3f}", f"{r['wall_s']:.1f}",
-          f"{r['accuracy']:.4f}"] for r in rows],
+        [
+            [
+                str(r["processes"]),
+                str(r["seed"]),
+                f"{r['epoch_s']:.3f}",
+                f"{r['wall_s']:.1f}",
+                f"{r['accuracy']:.4f}",
+            ]
+            for r in rows
+        ],
         [
             f"Synthetic data: {args.rows} train + {args.rows // 4} val rows trained on, "
             f"{args.rows // 4} test rows scored; {WIDTH} features, {CLASSES} classes, {FILES} "

@@ -40,15 +40,29 @@ def plan(target: Target, visible_gpus: int | None = None) -> GpuPlan:
     gpus = count_gpus() if visible_gpus is None else visible_gpus
     if gpus == 0 and "spark.worker.resource.gpu.discoveryScript" not in deploy.spark_conf:
         cpu_only = OmegaConf.merge(deploy, {"gpus_per_trial": 0.0})
-        return GpuPlan(type(target)(cpu_only),
-                       "no GPU found on this machine: trials run on the CPU")
+        return GpuPlan(
+            type(target)(cpu_only), "no GPU found on this machine: trials run on the CPU"
+        )
     note = ""
     if target.embedded:
         cores = os.cpu_count() or 1
-        common = {k: deploy[k] for k in ("name", "app_name", "spark_conf", "python",
-                                         "connect_timeout_s", "cpus_per_trial", "gpus_per_trial")}
-        deploy = OmegaConf.merge(OmegaConf.structured(LocalClusterDeployConfig), common, {
-            "executors": 1, "cores": cores, "memory_mb": max(2048, 1024 * cores)})
+        common = {
+            k: deploy[k]
+            for k in (
+                "name",
+                "app_name",
+                "spark_conf",
+                "python",
+                "connect_timeout_s",
+                "cpus_per_trial",
+                "gpus_per_trial",
+            )
+        }
+        deploy = OmegaConf.merge(
+            OmegaConf.structured(LocalClusterDeployConfig),
+            common,
+            {"executors": 1, "cores": cores, "memory_mb": max(2048, 1024 * cores)},
+        )
         note = f"{gpus} GPU(s) found: running {deploy.master} so Spark can schedule them"
     if deploy.gpus_per_executor <= 0:  # the machine's GPUs, dealt to the executors
         deploy = OmegaConf.merge(deploy, {"gpus_per_executor": max(1, gpus // deploy.executors)})

@@ -67,8 +67,11 @@ def build_session(target: "Target", log_dir: Path) -> "SparkSession":
     """
     deploy = target.cfg
     defaults = _CONNECT_DEFAULTS if target.remote else _DEFAULT_CONF
-    conf = {**defaults, **target.spark_conf(),
-            **{str(k): str(v) for k, v in deploy.spark_conf.items()}}
+    conf = {
+        **defaults,
+        **target.spark_conf(),
+        **{str(k): str(v) for k, v in deploy.spark_conf.items()},
+    }
     key = json.dumps({"master": deploy.master, "conf": conf}, sort_keys=True)
     with _lock:  # concurrent jobs build one session
         if _active.get("key") == key:
@@ -80,8 +83,9 @@ def build_session(target: "Target", log_dir: Path) -> "SparkSession":
                 "the same deploy settings, or run it with hydra.launcher.parallelism=1"
             )
         else:
-            _active.update(key=key, session=_build(target, log_dir, conf),
-                           log=log_dir / "spark.log")
+            _active.update(
+                key=key, session=_build(target, log_dir, conf), log=log_dir / "spark.log"
+            )
         session = _active["session"]
     name = _running.get(threading.get_ident())
     if name is not None and not target.remote:

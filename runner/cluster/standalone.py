@@ -34,35 +34,71 @@ class Cluster:
     root: Path
 
 
-def start(root: Path, port: int = 7077, cores: int = 2, memory: str = "2g",
-          timeout_s: float = 60.0) -> Cluster:
+def start(
+    root: Path, port: int = 7077, cores: int = 2, memory: str = "2g", timeout_s: float = 60.0
+) -> Cluster:
     """Start a Master on ``port`` and a Worker with ``cores``/``memory``; return once registered.
 
     Executors the Worker launches inherit this process's environment (``PYTHONPATH``,
     ``PYSPARK_PYTHON``), so they import the same project code.
     """
     if running(root):
-        raise RunnerError(f"cluster: one is already running under {root}; "
-                          "stop it first (python -m runner.cluster stop)")
+        raise RunnerError(
+            f"cluster: one is already running under {root}; "
+            "stop it first (python -m runner.cluster stop)"
+        )
     if _listening(port):
         raise RunnerError(f"cluster: port {port} is taken; choose another with --port")
     root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SPARK_LOCAL_IP": HOST, "PYSPARK_PYTHON": sys.executable,
-           "SPARK_LOG_DIR": str(root), "SPARK_WORKER_DIR": str(root / "work")}
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": HOST,
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOG_DIR": str(root),
+        "SPARK_WORKER_DIR": str(root / "work"),
+    }
     master_url = f"spark://{HOST}:{port}"
-    master = _launch(root, "master", env, [
-        "org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port),
-        "--webui-port", str(free_port()),
-    ])
+    master = _launch(
+        root,
+        "master",
+        env,
+        [
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--webui-port",
+            str(free_port()),
+        ],
+    )
     try:
         _wait(lambda: _listening(port), timeout_s, "the Master to listen", root / "master.log")
-        worker = _launch(root, "worker", env, [
-            "org.apache.spark.deploy.worker.Worker", master_url, "--host", HOST,
-            "--cores", str(cores), "--memory", memory, "--work-dir", str(root / "work"),
-            "--webui-port", str(free_port()),
-        ])
-        _wait(lambda: "Successfully registered with master" in _read(root / "worker.log"),
-              timeout_s, "the Worker to register", root / "worker.log")
+        worker = _launch(
+            root,
+            "worker",
+            env,
+            [
+                "org.apache.spark.deploy.worker.Worker",
+                master_url,
+                "--host",
+                HOST,
+                "--cores",
+                str(cores),
+                "--memory",
+                memory,
+                "--work-dir",
+                str(root / "work"),
+                "--webui-port",
+                str(free_port()),
+            ],
+        )
+        _wait(
+            lambda: "Successfully registered with master" in _read(root / "worker.log"),
+            timeout_s,
+            "the Worker to register",
+            root / "worker.log",
+        )
     except BaseException:
         stop(root)
         raise
@@ -113,9 +149,14 @@ def _launch(root: Path, role: str, env: dict[str, str], args: list[str]) -> subp
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
     with open(root / f"{role}.log", "ab") as log:
         # spark-class execs java: the pid is the JVM's
-        proc = subprocess.Popen([str(spark_class), *args], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(spark_class), *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _children[proc.pid] = proc
     (root / f"{role}.pid").write_text(str(proc.pid))
     return proc
@@ -132,8 +173,9 @@ def _wait(ready, timeout_s: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while not ready():
         if time.monotonic() > deadline:
-            raise RunnerError(f"cluster: timed out after {timeout_s:g} s waiting for {what}; "
-                              f"see {log}")
+            raise RunnerError(
+                f"cluster: timed out after {timeout_s:g} s waiting for {what}; see {log}"
+            )
         time.sleep(0.2)
 
 
@@ -171,9 +213,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.action == "start":
             cluster = start(args.dir.resolve(), args.port, args.cores, args.memory)
-            print(f"cluster: {cluster.master_url} (master pid {cluster.master_pid}, worker pid "
-                  f"{cluster.worker_pid}); run with deploy=standalone "
-                  f"deploy.master={cluster.master_url}; logs in {args.dir}")
+            print(
+                f"cluster: {cluster.master_url} (master pid {cluster.master_pid}, worker pid "
+                f"{cluster.worker_pid}); run with deploy=standalone "
+                f"deploy.master={cluster.master_url}; logs in {args.dir}"
+            )
         elif args.action == "stop":
             pids = stop(args.dir.resolve())
             print(f"cluster: stopped {pids}" if pids else "cluster: nothing running")

@@ -16,7 +16,21 @@ from runner.config.store import CONF_DIR, as_plain, compose, register_configs
 from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
 
 __all__ = [
-    "CONF_DIR", "CNNConfig", "DataConfig", "InferenceConfig", "MLPConfig", "MLflowTrackingConfig",
-    "ModelConfig", "OptimizerConfig", "RunnerConfig", "SearchConfig", "SplitConfig", "StepConfig",
-    "TrackingConfig", "TrainConfig", "as_plain", "compose", "register_configs",
+    "CONF_DIR",
+    "CNNConfig",
+    "DataConfig",
+    "InferenceConfig",
+    "MLPConfig",
+    "MLflowTrackingConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "RunnerConfig",
+    "SearchConfig",
+    "SplitConfig",
+    "StepConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "as_plain",
+    "compose",
+    "register_configs",
 ]

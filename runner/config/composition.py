@@ -44,8 +44,10 @@ def app(config_dir: str | None = None) -> Iterator[Any]:
     if config_dir is not None:
         path = os.path.abspath(config_dir)
         if not os.path.isdir(path):
-            raise RunnerError(f"--config-dir {config_dir}: no such directory; "
-                              "give the directory that holds your experiment/, model/, ...")
+            raise RunnerError(
+                f"--config-dir {config_dir}: no such directory; "
+                "give the directory that holds your experiment/, model/, ..."
+            )
         search_path.prepend("command-line", f"file://{path}", SearchPathQuery(provider="schema"))
     GlobalHydra.instance().clear()
     try:
@@ -72,8 +74,12 @@ def check(argv: list[str]) -> None:
                 parsed = OverridesParser.create().parse_overrides(args.overrides)
                 jobs = BasicSweeper.split_arguments(parsed, None)[0] or [[]]
             for overrides in jobs:
-                cfg = hydra.compose_config(args.config_name or CONFIG_NAME, list(overrides),
-                                           run_mode=RunMode.RUN, with_log_configuration=False)
+                cfg = hydra.compose_config(
+                    args.config_name or CONFIG_NAME,
+                    list(overrides),
+                    run_mode=RunMode.RUN,
+                    with_log_configuration=False,
+                )
         except COMPOSITION_ERRORS as err:
             raise RunnerError(describe(err)) from None
     if not args.multirun:  # a multirun's jobs check theirs: one job fails, the others run
@@ -101,8 +107,9 @@ def output_dir_writable(cfg: DictConfig, mode: str) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".spark-dl-runner-", dir=existing))
     except OSError as err:
-        raise RunnerError(f"{key}={path}: cannot create it in {existing} "
-                          f"({err.strerror or err}) — {fix}") from None
+        raise RunnerError(
+            f"{key}={path}: cannot create it in {existing} ({err.strerror or err}) — {fix}"
+        ) from None
 
 
 def full_error() -> bool:
@@ -112,8 +119,10 @@ def full_error() -> bool:
 
 # What Hydra writes to stderr around a failed multirun job besides its error: the job's
 # overrides (already on our error line) and a pointer to HYDRA_FULL_ERROR.
-_HYDRA_NOISE = ("Error executing job with overrides:",
-                "Set the environment variable HYDRA_FULL_ERROR")
+_HYDRA_NOISE = (
+    "Error executing job with overrides:",
+    "Set the environment variable HYDRA_FULL_ERROR",
+)
 
 
 class QuietHydra(io.TextIOBase):
@@ -154,13 +163,17 @@ def describe(err: Exception) -> str:
         return f"{group}={option}: no such option — use one of {', '.join(options) or '(none)'}"
     if isinstance(err, OverrideParseException):
         detail = err.message.splitlines()[0]
-        return (f"cannot read the override {err.override!r} ({detail}) — write key=value; "
-                "quote brackets and commas for the shell: 'key=[a,b]'")
+        return (
+            f"cannot read the override {err.override!r} ({detail}) — write key=value; "
+            "quote brackets and commas for the shell: 'key=[a,b]'"
+        )
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         if _is_free_dict(cause):
             override = str(err).removeprefix("Could not override '").split("'", 1)[0]
-            return (f"{override}: a dict given as a whole is merged key by key; add new keys "
-                    f"with ++: '++{override}={{...}}' (or one key: '++{override}.KEY=VALUE')")
+            return (
+                f"{override}: a dict given as a whole is merged key by key; add new keys "
+                f"with ++: '++{override}={{...}}' (or one key: '++{override}.KEY=VALUE')"
+            )
         return _unknown(str(cause.full_key), _keys(getattr(cause, "parent_node", None)))
     if isinstance(cause, ValidationError):
         detail = str(cause.msg).splitlines()[0]
@@ -207,8 +220,11 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     schema = OmegaConf.get_type(node)
     fields: set[str] | None = None
     # a node retargeted to another class has that class's keys: its constructor checks them
-    if isinstance(schema, type) and dataclasses.is_dataclass(schema) and not _retargeted(
-            node, schema):
+    if (
+        isinstance(schema, type)
+        and dataclasses.is_dataclass(schema)
+        and not _retargeted(node, schema)
+    ):
         fields = {f.name for f in dataclasses.fields(schema)}
     for key in node:
         full = f"{path}{key!s}"
@@ -234,7 +250,11 @@ def _unknown(full_key: str, siblings: list[str], added: bool = False) -> str:
     parent, _, key = str(full_key).rpartition(".")
     close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.7)
     where = f"{parent} has" if parent else "the config has"
-    fix = (f"did you mean {parent + '.' if parent else ''}{close[0]}?" if close
-           else f"use one of {', '.join(siblings)}" if siblings and added
-           else "spark-dl-runner --help lists the keys; +KEY=VALUE adds keys under search.params")
+    fix = (
+        f"did you mean {parent + '.' if parent else ''}{close[0]}?"
+        if close
+        else f"use one of {', '.join(siblings)}"
+        if siblings and added
+        else "spark-dl-runner --help lists the keys; +KEY=VALUE adds keys under search.params"
+    )
     return f"{full_key}: {where} no such key — {fix}"

@@ -26,16 +26,26 @@ def text(argv: list[str]) -> str:
     args, _ = parser.parse_known_args(argv)
     with app(args.config_dir) as hydra:
         try:
-            cfg = hydra.compose_config(args.config_name or CONFIG_NAME, args.overrides,
-                                       run_mode=RunMode.RUN, with_log_configuration=False)
+            cfg = hydra.compose_config(
+                args.config_name or CONFIG_NAME,
+                args.overrides,
+                run_mode=RunMode.RUN,
+                with_log_configuration=False,
+            )
         except COMPOSITION_ERRORS as err:  # `model=mlpp --help`: the same line as without --help
             if full_error():
                 raise
             raise RunnerError(describe(err)) from None
         groups = [g for g in hydra.list_all_config_groups() if g.split("/")[0] != "hydra"]
-        lines = [f"{group}: " + ", ".join(
-            o for o in sorted(hydra.config_loader.get_group_options(group))
-            if not o.startswith("base_")) for group in sorted(groups)]
+        lines = [
+            f"{group}: "
+            + ", ".join(
+                o
+                for o in sorted(hydra.config_loader.get_group_options(group))
+                if not o.startswith("base_")
+            )
+            for group in sorted(groups)
+        ]
         template = str(cfg.hydra.help.template)
         return string.Template(template).safe_substitute(
             FLAGS_HELP=hydra.format_args_help(parser),

@@ -64,12 +64,18 @@ def component_schemas(package: str, base: type) -> dict[str, type]:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{package}.{info.name}")
-        schemas = [v for v in vars(module).values()
-                   if isinstance(v, type) and issubclass(v, base) and dataclasses.is_dataclass(v)
-                   and v.__module__ == module.__name__]
+        schemas = [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type)
+            and issubclass(v, base)
+            and dataclasses.is_dataclass(v)
+            and v.__module__ == module.__name__
+        ]
         if len(schemas) != 1:
-            raise TypeError(f"{module.__name__} must define one {base.__name__} subclass, "
-                            f"found {len(schemas)}")
+            raise TypeError(
+                f"{module.__name__} must define one {base.__name__} subclass, found {len(schemas)}"
+            )
         found[info.name] = schemas[0]
     return found
 

@@ -67,8 +67,9 @@ class PreparedDataset:
     cache_hit: bool = field(default=False, compare=False)
 
     @classmethod
-    def open(cls, uri: str, splits: Sequence[str] = (), key: str = "data.cache_dir"
-             ) -> "PreparedDataset":
+    def open(
+        cls, uri: str, splits: Sequence[str] = (), key: str = "data.cache_dir"
+    ) -> "PreparedDataset":
         """The entry at ``uri``, checked to be complete and to hold ``splits``.
 
         Raises:
@@ -88,8 +89,11 @@ class PreparedDataset:
         fs, meta = self._locate(META)
         if fs.get_file_info(meta).type != pafs.FileType.File:
             return [f"{key}: {self.uri} is not a complete prepared data entry (no {META})"]
-        return [f"{key}: the prepared data at {self.uri} has no {split} split"
-                for split in splits if not self.files(split)]
+        return [
+            f"{key}: the prepared data at {self.uri} has no {split} split"
+            for split in splits
+            if not self.files(split)
+        ]
 
     @cached_property
     def meta(self) -> dict[str, Any]:
@@ -121,8 +125,10 @@ class PreparedDataset:
         if "task" in self.meta:
             return dict(self.meta["task"])
         classes = self.meta.get("label", {}).get("classes")
-        return {"_target_": "runner.tasks.Classification",
-                **({"classes": classes} if classes is not None else {})}
+        return {
+            "_target_": "runner.tasks.Classification",
+            **({"classes": classes} if classes is not None else {}),
+        }
 
     @property
     def data_uri(self) -> str:
@@ -151,8 +157,11 @@ class PreparedDataset:
 
         fs, directory = self._locate(_split_dir(split))
         selector = pafs.FileSelector(directory, allow_not_found=True)
-        return sorted(info.path for info in fs.get_file_info(selector)
-                      if info.type == pafs.FileType.File and info.path.endswith(".parquet"))
+        return sorted(
+            info.path
+            for info in fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.path.endswith(".parquet")
+        )
 
     def row_groups(self, splits: Sequence[str]) -> list[RowGroup]:
         """The non-empty row groups of ``splits``, in file order."""
@@ -160,8 +169,11 @@ class PreparedDataset:
         for split in splits:
             for path in self.files(split):
                 meta = self._parquet(path).metadata
-                groups += [RowGroup(path, g, meta.row_group(g).num_rows)
-                           for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
+                groups += [
+                    RowGroup(path, g, meta.row_group(g).num_rows)
+                    for g in range(meta.num_row_groups)
+                    if meta.row_group(g).num_rows
+                ]
         return groups
 
     def schema(self, split: str) -> "pa.Schema | None":
@@ -176,7 +188,8 @@ class PreparedDataset:
         fs, _ = _filesystem(self.uri)
         files = [f for split in splits for f in self.files(split)]
         return ds.dataset(files, filesystem=fs, format="parquet").to_table(
-            columns=list(columns) if columns is not None else None)
+            columns=list(columns) if columns is not None else None
+        )
 
     def read(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Features (float32, rows x width) and labels of one split, cached per process:
@@ -192,8 +205,9 @@ class PreparedDataset:
         """Features and labels of (one or more) row groups, in order."""
         import pyarrow as pa
 
-        return read_arrays(pa.Table.from_batches(list(self.batches_of(groups, COLUMNS))),
-                           self.input)
+        return read_arrays(
+            pa.Table.from_batches(list(self.batches_of(groups, COLUMNS))), self.input
+        )
 
     def shard(self, splits: Sequence[str], rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
         """Rank ``rank`` of ``world``'s rows of ``splits``: whole row groups dealt by
@@ -209,15 +223,17 @@ class PreparedDataset:
         """Re-iterable ``(features, labels)`` batches streamed row group by row group."""
         return ParquetBatches(self, split, batch_size, seed)
 
-    def batches_of(self, groups: Sequence[RowGroup], columns: Sequence[str],
-                   batch_rows: int = 65_536) -> Iterator["pa.RecordBatch"]:
+    def batches_of(
+        self, groups: Sequence[RowGroup], columns: Sequence[str], batch_rows: int = 65_536
+    ) -> Iterator["pa.RecordBatch"]:
         """Arrow batches of ``groups`` (in that order), each file's footer read once."""
         opened: dict[str, Any] = {}
         for group in groups:
             if group.path not in opened:
                 opened[group.path] = self._parquet(group.path)
             yield from opened[group.path].iter_batches(
-                batch_rows, row_groups=[group.index], columns=list(columns))
+                batch_rows, row_groups=[group.index], columns=list(columns)
+            )
 
     def write_file(self, relative: str, data: bytes) -> None:
         """A file of the entry (e.g. ``transform/tokenizer.json``), written whole."""
@@ -263,8 +279,9 @@ def deal(groups: Sequence[RowGroup], tasks: int) -> list[list[RowGroup]]:
     return shares
 
 
-def read_arrays(table: "pa.Table", input: Mapping[str, Any] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def read_arrays(
+    table: "pa.Table", input: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Model input (rows x width, see :func:`model_input`) and labels (see :func:`label_array`)
     of a table."""
     labels = label_array(table.column("label"))
@@ -290,8 +307,10 @@ def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) ->
             return np.zeros((0, 0), np.float32)
         buffers = features.buffers()
         wide = np.int64 if pa.types.is_large_binary(features.type) else np.int32
-        offsets = np.frombuffer(buffers[1], dtype=wide)[features.offset:features.offset + rows + 1]
-        data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        offsets = np.frombuffer(buffers[1], dtype=wide)[
+            features.offset : features.offset + rows + 1
+        ]
+        data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
         values = data.reshape(rows, -1).astype(np.float32)
         mean = np.asarray(spec["mean"], dtype=np.float32)
         std = np.asarray(spec["std"], dtype=np.float32)
@@ -358,9 +377,13 @@ def building(cache_root: str, key: str) -> Iterator[PreparedDataset]:
             fs.delete_dir(staged)
 
 
-def write_entry(uri: str, splits: Mapping[str, Sequence["pa.Table"]],
-                input_shape: Sequence[int], num_classes: int,
-                row_group_size: int | None = None) -> PreparedDataset:
+def write_entry(
+    uri: str,
+    splits: Mapping[str, Sequence["pa.Table"]],
+    input_shape: Sequence[int],
+    num_classes: int,
+    row_group_size: int | None = None,
+) -> PreparedDataset:
     """An entry written from Arrow tables (one Parquet file each) without Spark, for tests
     and benchmarks; no fitted transform."""
     import pyarrow.parquet as pq
@@ -370,13 +393,19 @@ def write_entry(uri: str, splits: Mapping[str, Sequence["pa.Table"]],
         fs, directory = dataset._locate(_split_dir(split))
         fs.create_dir(directory, recursive=True)
         for i, table in enumerate(tables):
-            pq.write_table(table, f"{directory}/part-{i:05d}.parquet", filesystem=fs,
-                           row_group_size=row_group_size)
-    dataset.write_meta({
-        "input_shape": list(input_shape),
-        "num_classes": num_classes,
-        "rows": {split: sum(t.num_rows for t in tables) for split, tables in splits.items()},
-    })
+            pq.write_table(
+                table,
+                f"{directory}/part-{i:05d}.parquet",
+                filesystem=fs,
+                row_group_size=row_group_size,
+            )
+    dataset.write_meta(
+        {
+            "input_shape": list(input_shape),
+            "num_classes": num_classes,
+            "rows": {split: sum(t.num_rows for t in tables) for split, tables in splits.items()},
+        }
+    )
     return dataset
 
 
@@ -389,8 +418,9 @@ class ParquetBatches:
     Batches never span row groups except to fill up to ``batch_size``.
     """
 
-    def __init__(self, dataset: PreparedDataset, split: str, batch_size: int,
-                 seed: int | None = None):
+    def __init__(
+        self, dataset: PreparedDataset, split: str, batch_size: int, seed: int | None = None
+    ):
         self.dataset = dataset
         self.groups = dataset.row_groups([split])
         self.batch_size = batch_size
@@ -404,8 +434,9 @@ class ParquetBatches:
         self.passes += 1  # here, not in the thread: each pass's order is fixed when it starts
         return _background(self._read_pass(rng), PREFETCH)
 
-    def _read_pass(self, rng: "np.random.Generator | None"
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _read_pass(
+        self, rng: "np.random.Generator | None"
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         order = rng.permutation(len(self.groups)) if rng is not None else range(len(self.groups))
         carry_x: list[np.ndarray] = []
         carry_y: list[np.ndarray] = []

@@ -67,15 +67,20 @@ def fingerprint(spark: "SparkSession", cfg: Any, task: Any = None) -> str:
     """
     settings = {k: v for k, v in as_plain(cfg).items() if k not in ("cache", "cache_dir")}
     blob = json.dumps(
-        {"v": FORMAT_VERSION, "data": settings, "task": _task_settings(task),
-         "source": sources.source_for(cfg).identity(spark, cfg)},
+        {
+            "v": FORMAT_VERSION,
+            "data": settings,
+            "task": _task_settings(task),
+            "source": sources.source_for(cfg).identity(spark, cfg),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run(spark: "SparkSession", cfg: Any, cache_root: "str | Path",
-        task: Any = None) -> PreparedDataset:
+def run(
+    spark: "SparkSession", cfg: Any, cache_root: "str | Path", task: Any = None
+) -> PreparedDataset:
     """Prepare the data set under ``cache_root`` (a path or URI) for ``task`` (a task config;
     None or ``task=auto``: chosen from the label's type), or reuse a complete cache entry
     with the same fingerprint. The entry's ``task`` is the resolved task config."""
@@ -121,8 +126,9 @@ def _builder_lock(cache_root: str, key: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def apply_transform(spark: "SparkSession", prepared: PreparedDataset,
-                    df: "DataFrame") -> "DataFrame":
+def apply_transform(
+    spark: "SparkSession", prepared: PreparedDataset, df: "DataFrame"
+) -> "DataFrame":
     """New rows -> the prepared layout, through the entry's fitted preparation.
 
     ``df`` has the source's columns; it may lack the label (the output's is then
@@ -132,8 +138,9 @@ def apply_transform(spark: "SparkSession", prepared: PreparedDataset,
     return fitted.transform(rows)
 
 
-def _fitted_rows(prepared: PreparedDataset,
-                 df: "DataFrame") -> tuple[FittedPreparation, "DataFrame"]:
+def _fitted_rows(
+    prepared: PreparedDataset, df: "DataFrame"
+) -> tuple[FittedPreparation, "DataFrame"]:
     """The entry's fitted preparation and ``df`` made ready for it (``Preparation.rows``),
     with an ``id`` and a label column (null) added where ``df`` has none."""
     from omegaconf import OmegaConf
@@ -143,8 +150,9 @@ def _fitted_rows(prepared: PreparedDataset,
 
     label = prepared.meta["label"]
     if "id" not in df.columns:  # steps may read it; a stream cannot number its rows
-        df = df.withColumn("id", F.lit(None).cast("long") if df.isStreaming
-                           else F.monotonically_increasing_id())
+        df = df.withColumn(
+            "id", F.lit(None).cast("long") if df.isStreaming else F.monotonically_increasing_id()
+        )
     if label["column"] not in df.columns:
         df = df.withColumn(label["column"], F.lit(None).cast(label["type"]))
     preparation = preparation_named(prepared.meta.get("preparation", NUMERIC))
@@ -183,8 +191,9 @@ def default_kept(prepared: PreparedDataset, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in features]
 
 
-def scoring_rows(prepared: PreparedDataset, df: "DataFrame",
-                 kept: list[str] | None = None) -> ScoringRows:
+def scoring_rows(
+    prepared: PreparedDataset, df: "DataFrame", kept: list[str] | None = None
+) -> ScoringRows:
     """New rows -> the model's input, as the entry's fitted preparation scores them
     (``FittedPreparation.scoring``): no label needed, training-only row conditions left
     out, ``kept`` (default: ``default_kept``) passed through unchanged. Lazy: no Spark job
@@ -204,8 +213,7 @@ def scoring_rows(prepared: PreparedDataset, df: "DataFrame",
     return ScoringRows(scored.df.select(*columns), kept, labelled, scored.skipped, scored.unseen)
 
 
-def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset,
-             task: dict[str, Any]) -> None:
+def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset, task: dict[str, Any]) -> None:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -216,8 +224,10 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset,
     raw = source.load(spark, cfg)
     kinds = dict(raw.df.dtypes)
     if raw.label not in kinds:
-        raise RunnerError(f"data.label: no column {raw.label!r}; available: "
-                          f"{', '.join(c for c in kinds if c != 'id')}")
+        raise RunnerError(
+            f"data.label: no column {raw.label!r}; available: "
+            f"{', '.join(c for c in kinds if c != 'id')}"
+        )
     task = infer(kinds[raw.label]) if is_auto(task) else task
     stratify = cfg.split.stratify and task_for(task).stratify
     # The split's cut points, the fit and the write each scan the rows: unless reading
@@ -232,15 +242,19 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset,
         fitted.save(out)
         # One pass writes the three splits: each row's split rides along in KEPT.
         carried = df.withColumn(steps.KEPT, F.struct("split")).drop("split")
-        prepared = fitted.transform(carried).select(
-            "*", F.col(steps.KEPT)["split"].alias("split")).drop(steps.KEPT)
+        prepared = (
+            fitted.transform(carried)
+            .select("*", F.col(steps.KEPT)["split"].alias("split"))
+            .drop(steps.KEPT)
+        )
         try:
             prepared.write.partitionBy("split").parquet(out.data_uri)
         except RunnerError:
             raise
         except Exception as err:
             raise steps.spark_error(
-                err, f"data: preparing the rows failed ({first_line(err)})") from err
+                err, f"data: preparing the rows failed ({first_line(err)})"
+            ) from err
     finally:
         if not raw.reread:
             rows.unpersist()
@@ -257,20 +271,26 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
     written = spark.read.parquet(data)
     stats = {
         r["split"]: r
-        for r in written.groupBy("split").agg(
+        for r in written.groupBy("split")
+        .agg(
             F.count("*").alias("rows"),
             F.count_if(F.col("label").isNull()).alias("unlabelled"),
-        ).collect()
+        )
+        .collect()
     }
     rows = {s: int(stats[s]["rows"]) if s in stats else 0 for s in SPLITS}
     for split in SPLITS:
         if rows[split] == 0:
-            raise RunnerError(f"data.split: the {split} split is empty; raise data.split.{split} "
-                              "or loosen the filters in data.steps")
+            raise RunnerError(
+                f"data.split: the {split} split is empty; raise data.split.{split} "
+                "or loosen the filters in data.steps"
+            )
     unlabelled = sum(int(r["unlabelled"]) for r in stats.values())
     if unlabelled:
-        raise RunnerError(f"data.label: {unlabelled} rows have no label; add "
-                          f"{{op: dropna, columns: [{fitted.label}]}} to data.steps")
+        raise RunnerError(
+            f"data.label: {unlabelled} rows have no label; add "
+            f"{{op: dropna, columns: [{fitted.label}]}} to data.steps"
+        )
     described = task_for(fitted.task).describe_label(written)
 
     own = fitted.describe()
@@ -279,8 +299,11 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
         **described,
         "rows": rows,
         "task": fitted.task,
-        "label": {"column": fitted.label, "type": fitted.label_type,
-                  "classes": fitted.task.get("classes")},
+        "label": {
+            "column": fitted.label,
+            "type": fitted.label_type,
+            "classes": fitted.task.get("classes"),
+        },
         "features": fitted.features,
         "config": as_plain(cfg),
     }
@@ -304,12 +327,16 @@ def _assign_split(df: "DataFrame", label: str, split: Any, stratify: bool) -> "D
         cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 10_000).alias("c"))
         table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
         if not table:
-            raise RunnerError(f"data: no rows with a value in the label column {label!r} "
-                              "(a header-only file?); give data.path a file with rows, "
-                              "or check data.label")
-        lookup = F.create_map(*chain.from_iterable(
-            (F.lit(k), F.array(F.lit(c[0]), F.lit(c[1]))) for k, c in table.items()
-        ))[F.col(label)]
+            raise RunnerError(
+                f"data: no rows with a value in the label column {label!r} "
+                "(a header-only file?); give data.path a file with rows, "
+                "or check data.label"
+            )
+        lookup = F.create_map(
+            *chain.from_iterable(
+                (F.lit(k), F.array(F.lit(c[0]), F.lit(c[1]))) for k, c in table.items()
+            )
+        )[F.col(label)]
         first, second = lookup[0], lookup[1]
     else:
         first, second = F.lit(ratios[0]), F.lit(ratios[1])
@@ -317,4 +344,3 @@ def _assign_split(df: "DataFrame", label: str, split: Any, stratify: bool) -> "D
         "split",
         F.when(F.col("_u") < first, "train").when(F.col("_u") < second, "val").otherwise("test"),
     ).drop("_u")
-

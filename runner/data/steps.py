@@ -7,8 +7,8 @@ task's label stages (e.g. a string label indexed by ``StringIndexer``; see ``run
 and the features: their statistics from one aggregation, written into one
 ``SQLTransformer`` as literals, which assembles the scaled ``array<float>`` the trials read
 (an expression per number, compiled by whole-stage code generation; a ``transform`` per
-array; no ``ml`` vectors). The same model, saved with the prepared data, turns new rows into exactly the
-same features (``to_input`` -> model -> ``to_output``).
+array; no ``ml`` vectors). The same model, saved with the prepared data, turns new rows
+into exactly the same features (``to_input`` -> model -> ``to_output``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ _ROW_FILTER = re.compile(r"SELECT \* FROM __THIS__ WHERE (.*)", re.DOTALL)  # fi
 _NOT_NULL = re.compile(r"`([^`]+)` IS NOT NULL")
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 _OURS = "spark-dl-runner: "  # starts the messages of the stages' raise_error
-_INVALID = (f"{_OURS}data.features: some rows have null or NaN features; add {{op: dropna}} or "
-            "{op: impute} to data.steps")
+_INVALID = (
+    f"{_OURS}data.features: some rows have null or NaN features; add {{op: dropna}} or "
+    "{op: impute} to data.steps"
+)
 _OUR_MESSAGE = re.compile(re.escape(_OURS) + r"(.*?)(?: SQLSTATE|\n|$)")
 
 
@@ -95,7 +97,8 @@ def fit(
             raise
         except Exception as err:
             raise spark_error(
-                err, f"{where}: {first_line(err)}; columns: {_columns(train)}") from err
+                err, f"{where}: {first_line(err)}; columns: {_columns(train)}"
+            ) from err
         stages += new
 
     types = dict(train.dtypes)
@@ -103,9 +106,11 @@ def fit(
         raise RunnerError(
             f"data.label: no column {label!r} after data.steps; available: {_columns(train)}"
         )
-    names = features if features is not None else [
-        c for c, t in train.dtypes if c not in (label, "id") and _numeric(t)
-    ]
+    names = (
+        features
+        if features is not None
+        else [c for c, t in train.dtypes if c not in (label, "id") and _numeric(t)]
+    )
     _check_features(names, types, label, train)
 
     label_stages, learnt = task_for(task).fit_label(train, label, types[label])
@@ -125,8 +130,9 @@ def to_input(df: "DataFrame") -> "DataFrame":
     return df.withColumns({name: vector_to_array(F.col(name)) for name in vectors})
 
 
-def to_output(df: "DataFrame", task: dict[str, Any], label: str,
-              carried: Sequence[str] = ()) -> "DataFrame":
+def to_output(
+    df: "DataFrame", task: dict[str, Any], label: str, carried: Sequence[str] = ()
+) -> "DataFrame":
     """The prepared layout: ``id`` long, ``label`` as the fitted ``task`` makes it (long
     classes, float values or multi-hot floats; null: unknown), ``features`` floats, then
     the ``carried`` columns as they are."""
@@ -151,8 +157,9 @@ class Scored:
     unseen: dict[str, str]  # onehot column -> its UNSEEN flag column
 
 
-def run_stages(model: "PipelineModel", df: "DataFrame", label: str,
-               scoring: bool = False) -> Scored:
+def run_stages(
+    model: "PipelineModel", df: "DataFrame", label: str, scoring: bool = False
+) -> Scored:
     """``df`` through ``model``'s stages, a ``KEPT`` column of ``df`` carried along.
 
     - Every SQL stage that lists its columns (``select``, ``onehot``) also carries ``KEPT``
@@ -256,8 +263,11 @@ def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
     from pyspark.ml.feature import StringIndexer
 
     columns = _require(step.columns, df, where)
-    indexer = StringIndexer(inputCols=columns, outputCols=[f"{c}__index" for c in columns],
-                            stringOrderType="alphabetAsc").fit(df)
+    indexer = StringIndexer(
+        inputCols=columns,
+        outputCols=[f"{c}__index" for c in columns],
+        stringOrderType="alphabetAsc",
+    ).fit(df)
     categories = dict(zip(columns, indexer.labelsArray))
     selected = []
     for c in df.columns:
@@ -266,9 +276,10 @@ def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
             continue
         seen = f"array({', '.join(map(_string, categories[c]))})"
         value = f"CAST(`{c}` AS STRING)"
-        selected += [f"transform({seen}, v -> IF({value} = v, 1D, 0D)) AS `{c}`",
-                     f"({value} IS NOT NULL AND NOT array_contains({seen}, {value})) "
-                     f"AS `{UNSEEN}{c}`"]
+        selected += [
+            f"transform({seen}, v -> IF({value} = v, 1D, 0D)) AS `{c}`",
+            f"({value} IS NOT NULL AND NOT array_contains({seen}, {value})) AS `{UNSEEN}{c}`",
+        ]
     return [_sql(f"SELECT {', '.join(selected)} FROM __THIS__")]
 
 
@@ -285,8 +296,7 @@ _STATISTICS = {"standard": ("mean", "std"), "minmax": ("min", "max")}  # Summari
 _SQL_AGGREGATES = {"mean": "avg", "std": "stddev_samp", "min": "min", "max": "max"}
 
 
-def _feature_stage(names: list[str], scaling: str,
-                   train: "DataFrame") -> tuple["Transformer", int]:
+def _feature_stage(names: list[str], scaling: str, train: "DataFrame") -> tuple["Transformer", int]:
     """The features' one stage, and its width: every value of ``names`` (numbers, arrays
     of numbers) as a double, scaled by statistics of ``train`` from one aggregation
     (``standard``: minus the mean, over the sample standard deviation; ``minmax``: into
@@ -301,14 +311,27 @@ def _feature_stage(names: list[str], scaling: str,
     types = dict(train.dtypes)
     widths = _widths([c for c in names if types[c].startswith("array<")], train)
     numbers = [c for c in names if c not in widths]
-    failures = [(" OR ".join(f"`{c}` IS NULL" + ("" if c in widths else f" OR isnan(`{c}`)")
-                             for c in names), _INVALID)]
-    failures += [(f"size(`{c}`) != {w}", f"{_OURS}data.features: a row's `{c}` holds another "
-                  f"number of values than the {w} of the training rows") for c, w in widths.items()]
+    failures = [
+        (
+            " OR ".join(
+                f"`{c}` IS NULL" + ("" if c in widths else f" OR isnan(`{c}`)") for c in names
+            ),
+            _INVALID,
+        )
+    ]
+    failures += [
+        (
+            f"size(`{c}`) != {w}",
+            f"{_OURS}data.features: a row's `{c}` holds another "
+            f"number of values than the {w} of the training rows",
+        )
+        for c, w in widths.items()
+    ]
     measures = _STATISTICS.get(scaling, ())
     aggregates = [F.count_if(F.expr(test)) for test, _ in failures]
-    aggregates += [F.expr(f"{_SQL_AGGREGATES[m]}(CAST(`{c}` AS DOUBLE))")
-                   for m in measures for c in numbers]
+    aggregates += [
+        F.expr(f"{_SQL_AGGREGATES[m]}(CAST(`{c}` AS DOUBLE))") for m in measures for c in numbers
+    ]
     if widths and measures:
         aggregates.append(_summary(widths, measures))
     try:
@@ -321,20 +344,26 @@ def _feature_stage(names: list[str], scaling: str,
             raise RunnerError(message.removeprefix(_OURS))
     stats: dict[str, list[list[float]]] = {c: [[], []] for c in names}  # per measure, per value
     if measures:
-        scalars = list(row)[len(failures):len(failures) + 2 * len(numbers)]
+        scalars = list(row)[len(failures) : len(failures) + 2 * len(numbers)]
         for j, c in enumerate(numbers):
             stats[c] = [[scalars[j]], [scalars[len(numbers) + j]]]
         start = 0
         for c, w in widths.items():
-            stats[c] = [row[-1][m].toArray()[start:start + w].tolist() for m in measures]
+            stats[c] = [row[-1][m].toArray()[start : start + w].tolist() for m in measures]
             start += w
-    parts = [_scaled_number(c, scaling, *stats[c]) if c in numbers
-             else _scaled_array(c, scaling, *stats[c]) for c in names]
-    checks = " ".join(f"WHEN {test} THEN raise_error({_string(message)})"
-                      for test, message in failures)
+    parts = [
+        _scaled_number(c, scaling, *stats[c])
+        if c in numbers
+        else _scaled_array(c, scaling, *stats[c])
+        for c in names
+    ]
+    checks = " ".join(
+        f"WHEN {test} THEN raise_error({_string(message)})" for test, message in failures
+    )
     features = parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
     return _sql(f"SELECT *, CASE {checks} ELSE {features} END AS `{FEATURES}` FROM __THIS__"), (
-        len(numbers) + sum(widths.values()))
+        len(numbers) + sum(widths.values())
+    )
 
 
 def _widths(arrays: list[str], train: "DataFrame") -> dict[str, int]:
@@ -383,15 +412,18 @@ def _scaled_array(column: str, scaling: str, first: list[float], second: list[fl
     values = f"CAST(`{column}` AS ARRAY<DOUBLE>)"
     if not first:  # no scaling
         return f"CAST({values} AS ARRAY<FLOAT>)"
-    center, factor, offset = (f"array({', '.join(map(_double, literals))})[i]" for literals in
-                              zip(*(_affine(scaling, a, b) for a, b in zip(first, second))))
+    center, factor, offset = (
+        f"array({', '.join(map(_double, literals))})[i]"
+        for literals in zip(*(_affine(scaling, a, b) for a, b in zip(first, second)))
+    )
     return f"transform({values}, (v, i) -> CAST((v - {center}) * {factor} + {offset} AS FLOAT))"
 
 
 def _double(x: float) -> str:
     """A Spark SQL double literal that reads back as exactly ``x``."""
-    return f"CAST('{x!r}' AS DOUBLE)" if x != x or x in (float("inf"), float("-inf")) else (
-        f"{x!r}D")
+    return (
+        f"CAST('{x!r}' AS DOUBLE)" if x != x or x in (float("inf"), float("-inf")) else (f"{x!r}D")
+    )
 
 
 def _string(text: str) -> str:

@@ -73,11 +73,11 @@ class Reporter:
         self._live: Live | None = None
         self._finished = False  # the leaderboard replaces the live trial table
 
-
     def rank_by(self, metric: str, direction: str = "maximize") -> None:
         """The metric trials are shown and ranked by (known once the data chose the task)."""
         self.metric = metric
         self._sign = -1.0 if direction == "maximize" else 1.0
+
     def __enter__(self) -> "Reporter":
         if self.live_enabled:
             self._live = Live(self, console=self.console, refresh_per_second=4, transient=False)
@@ -178,8 +178,7 @@ class Reporter:
 
     def sweep_started(self, n_trials: int, parallelism: int) -> None:
         self._n_trials = n_trials
-        self._trial_task = self._progress.add_task("trials", total=n_trials,
-                                                   counts=self._counts())
+        self._trial_task = self._progress.add_task("trials", total=n_trials, counts=self._counts())
         self._line(f"[sweep] {n_trials} trials, {parallelism} at a time")
 
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
@@ -209,8 +208,10 @@ class Reporter:
         )
         if self.verbose:
             for h in outcome.history:
-                self._line(f"[trial {outcome.number}] epoch {h['epoch']} " + " ".join(
-                    f"{k}={v:.4f}" for k, v in h.items() if k != "epoch"))
+                self._line(
+                    f"[trial {outcome.number}] epoch {h['epoch']} "
+                    + " ".join(f"{k}={v:.4f}" for k, v in h.items() if k != "epoch")
+                )
 
     def trial_table(self, limit: int | None = None, title: str = "Trials") -> Table:
         """Finished trials best first, then running ones, then failed or pruned ones."""
@@ -221,8 +222,16 @@ class Reporter:
         done = [tp for tp in ranked if tp[0].state == "COMPLETE"]
         rest = [tp for tp in ranked if tp[0].state != "COMPLETE"]
         rows: list[tuple[Any, ...]] = [
-            (str(o.number), o.state, _fmt(o.metrics.get(self.metric)), str(len(o.history)),
-             o.device, f"{o.duration_s:.1f}s", format_params(p), None)
+            (
+                str(o.number),
+                o.state,
+                _fmt(o.metrics.get(self.metric)),
+                str(len(o.history)),
+                o.device,
+                f"{o.duration_s:.1f}s",
+                format_params(p),
+                None,
+            )
             for o, p in done
         ]
         now = time.perf_counter()
@@ -231,8 +240,16 @@ class Reporter:
             for n, (p, t0) in sorted(self._running.items())
         ]
         rows += [
-            (str(o.number), o.state, "-", str(len(o.history)), o.device,
-             f"{o.duration_s:.1f}s", format_params(p), "red" if o.state == "FAIL" else "dim")
+            (
+                str(o.number),
+                o.state,
+                "-",
+                str(len(o.history)),
+                o.device,
+                f"{o.duration_s:.1f}s",
+                format_params(p),
+                "red" if o.state == "FAIL" else "dim",
+            )
             for o, p in rest
         ]
         rows += [
@@ -250,16 +267,34 @@ class Reporter:
             return
         best, trained = summary.get("best"), summary.get("train")
         lines = [
-            *([f"best trial: #{best['number']}  {format_params(best['params'])}",
-               f"val {self.metric}: {best['metrics'][self.metric]:.4f}",
-               "trials: " + ", ".join(f"{n} {state.lower()}"
-                                      for state, n in summary["trials"].items())
-               + (f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
-                  if summary["pruning"]["epochs_saved"] else "")] if best else []),
-            *(["lost: " + ", ".join(f"#{n} → re-asked as #{again}" for n, again, _ in self._lost)]
-              if self._lost else []),
-            *([f"trained: {trained['num_processes']} processes on {trained['device']}, "
-               f"train_loss {trained['metrics']['train_loss']:.4f}"] if trained else []),
+            *(
+                [
+                    f"best trial: #{best['number']}  {format_params(best['params'])}",
+                    f"val {self.metric}: {best['metrics'][self.metric]:.4f}",
+                    "trials: "
+                    + ", ".join(f"{n} {state.lower()}" for state, n in summary["trials"].items())
+                    + (
+                        f" (pruning saved {summary['pruning']['epochs_saved']} epochs)"
+                        if summary["pruning"]["epochs_saved"]
+                        else ""
+                    ),
+                ]
+                if best
+                else []
+            ),
+            *(
+                ["lost: " + ", ".join(f"#{n} → re-asked as #{again}" for n, again, _ in self._lost)]
+                if self._lost
+                else []
+            ),
+            *(
+                [
+                    f"trained: {trained['num_processes']} processes on {trained['device']}, "
+                    f"train_loss {trained['metrics']['train_loss']:.4f}"
+                ]
+                if trained
+                else []
+            ),
             *(f"{k}: {v:.4f}" for k, v in summary.get("test_metrics", {}).items()),
             "stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary["timings_s"].items()),
             f"run dir: {summary['run_dir']}",
@@ -271,16 +306,21 @@ class Reporter:
         else:
             ranked = sorted(self._trials, key=self._rank)
             for outcome, params in [tp for tp in ranked if tp[0].state == "COMPLETE"][:10]:
-                print(f"{self.prefix}[leaderboard] #{outcome.number} {self.metric}="
-                      f"{outcome.metrics[self.metric]:.4f} {format_params(params)}", flush=True)
+                print(
+                    f"{self.prefix}[leaderboard] #{outcome.number} {self.metric}="
+                    f"{outcome.metrics[self.metric]:.4f} {format_params(params)}",
+                    flush=True,
+                )
             for line in lines:
                 print(f"{self.prefix}[summary] {line}", flush=True)
 
     def _counts(self) -> str:
         states = [o.state for o, _ in self._trials]
-        return (f"[green]{states.count('COMPLETE')} done[/] "
-                f"[yellow]{len(self._running)} running[/] "
-                f"[red]{states.count('FAIL')} failed[/] [dim]{states.count('PRUNED')} pruned[/]")
+        return (
+            f"[green]{states.count('COMPLETE')} done[/] "
+            f"[yellow]{len(self._running)} running[/] "
+            f"[red]{states.count('FAIL')} failed[/] [dim]{states.count('PRUNED')} pruned[/]"
+        )
 
     def _update_trials(self) -> None:
         if self._trial_task is not None:

@@ -53,24 +53,28 @@ def run(
         summary["test_metrics"] = predicted.metrics
         summary["deployed"] = "train" if trained else "sweep"
     if swept:
-        summary.update({
-            "trials": swept.counts,
-            "parallelism": swept.parallelism,
-            "resumed_trials": swept.resumed,
-            "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
-        })
-    summary.update({
-        "data": {
-            "fingerprint": prepared.fingerprint,
-            "cache_hit": prepared.cache_hit,
-            "rows": prepared.rows,
-            "path": prepared.uri,
-        },
-        **({"predictions": _predictions(predicted)} if predicted else {}),
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "run_dir": str(run_dir),
-        "driver_pid": os.getpid(),
-    })
+        summary.update(
+            {
+                "trials": swept.counts,
+                "parallelism": swept.parallelism,
+                "resumed_trials": swept.resumed,
+                "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
+            }
+        )
+    summary.update(
+        {
+            "data": {
+                "fingerprint": prepared.fingerprint,
+                "cache_hit": prepared.cache_hit,
+                "rows": prepared.rows,
+                "path": prepared.uri,
+            },
+            **({"predictions": _predictions(predicted)} if predicted else {}),
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "run_dir": str(run_dir),
+            "driver_pid": os.getpid(),
+        }
+    )
     render(run_dir, summary)
     _write_summary(run_dir, summary)
     return summary
@@ -94,9 +98,14 @@ def run_infer(
 
 
 def _predictions(predicted: InferenceResult) -> dict[str, Any]:
-    return {"path": predicted.path, "rows": predicted.rows, "labelled_rows": predicted.labelled,
-            "unseen": predicted.unseen, "skipped_steps": predicted.skipped,
-            "notes": predicted.notes()}
+    return {
+        "path": predicted.path,
+        "rows": predicted.rows,
+        "labelled_rows": predicted.labelled,
+        "unseen": predicted.unseen,
+        "skipped_steps": predicted.skipped,
+        "notes": predicted.notes(),
+    }
 
 
 def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

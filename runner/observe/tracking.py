@@ -42,8 +42,10 @@ def validate(cfg: Any) -> list[str]:
     if cfg.tracking.name not in TRACKERS:
         return [f"tracking: {cfg.tracking.name!r} is not one of {', '.join(TRACKERS)}"]
     if cfg.tracking.name == "mlflow" and importlib.util.find_spec("mlflow") is None:
-        return ["tracking=mlflow: mlflow is not installed; pip install -e '.[tracking]' "
-                "or use tracking=none"]
+        return [
+            "tracking=mlflow: mlflow is not installed; pip install -e '.[tracking]' "
+            "or use tracking=none"
+        ]
     return []
 
 
@@ -72,7 +74,8 @@ class MLflowTracker(Tracker):
             self.client = MlflowClient(self.uri)
             experiment = self.client.get_experiment_by_name(cfg.tracking.experiment)
             self.experiment_id = (
-                experiment.experiment_id if experiment is not None
+                experiment.experiment_id
+                if experiment is not None
                 else self.client.create_experiment(cfg.tracking.experiment)
             )
             self.run_id = self.client.create_run(
@@ -102,12 +105,15 @@ class MLflowTracker(Tracker):
             },
         ).info.run_id
         steps = [
-            (key, value, int(h["epoch"])) for h in outcome.history
-            for key, value in h.items() if key != "epoch"
+            (key, value, int(h["epoch"]))
+            for h in outcome.history
+            for key, value in h.items()
+            if key != "epoch"
         ]
         self._log(child, params=params, metrics=[*steps, ("duration_s", outcome.duration_s, 0)])
-        self.client.set_terminated(child, status=_STATUS.get(outcome.state, "FAILED"),
-                                   end_time=now_ms)
+        self.client.set_terminated(
+            child, status=_STATUS.get(outcome.state, "FAILED"), end_time=now_ms
+        )
 
     def finish(self, run_dir: Path, summary: dict[str, Any]) -> None:
         best = summary.get("best")  # a run without the sweep stage has none
@@ -125,16 +131,21 @@ class MLflowTracker(Tracker):
     def end(self, failed: bool) -> None:
         self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
-    def _log(self, run_id: str, params: dict[str, Any] | None = None,
-             metrics: list[tuple[str, float, int]] | None = None) -> None:
+    def _log(
+        self,
+        run_id: str,
+        params: dict[str, Any] | None = None,
+        metrics: list[tuple[str, float, int]] | None = None,
+    ) -> None:
         from mlflow.entities import Metric, Param
 
         now_ms = int(time.time() * 1000)
         param_list = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
         metric_list = [Metric(k, float(v), now_ms, step) for k, v, step in (metrics or [])]
         for i in range(0, max(len(param_list), len(metric_list)), 100):  # MLflow's batch limits
-            self.client.log_batch(run_id, metrics=metric_list[i : i + 100],
-                                  params=param_list[i : i + 100])
+            self.client.log_batch(
+                run_id, metrics=metric_list[i : i + 100], params=param_list[i : i + 100]
+            )
 
 
 def tracking_uri(uri: str, original_cwd: Path) -> str:

@@ -36,18 +36,28 @@ class ModelArtifact:
     classes: Optional[tuple[str, ...]] = None  # string labels by index; None: integer labels
 
     @classmethod
-    def trained(cls, model: dict[str, Any], task: dict[str, Any], prepared: "PreparedDataset",
-                weights: bytes) -> "ModelArtifact":
+    def trained(
+        cls,
+        model: dict[str, Any],
+        task: dict[str, Any],
+        prepared: "PreparedDataset",
+        weights: bytes,
+    ) -> "ModelArtifact":
         """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``
         (``task=auto``: the task the prepared data's label chose)."""
         from runner.tasks import is_auto, task_for
 
         task = prepared.task if is_auto(task) else task
         classes = (prepared.meta.get("label") or {}).get("classes")
-        return cls(model=model, input_shape=prepared.input_shape, task=task,
-                   model_kwargs=task_for(task).model_kwargs(prepared.meta), weights=weights,
-                   input=prepared.input,
-                   classes=tuple(classes) if classes is not None else None)
+        return cls(
+            model=model,
+            input_shape=prepared.input_shape,
+            task=task,
+            model_kwargs=task_for(task).model_kwargs(prepared.meta),
+            weights=weights,
+            input=prepared.input,
+            classes=tuple(classes) if classes is not None else None,
+        )
 
     def build(self, device: str = "cpu"):
         """The model in eval mode with its weights loaded."""
@@ -82,8 +92,10 @@ def load(directory: Path) -> ModelArtifact:
 
     missing = [n for n in ("model.json", "weights.pt") if not (directory / n).is_file()]
     if missing:
-        raise RunnerError(f"model_path: {directory} has no {' or '.join(missing)}; point "
-                          "model_path at a finished run's directory (it holds model/)")
+        raise RunnerError(
+            f"model_path: {directory} has no {' or '.join(missing)}; point "
+            "model_path at a finished run's directory (it holds model/)"
+        )
     meta = json.loads((directory / "model.json").read_text())
     if "task" not in meta:  # saved before tasks: a classifier told num_classes
         meta["task"] = {"_target_": "runner.tasks.Classification"}

@@ -69,8 +69,11 @@ class InferenceResult:
             lines.append("no labels: no metrics")
         elif self.labelled is not None and self.labelled < self.rows:
             lines.append(f"metrics over the {self.labelled} of {self.rows} rows with a label")
-        lines += [f"{n} rows with a {column} not seen in training (scored as unknown)"
-                  for column, n in self.unseen.items() if n]
+        lines += [
+            f"{n} rows with a {column} not seen in training (scored as unknown)"
+            for column, n in self.unseen.items()
+            if n
+        ]
         lines += [f"training-only step not applied: WHERE {c}" for c in self.skipped]
         return lines
 
@@ -96,14 +99,17 @@ class Scorer:
         """The scored batches' schema: the kept columns, then the task's."""
         import pyarrow as pa
 
-        return pa.schema([*((c, pa.string() if self._named(c) else kept_types[c])
-                            for c in self.kept), *self.task().output_schema])
+        return pa.schema(
+            [
+                *((c, pa.string() if self._named(c) else kept_types[c]) for c in self.kept),
+                *self.task().output_schema,
+            ]
+        )
 
     def _named(self, column: str) -> bool:
         """A kept label of class indices (a prepared split's), written by class name, as
         the task writes its predictions (classification's; binary keeps 0/1)."""
-        return (column == self.label and self.artifact.classes is not None
-                and self._predicts_names)
+        return column == self.label and self.artifact.classes is not None and self._predicts_names
 
     @functools.cached_property
     def _predicts_names(self) -> bool:
@@ -111,8 +117,12 @@ class Scorer:
 
         return pa.types.is_string(self.task().output_schema.field("prediction").type)
 
-    def score(self, batches: Iterator["pa.RecordBatch"], schema: "pa.Schema",
-              counts: dict[str, Any] | None = None) -> Iterator["pa.RecordBatch"]:
+    def score(
+        self,
+        batches: Iterator["pa.RecordBatch"],
+        schema: "pa.Schema",
+        counts: dict[str, Any] | None = None,
+    ) -> Iterator["pa.RecordBatch"]:
         """``batches`` scored; ``counts`` (if given) gathers rows, the labelled rows' metric
         sums and the unseen values per onehot column."""
         import pyarrow as pa
@@ -121,8 +131,9 @@ class Scorer:
 
         from runner.train import engine
 
-        model, device = _worker_model(hashlib.sha256(self.artifact.weights).hexdigest(),
-                                      self.artifact)
+        model, device = _worker_model(
+            hashlib.sha256(self.artifact.weights).hexdigest(), self.artifact
+        )
         task = self.task()
         counts = {} if counts is None else counts
         counts.setdefault("rows", 0)
@@ -135,10 +146,15 @@ class Scorer:
                 if n and self.on_unseen == "fail":
                     raise RunnerError(
                         f"inference.unseen: {n} rows have a {column} not seen in training "
-                        "(policy fail); set inference.unseen=keep to score them as unknown")
+                        "(policy fail); set inference.unseen=keep to score them as unknown"
+                    )
                 counts["unseen"][i] += n
-            out = engine.outputs(model, _features(batch.column(self.features), self.artifact),
-                                 self.batch_size, device)
+            out = engine.outputs(
+                model,
+                _features(batch.column(self.features), self.artifact),
+                self.batch_size,
+                device,
+            )
             columns = task.predict(out)
             counts["rows"] += len(out)
             if self.label is not None:
@@ -151,9 +167,15 @@ class Scorer:
                     counts["sums"] = sums if counts["sums"] is None else counts["sums"] + sums
                     counts["labelled"] += int(known.sum())
             yield pa.RecordBatch.from_arrays(
-                [*(pc.take(pa.array(self.artifact.classes), batch.column(c)) if self._named(c)
-                   else batch.column(c) for c in self.kept),
-                 *(_arrow(columns[f.name], f.type) for f in task.output_schema)],
+                [
+                    *(
+                        pc.take(pa.array(self.artifact.classes), batch.column(c))
+                        if self._named(c)
+                        else batch.column(c)
+                        for c in self.kept
+                    ),
+                    *(_arrow(columns[f.name], f.type) for f in task.output_schema),
+                ],
                 schema=schema,
             )
 
@@ -176,35 +198,49 @@ def validate(cfg: Any, out: Path | None, task: Task) -> list[str]:
 
     problems = []
     if cfg.get("table_format", "parquet") not in TABLE_FORMATS:
-        problems.append(f"inference.table_format: {cfg.table_format!r} is not one of "
-                        f"{', '.join(TABLE_FORMATS)}")
+        problems.append(
+            f"inference.table_format: {cfg.table_format!r} is not one of {', '.join(TABLE_FORMATS)}"
+        )
     elif cfg.get("table") and cfg.table_format == "delta" and find_spec("delta") is None:
-        problems.append("inference.table_format: delta needs delta-spark; "
-                        "pip install 'spark-dl-runner[delta]'")
+        problems.append(
+            "inference.table_format: delta needs delta-spark; pip install 'spark-dl-runner[delta]'"
+        )
     if cfg.get("table") and cfg.get("streaming"):
-        problems.append("inference.table: not with inference.streaming (its output is a "
-                        "file sink); read inference.output with Spark instead")
+        problems.append(
+            "inference.table: not with inference.streaming (its output is a "
+            "file sink); read inference.output with Spark instead"
+        )
     if cfg.get("unseen", "keep") not in ("keep", "fail"):
         problems.append(f"inference.unseen: {cfg.unseen!r} is not keep or fail")
     if cfg.batch_size < 1:
         problems.append(f"inference.batch_size: must be at least 1, got {cfg.batch_size}")
     if cfg.get("streaming") and cfg.get("data") is None:
-        problems.append("inference.streaming: needs inference.data, a folder that receives "
-                        "files; set data@inference.data=csv inference.data.path=DIR")
+        problems.append(
+            "inference.streaming: needs inference.data, a folder that receives "
+            "files; set data@inference.data=csv inference.data.path=DIR"
+        )
     if cfg.get("streaming") and not cfg.get("output"):
-        problems.append("inference.output: streaming appends every call's rows to one "
-                        "output; set inference.output=PATH")
+        problems.append(
+            "inference.output: streaming appends every call's rows to one "
+            "output; set inference.output=PATH"
+        )
     if out is not None and out.exists() and not cfg.overwrite and not cfg.get("streaming"):
-        problems.append(f"inference.output: {out} exists; remove it, choose another "
-                        "inference.output, or set inference.overwrite=true")
+        problems.append(
+            f"inference.output: {out} exists; remove it, choose another "
+            "inference.output, or set inference.overwrite=true"
+        )
     columns = [*KEPT, *(f.name for f in task.output_schema if not pa.types.is_nested(f.type))]
     if cfg.get("data") is not None:  # the user's kept columns: checked once they are read
         columns += cfg.get("keep_columns") or []
-    bad = [c for c in cfg.partition_by
-           if c not in columns and (cfg.get("data") is None or cfg.get("keep_columns"))]
+    bad = [
+        c
+        for c in cfg.partition_by
+        if c not in columns and (cfg.get("data") is None or cfg.get("keep_columns"))
+    ]
     if bad:
-        problems.append(f"inference.partition_by: {bad} not among the output columns "
-                        f"{', '.join(columns)}")
+        problems.append(
+            f"inference.partition_by: {bad} not among the output columns {', '.join(columns)}"
+        )
     return problems
 
 
@@ -213,8 +249,11 @@ def inference_keyed(problem: str) -> str:
     option ``data=x`` to ``data@inference.data=x``)."""
     import re
 
-    return re.sub(r"(?<![\w./@-])data([.=])(?=[a-z_])",
-                  lambda m: "inference.data." if m[1] == "." else "data@inference.data=", problem)
+    return re.sub(
+        r"(?<![\w./@-])data([.=])(?=[a-z_])",
+        lambda m: "inference.data." if m[1] == "." else "data@inference.data=",
+        problem,
+    )
 
 
 def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
@@ -236,14 +275,17 @@ def data_problems(data: Any, meta: dict[str, Any] | None = None) -> list[str]:
     if given is not None and meta is not None:
         missing = preprocess.missing_features(meta, given)
         if missing:
-            problems.append(f"inference.data.path: {data.path} has no column "
-                            f"{', '.join(map(repr, missing))}; the model reads "
-                            f"{', '.join(meta['features'])}")
+            problems.append(
+                f"inference.data.path: {data.path} has no column "
+                f"{', '.join(map(repr, missing))}; the model reads "
+                f"{', '.join(meta['features'])}"
+            )
     return problems
 
 
-def stream(spark: "SparkSession", model: Any, data: Any, out: Path,
-           checkpoint: Path) -> InferenceResult:
+def stream(
+    spark: "SparkSession", model: Any, data: Any, out: Path, checkpoint: Path
+) -> InferenceResult:
     """Score the files in ``data``'s folder that no earlier call scored, as a Structured
     Streaming query (``trigger(availableNow=True)``: every file there now, then stop),
     appending them to the Parquet dataset ``out``. ``checkpoint`` records which files were
@@ -254,13 +296,21 @@ def stream(spark: "SparkSession", model: Any, data: Any, out: Path,
 
     static = sources.source_for(data).load(spark, data, labelled=False).df  # the schema
     options = {str(k): str(v) for k, v in data.options.items()}
-    rows = (spark.readStream.format(data.format).options(**options).schema(static.schema)
-            .load(data.path))
+    rows = (
+        spark.readStream.format(data.format)
+        .options(**options)
+        .schema(static.schema)
+        .load(data.path)
+    )
     scored = model.transform(rows)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    query = (scored.writeStream.format("parquet").outputMode("append")
-             .option("checkpointLocation", str(checkpoint)).trigger(availableNow=True)
-             .start(str(out)))
+    query = (
+        scored.writeStream.format("parquet")
+        .outputMode("append")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start(str(out))
+    )
     with _task_errors_as_one_line():
         try:
             query.awaitTermination()
@@ -285,8 +335,9 @@ def output_path(cfg: Any, run_dir: Path, original_cwd: Path) -> Path:
     return out if out.is_absolute() else original_cwd / out
 
 
-def load_rows(spark: "SparkSession", data: Any, prepared: PreparedDataset,
-              keep: list[str] | None = None) -> Rows:
+def load_rows(
+    spark: "SparkSession", data: Any, prepared: PreparedDataset, keep: list[str] | None = None
+) -> Rows:
     """The rows to predict: the prepared entry's test split, or the source ``data``
     (an ``inference.data`` config, its label optional) through the entry's fitted
     preprocessing as scoring runs it, passing ``keep`` (None: every non-feature) through."""
@@ -308,8 +359,9 @@ def shares(split: PreparedSplit, slots: int) -> list[list[RowGroup]]:
     return deal(groups, min(len(groups), max(slots, math.ceil(total / TASK_ROWS))))
 
 
-def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
-        out: Path) -> InferenceResult:
+def run(
+    spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any, out: Path
+) -> InferenceResult:
     """Predict every row and write ``id``, [``label``] and the artifact's task's columns
     (classification: ``prediction``, ``probability``) as a Parquet dataset at ``out``,
     partitioned by ``inference.partition_by``; with labels, the task's metrics as ``test_*``.
@@ -327,21 +379,26 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
     if problems:
         raise RunnerError("; ".join(problems))
     schema = scorer.schema(kept_types(rows))
-    bad = [c for c in cfg.partition_by
-           if c not in schema.names or pa_nested(schema.field(c).type)]
+    bad = [c for c in cfg.partition_by if c not in schema.names or pa_nested(schema.field(c).type)]
     if bad:
-        raise RunnerError(f"inference.partition_by: {bad} not among the output columns "
-                          f"{', '.join(schema.names)}")
+        raise RunnerError(
+            f"inference.partition_by: {bad} not among the output columns {', '.join(schema.names)}"
+        )
     if cfg.get("table") and not cfg.overwrite and spark.catalog.tableExists(cfg.table):
-        raise RunnerError(f"inference.table: {cfg.table} exists; drop it, choose another "
-                          "inference.table, or set inference.overwrite=true")
+        raise RunnerError(
+            f"inference.table: {cfg.table} exists; drop it, choose another "
+            "inference.table, or set inference.overwrite=true"
+        )
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     write = _write_partition(scorer, schema, str(staging), list(cfg.partition_by))
     try:
         job = _job(spark, rows, scorer, write)
-        arrow_batches = (nullcontext() if isinstance(rows, PreparedSplit)  # tasks read files
-                         else _arrow_batches_of_at_least(spark, cfg.batch_size))
+        arrow_batches = (
+            nullcontext()
+            if isinstance(rows, PreparedSplit)  # tasks read files
+            else _arrow_batches_of_at_least(spark, cfg.batch_size)
+        )
         with arrow_batches, _task_errors_as_one_line():
             counts = job.collect()
         total = sum(c["rows"] for c in counts)
@@ -349,33 +406,44 @@ def run(spark: "SparkSession", rows: Rows, artifact: ModelArtifact, cfg: Any,
         if total == 0:  # no task wrote a file: one empty file keeps the schema readable
             import pyarrow.parquet as pq
 
-            pq.write_table(schema.empty_table(), staging / "part-00000-0.parquet",
-                           **parquet_options(schema))
+            pq.write_table(
+                schema.empty_table(), staging / "part-00000-0.parquet", **parquet_options(schema)
+            )
         (staging / "_SUCCESS").touch()
         _replace(out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     sums = [c["sums"] for c in counts if c["sums"]]  # tasks with labelled rows
     labelled = sum(c["labelled"] for c in counts)
-    metrics = ({f"test_{k}": v for k, v in task.metrics(np.sum(sums, axis=0)).items()}
-               if scorer.label is not None and labelled else {})
-    unseen = {column: sum(c["unseen"][i] for c in counts)
-              for i, (column, _) in enumerate(scorer.unseen)}
+    metrics = (
+        {f"test_{k}": v for k, v in task.metrics(np.sum(sums, axis=0)).items()}
+        if scorer.label is not None and labelled
+        else {}
+    )
+    unseen = {
+        column: sum(c["unseen"][i] for c in counts) for i, (column, _) in enumerate(scorer.unseen)
+    }
     if cfg.get("table"):
         _save_table(spark, out, cfg)
     return InferenceResult(
-        path=str(out), rows=total, metrics=metrics,
+        path=str(out),
+        rows=total,
+        metrics=metrics,
         labelled=labelled if scorer.label is not None else 0,
         unseen=unseen,
         skipped=list(rows.skipped) if isinstance(rows, ScoringRows) else [],
-        table=cfg.get("table"))
+        table=cfg.get("table"),
+    )
 
 
 def _save_table(spark: "SparkSession", out: Path, cfg: Any) -> None:
     """The written predictions saved as the catalog table ``inference.table`` (Spark reads
     and writes them: a managed table in the session's warehouse, partitioned as ``out``)."""
-    writer = (spark.read.parquet(str(out)).write.format(cfg.get("table_format", "parquet"))
-              .mode("overwrite" if cfg.overwrite else "errorifexists"))
+    writer = (
+        spark.read.parquet(str(out))
+        .write.format(cfg.get("table_format", "parquet"))
+        .mode("overwrite" if cfg.overwrite else "errorifexists")
+    )
     if cfg.partition_by:
         writer = writer.partitionBy(*cfg.partition_by)
     try:
@@ -383,8 +451,10 @@ def _save_table(spark: "SparkSession", out: Path, cfg: Any) -> None:
     except Exception as err:
         from runner.errors import spark_cause
 
-        raise RunnerError(f"inference.table: cannot save {cfg.table} ({spark_cause(err)}); "
-                          "check the name, its database and the catalog's warehouse") from None
+        raise RunnerError(
+            f"inference.table: cannot save {cfg.table} ({spark_cause(err)}); "
+            "check the name, its database and the catalog's warehouse"
+        ) from None
 
 
 def scorer_for(rows: Rows, artifact: ModelArtifact, cfg: Any) -> Scorer:
@@ -394,12 +464,23 @@ def scorer_for(rows: Rows, artifact: ModelArtifact, cfg: Any) -> Scorer:
 
     policy, batch_size = cfg.get("unseen", "keep"), cfg.get("batch_size")
     if isinstance(rows, ScoringRows):
-        return Scorer(artifact, batch_size, kept=tuple(rows.kept),
-                      label=LABEL if rows.labelled else None, features=FEATURES,
-                      unseen=tuple(rows.unseen.items()), on_unseen=policy)
+        return Scorer(
+            artifact,
+            batch_size,
+            kept=tuple(rows.kept),
+            label=LABEL if rows.labelled else None,
+            features=FEATURES,
+            unseen=tuple(rows.unseen.items()),
+            on_unseen=policy,
+        )
     kept = tuple(kept_types(rows))
-    return Scorer(artifact, batch_size, kept=kept,
-                  label="label" if "label" in kept else None, on_unseen=policy)
+    return Scorer(
+        artifact,
+        batch_size,
+        kept=kept,
+        label="label" if "label" in kept else None,
+        on_unseen=policy,
+    )
 
 
 def pa_nested(type: "pa.DataType") -> bool:
@@ -417,10 +498,14 @@ def _job(spark: "SparkSession", rows: Rows, scorer: Scorer, write) -> "DataFrame
     from runner.cluster.spark import task_slots
     from runner.data.preprocess import ScoringRows
 
-    counts = StructType([StructField("rows", LongType()),
-                         StructField("labelled", LongType()),
-                         StructField("sums", ArrayType(DoubleType())),
-                         StructField("unseen", ArrayType(LongType()))])
+    counts = StructType(
+        [
+            StructField("rows", LongType()),
+            StructField("labelled", LongType()),
+            StructField("sums", ArrayType(DoubleType())),
+            StructField("unseen", ArrayType(LongType())),
+        ]
+    )
     if isinstance(rows, PreparedSplit):
         dealt = shares(rows, task_slots(spark, default=2))
         tasks = spark.range(len(dealt), numPartitions=max(1, len(dealt)))
@@ -428,8 +513,11 @@ def _job(spark: "SparkSession", rows: Rows, scorer: Scorer, write) -> "DataFrame
     if isinstance(rows, ScoringRows):
         return rows.df.mapInArrow(write, counts)
     kind = dict(rows.dtypes)["features"]
-    features = (F.col("features") if kind in ("binary", "array<int>")
-                else F.col("features").cast("array<float>")).alias("features")
+    features = (
+        F.col("features")
+        if kind in ("binary", "array<int>")
+        else F.col("features").cast("array<float>")
+    ).alias("features")
     return rows.select(*scorer.kept, features).mapInArrow(write, counts)
 
 
@@ -439,8 +527,9 @@ def parquet_options(schema: "pa.Schema") -> dict[str, Any]:
     and larger files, measured here)."""
     import pyarrow as pa
 
-    return {"use_dictionary": [f.name for f in schema
-                               if f.name != "id" and pa.types.is_integer(f.type)]}
+    return {
+        "use_dictionary": [f.name for f in schema if f.name != "id" and pa.types.is_integer(f.type)]
+    }
 
 
 def kept_types(rows: Rows) -> dict[str, "pa.DataType"]:
@@ -492,8 +581,7 @@ def _reading(dataset: PreparedDataset, dealt: list[list[RowGroup]], kept: list[s
     return read_partition
 
 
-def _write_partition(scorer: Scorer, schema: "pa.Schema", staging: str,
-                     partition_by: list[str]):
+def _write_partition(scorer: Scorer, schema: "pa.Schema", staging: str, partition_by: list[str]):
     """The task that scores one partition's batches and writes them under ``staging``:
     files named by partition, so a retried task replaces its earlier attempt's."""
 
@@ -510,10 +598,17 @@ def _write_partition(scorer: Scorer, schema: "pa.Schema", staging: str,
         name = f"part-{context.partitionId():05d}-{{i}}.parquet"
         options = parquet_options(schema)
         if partition_by:
-            ds.write_dataset(predicted, staging, schema=schema, format="parquet",
-                             file_options=ds.ParquetFileFormat().make_write_options(**options),
-                             partitioning=partition_by, partitioning_flavor="hive",
-                             basename_template=name, existing_data_behavior="overwrite_or_ignore")
+            ds.write_dataset(
+                predicted,
+                staging,
+                schema=schema,
+                format="parquet",
+                file_options=ds.ParquetFileFormat().make_write_options(**options),
+                partitioning=partition_by,
+                partitioning_flavor="hive",
+                basename_template=name,
+                existing_data_behavior="overwrite_or_ignore",
+            )
         else:  # ParquetWriter: 1.6x faster here than write_dataset without partitions
             writer = None
             for batch in predicted:
@@ -525,11 +620,21 @@ def _write_partition(scorer: Scorer, schema: "pa.Schema", staging: str,
                 writer.close()
         sums = [] if counts.get("sums") is None else counts["sums"].tolist()
         yield pa.RecordBatch.from_pydict(
-            {"rows": [counts.get("rows", 0)], "labelled": [counts.get("labelled", 0)],
-             "sums": [sums], "unseen": [counts.get("unseen") or [0] * len(scorer.unseen)]},
-            schema=pa.schema([("rows", pa.int64()), ("labelled", pa.int64()),
-                              ("sums", pa.list_(pa.float64())),
-                              ("unseen", pa.list_(pa.int64()))]))
+            {
+                "rows": [counts.get("rows", 0)],
+                "labelled": [counts.get("labelled", 0)],
+                "sums": [sums],
+                "unseen": [counts.get("unseen") or [0] * len(scorer.unseen)],
+            },
+            schema=pa.schema(
+                [
+                    ("rows", pa.int64()),
+                    ("labelled", pa.int64()),
+                    ("sums", pa.list_(pa.float64())),
+                    ("unseen", pa.list_(pa.int64())),
+                ]
+            ),
+        )
 
     return write_partition
 
@@ -540,9 +645,10 @@ def _arrow(values: "np.ndarray", type: "pa.DataType") -> "pa.Array":
     import pyarrow as pa
 
     if pa.types.is_struct(type):  # one field per column
-        return pa.StructArray.from_arrays([pa.array(values[:, i], type=type.field(i).type)
-                                           for i in range(type.num_fields)],
-                                          fields=list(type))
+        return pa.StructArray.from_arrays(
+            [pa.array(values[:, i], type=type.field(i).type) for i in range(type.num_fields)],
+            fields=list(type),
+        )
     if values.ndim == 1:
         return pa.array(values, type=type)
     offsets = np.arange(len(values) + 1, dtype=np.int32) * values.shape[1]
@@ -562,13 +668,17 @@ def _features(features: "pa.Array", artifact: ModelArtifact):
     if features.null_count:
         raise RunnerError("inference.data: rows with null features; drop or impute them first")
     width = math.prod(artifact.input_shape)
-    lengths = (pc.binary_length(features) if pa.types.is_binary(features.type)
-               else pc.list_value_length(features)).to_numpy(zero_copy_only=False)
+    lengths = (
+        pc.binary_length(features)
+        if pa.types.is_binary(features.type)
+        else pc.list_value_length(features)
+    ).to_numpy(zero_copy_only=False)
     if (lengths != width).any():  # every row checked, in the task
         raise RunnerError(
             f"inference.data: rows have {lengths[lengths != width][0]} features but the model "
             f"expects {width} (input_shape {list(artifact.input_shape)}); use data with the "
-            "model's features")
+            "model's features"
+        )
     values = model_input(features, artifact.input)
     with warnings.catch_warnings():  # Arrow's buffer is read-only; the model only reads it
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -608,8 +718,11 @@ def _task_errors_as_one_line():
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         cause = lines[-1] if lines else type(err).__name__
         own = f"{RunnerError.__module__}.{RunnerError.__name__}: "
-        raise RunnerError(cause.removeprefix(own) if cause.startswith(own)
-                          else f"inference: a Spark task failed: {cause}") from None
+        raise RunnerError(
+            cause.removeprefix(own)
+            if cause.startswith(own)
+            else f"inference: a Spark task failed: {cause}"
+        ) from None
 
 
 @contextmanager

@@ -46,9 +46,14 @@ class ScoringModel(Model):
     job naming the column; ``batch_size``: rows per forward pass.
     """
 
-    def __init__(self, artifact: ModelArtifact, prepared: PreparedDataset | None,
-                 keep_columns: Sequence[str] | None = None, unseen: str = "keep",
-                 batch_size: int = 1024):
+    def __init__(
+        self,
+        artifact: ModelArtifact,
+        prepared: PreparedDataset | None,
+        keep_columns: Sequence[str] | None = None,
+        unseen: str = "keep",
+        batch_size: int = 1024,
+    ):
         super().__init__()
         if unseen not in UNSEEN_POLICIES:
             raise RunnerError(f"unseen: {unseen!r} is not keep or fail")
@@ -73,8 +78,11 @@ class ScoringModel(Model):
         run_dir = Path(run_dir)
         artifact = artifacts.load(run_dir / "model")
         prepared = run_dir / "prepared"
-        return cls(artifact, PreparedDataset(str(prepared.resolve())) if prepared.exists()
-                   else None, **options)
+        return cls(
+            artifact,
+            PreparedDataset(str(prepared.resolve())) if prepared.exists() else None,
+            **options,
+        )
 
     @property
     def classes(self) -> list[str] | None:
@@ -101,24 +109,31 @@ class ScoringModel(Model):
         from runner.data import preprocess
 
         if self.prepared is None or self.prepared.problems():
-            raise RunnerError("model_path: the run's prepared data (RUN/prepared, its fitted "
-                              "preprocessing) is gone; rerun its preprocess stage")
+            raise RunnerError(
+                "model_path: the run's prepared data (RUN/prepared, its fitted "
+                "preprocessing) is gone; rerun its preprocess stage"
+            )
         missing = [c for c in self.keep_columns or [] if c not in df.columns]
         if missing:
-            raise RunnerError(f"inference.keep_columns: no column {', '.join(map(repr, missing))}"
-                              f" in the input; available: {', '.join(df.columns)}")
+            raise RunnerError(
+                f"inference.keep_columns: no column {', '.join(map(repr, missing))}"
+                f" in the input; available: {', '.join(df.columns)}"
+            )
         missing = preprocess.missing_features(_meta(self.prepared), df.columns)
         if missing:
-            raise RunnerError(f"inference.data: no feature column {', '.join(map(repr, missing))}"
-                              f"; the model reads {', '.join(_meta(self.prepared)['features'])}")
+            raise RunnerError(
+                f"inference.data: no feature column {', '.join(map(repr, missing))}"
+                f"; the model reads {', '.join(_meta(self.prepared)['features'])}"
+            )
         return preprocess.scoring_rows(self.prepared, df, self.keep_columns)
 
     def scorer(self, rows: ScoringRows) -> Scorer:
         """How the executors score ``rows``' batches."""
         from runner.serve.infer import scorer_for
 
-        return scorer_for(rows, self.artifact,
-                          {"batch_size": self.batch_size, "unseen": self.unseen})
+        return scorer_for(
+            rows, self.artifact, {"batch_size": self.batch_size, "unseen": self.unseen}
+        )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         """The kept columns and the task's (``prediction``...): one lazy ``mapInArrow``."""

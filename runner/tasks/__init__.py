@@ -19,9 +19,24 @@ from runner.tasks.classification import Classification, ClassificationConfig
 from runner.tasks.multilabel import Multilabel, MultilabelConfig
 from runner.tasks.regression import Regression, RegressionConfig
 
-__all__ = ["AUTO", "TASKS", "Binary", "BinaryConfig", "Classification", "ClassificationConfig",
-           "Multilabel", "MultilabelConfig", "Regression", "RegressionConfig", "Task",
-           "TaskConfig", "all_directions", "infer", "is_auto", "task_for"]
+__all__ = [
+    "AUTO",
+    "TASKS",
+    "Binary",
+    "BinaryConfig",
+    "Classification",
+    "ClassificationConfig",
+    "Multilabel",
+    "MultilabelConfig",
+    "Regression",
+    "RegressionConfig",
+    "Task",
+    "TaskConfig",
+    "all_directions",
+    "infer",
+    "is_auto",
+    "task_for",
+]
 
 AUTO = "auto"  # task._target_ of task=auto: chosen from the label when the data is prepared
 TASKS: dict[str, type[Task]] = {
@@ -56,8 +71,10 @@ def task_for(cfg: Any) -> Task:
     from hydra.utils import instantiate
 
     if is_auto(cfg):
-        raise RunnerError("task: auto is chosen when the data is prepared; pass the prepared "
-                          "data's task (PreparedDataset.task)")
+        raise RunnerError(
+            "task: auto is chosen when the data is prepared; pass the prepared "
+            "data's task (PreparedDataset.task)"
+        )
     try:
         task = instantiate(cfg)
     except RunnerError:
@@ -66,9 +83,11 @@ def task_for(cfg: Any) -> Task:
         cause = err.__cause__ if isinstance(err.__cause__, RunnerError) else None
         if cause is not None:
             raise cause from None
-        raise RunnerError(f"task._target_: cannot build {cfg.get('_target_')!r} "
-                          f"({first_line(err)}); name a Task class, e.g. "
-                          "runner.tasks.Classification") from None
+        raise RunnerError(
+            f"task._target_: cannot build {cfg.get('_target_')!r} "
+            f"({first_line(err)}); name a Task class, e.g. "
+            "runner.tasks.Classification"
+        ) from None
     if not isinstance(task, Task):
         raise RunnerError(f"task._target_: {cfg.get('_target_')!r} is not a runner.tasks.Task")
     return task
@@ -78,8 +97,8 @@ def all_directions(cfg: Any) -> dict[str, str]:
     """Each metric a ``task`` config's trials may report (``val_``-prefixed) and ``train_loss``,
     with its direction; for ``task=auto``, those of every task in ``TASKS``."""
     tasks: list[Mapping[str, str]] = (
-        [cls.directions for cls in TASKS.values()] if is_auto(cfg)
-        else [task_for(cfg).directions])
+        [cls.directions for cls in TASKS.values()] if is_auto(cfg) else [task_for(cfg).directions]
+    )
     out = {"train_loss": "minimize"}
     for directions in tasks:
         out.update({f"val_{k}": d for k, d in directions.items()})

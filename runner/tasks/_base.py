@@ -59,8 +59,9 @@ class Task(ABC):
 
     # -- the label, in Spark (preprocessing) --------------------------------------------
     @abstractmethod
-    def fit_label(self, train: "DataFrame", label: str,
-                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+    def fit_label(
+        self, train: "DataFrame", label: str, kind: str
+    ) -> tuple[list["Transformer"], dict[str, Any]]:
         """``pyspark.ml`` stages for the label column (of Spark SQL type ``kind``), fitted on
         ``train``, and what the task learnt (its constructor's keyword arguments).
 
@@ -112,5 +113,7 @@ class Task(ABC):
 
 def kind_error(label: str, kind: str, task: str, wants: str) -> RunnerError:
     """The one-line error for a label a task cannot learn from."""
-    return RunnerError(f"data.label: column {label!r} is {kind}; task={task} needs {wants}; "
-                       "choose another task= or convert the column in data.steps")
+    return RunnerError(
+        f"data.label: column {label!r} is {kind}; task={task} needs {wants}; "
+        "choose another task= or convert the column in data.steps"
+    )

@@ -32,23 +32,26 @@ def binned_state(probability: "torch.Tensor", target: "torch.Tensor") -> "torch.
     if len(target) == 0:
         return torch.zeros(N_THRESHOLDS, 2, 2, dtype=torch.float64, device=probability.device)
     state = curve._binary_precision_recall_curve_update(
-        probability.float(), target.long(), thresholds().to(probability.device))
+        probability.float(), target.long(), thresholds().to(probability.device)
+    )
     return state.double()
 
 
 def ranking(state: "torch.Tensor") -> dict[str, float]:
     """AUROC and average precision of a summed binned state (NaN without both classes)."""
     auroc = importlib.import_module("torchmetrics.functional.classification.auroc")
-    precision = importlib.import_module(
-        "torchmetrics.functional.classification.average_precision")
+    precision = importlib.import_module("torchmetrics.functional.classification.average_precision")
     state = state.reshape(N_THRESHOLDS, 2, 2).long().cpu()
     positives = float(state[0, 1].sum())
     total = float(state[0].sum())
     if positives == 0 or positives == total:
         return {"auroc": float("nan"), "average_precision": float("nan")}
-    return {"auroc": float(auroc._binary_auroc_compute(state, thresholds())),
-            "average_precision": float(
-                precision._binary_average_precision_compute(state, thresholds()))}
+    return {
+        "auroc": float(auroc._binary_auroc_compute(state, thresholds())),
+        "average_precision": float(
+            precision._binary_average_precision_compute(state, thresholds())
+        ),
+    }
 
 
 def at_half(state: "torch.Tensor") -> dict[str, float]:
@@ -56,9 +59,11 @@ def at_half(state: "torch.Tensor") -> dict[str, float]:
     (tn, fp), (fn, tp) = state.reshape(N_THRESHOLDS, 2, 2)[HALF].tolist()
     rows = tn + fp + fn + tp
     recalls = [r for r in (_ratio(tp, tp + fn), _ratio(tn, tn + fp)) if r is not None]
-    return {"accuracy": _ratio(tp + tn, rows) or 0.0,
-            "balanced_accuracy": sum(recalls) / len(recalls) if recalls else 0.0,
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn) or 0.0}
+    return {
+        "accuracy": _ratio(tp + tn, rows) or 0.0,
+        "balanced_accuracy": sum(recalls) / len(recalls) if recalls else 0.0,
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn) or 0.0,
+    }
 
 
 def confusion(predicted: "torch.Tensor", target: "torch.Tensor", classes: int) -> "torch.Tensor":
@@ -68,8 +73,9 @@ def confusion(predicted: "torch.Tensor", target: "torch.Tensor", classes: int) -
 
     if len(target) == 0:
         return torch.zeros(classes, classes, dtype=torch.float64, device=predicted.device)
-    return multiclass_confusion_matrix(predicted, target, num_classes=classes,
-                                       validate_args=False).double()
+    return multiclass_confusion_matrix(
+        predicted, target, num_classes=classes, validate_args=False
+    ).double()
 
 
 def from_confusion(matrix: "torch.Tensor") -> dict[str, float]:
@@ -83,8 +89,9 @@ def from_confusion(matrix: "torch.Tensor") -> dict[str, float]:
     rows = float(matrix.sum())
     return {
         "accuracy": float(tp.sum()) / rows if rows else 0.0,
-        "balanced_accuracy": (float((tp[present] / support[present]).mean())
-                              if present.any() else 0.0),
+        "balanced_accuracy": (
+            float((tp[present] / support[present]).mean()) if present.any() else 0.0
+        ),
         "f1_macro": float(f1[f1_rows].mean()) if f1_rows.any() else 0.0,
     }
 

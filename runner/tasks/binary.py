@@ -35,29 +35,45 @@ class Binary(Task):
     """``BCEWithLogitsLoss`` on one logit; accuracy, balanced accuracy, F1 (at 0.5), AUROC,
     average precision and log loss; predicts the class and the positive probability."""
 
-    directions = {"auroc": "maximize", "accuracy": "maximize", "balanced_accuracy": "maximize",
-                  "f1": "maximize", "average_precision": "maximize", "log_loss": "minimize",
-                  "loss": "minimize"}
+    directions = {
+        "auroc": "maximize",
+        "accuracy": "maximize",
+        "balanced_accuracy": "maximize",
+        "f1": "maximize",
+        "average_precision": "maximize",
+        "log_loss": "minimize",
+        "loss": "minimize",
+    }
 
-    def __init__(self, pos_weight: Optional[float] = None, threshold: float = 0.5,
-                 classes: Optional[list[str]] = None) -> None:
+    def __init__(
+        self,
+        pos_weight: Optional[float] = None,
+        threshold: float = 0.5,
+        classes: Optional[list[str]] = None,
+    ) -> None:
         self.pos_weight = pos_weight
         self.threshold = threshold
         self.classes = list(classes) if classes is not None else None
 
-    def fit_label(self, train: "DataFrame", label: str,
-                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+    def fit_label(
+        self, train: "DataFrame", label: str, kind: str
+    ) -> tuple[list["Transformer"], dict[str, Any]]:
         from pyspark.ml.feature import StringIndexer
 
         if kind == "string":
-            fitted = StringIndexer(inputCol=label, outputCol=LABEL_INDEX, handleInvalid="keep",
-                                   stringOrderType="alphabetAsc").fit(
-                                       train.where(train[label].isNotNull()))
+            fitted = StringIndexer(
+                inputCol=label,
+                outputCol=LABEL_INDEX,
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
+            ).fit(train.where(train[label].isNotNull()))
             classes = list(fitted.labelsArray[0])
             if len(classes) != 2:
-                raise RunnerError(f"data.label: task=binary needs two values, column {label!r} "
-                                  f"has {len(classes)} in the train split; use "
-                                  "task=classification")
+                raise RunnerError(
+                    f"data.label: task=binary needs two values, column {label!r} "
+                    f"has {len(classes)} in the train split; use "
+                    "task=classification"
+                )
             return [fitted], {"classes": classes}
         if kind not in (*INTEGRAL, "boolean"):
             raise kind_error(label, kind, "binary", "0/1, booleans or two strings")
@@ -75,8 +91,10 @@ class Binary(Task):
         counts = label_counts(written)
         bad = sum(n for label, (n, _) in counts.items() if label not in (0, 1))
         if bad:
-            raise RunnerError(f"data.label: task=binary needs labels 0 and 1; {bad} rows have "
-                              "other values (task=classification takes K classes)")
+            raise RunnerError(
+                f"data.label: task=binary needs labels 0 and 1; {bad} rows have "
+                "other values (task=classification takes K classes)"
+            )
         return {"class_counts": class_counts(counts, 2)}
 
     def balanced(self, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,7 +106,8 @@ class Binary(Task):
         import torch.nn.functional as F
 
         return F.binary_cross_entropy_with_logits(
-            outputs.reshape(-1), labels.to(outputs.dtype), pos_weight=self._pos_weight(outputs))
+            outputs.reshape(-1), labels.to(outputs.dtype), pos_weight=self._pos_weight(outputs)
+        )
 
     def sums(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         """Summed (weighted) loss, summed log loss, rows, then the binned state."""
@@ -96,12 +115,15 @@ class Binary(Task):
         import torch.nn.functional as F
 
         logits, target = outputs.float().reshape(-1), labels.float()
-        head = torch.stack([
-            F.binary_cross_entropy_with_logits(logits, target, reduction="sum",
-                                               pos_weight=self._pos_weight(logits)).double(),
-            F.binary_cross_entropy_with_logits(logits, target, reduction="sum").double(),
-            torch.tensor(len(target), dtype=torch.float64, device=logits.device),
-        ])
+        head = torch.stack(
+            [
+                F.binary_cross_entropy_with_logits(
+                    logits, target, reduction="sum", pos_weight=self._pos_weight(logits)
+                ).double(),
+                F.binary_cross_entropy_with_logits(logits, target, reduction="sum").double(),
+                torch.tensor(len(target), dtype=torch.float64, device=logits.device),
+            ]
+        )
         state = _metrics.binned_state(torch.sigmoid(logits), target)
         return torch.cat([head, state.flatten()])
 
@@ -113,15 +135,19 @@ class Binary(Task):
         state = sums[3:]
         scores = {**_metrics.at_half(state), **_metrics.ranking(state)}
         return {k: (scores[k] if k in scores else 0.0) for k in self.directions} | {
-            "log_loss": log_loss / rows if rows else 0.0, "loss": loss / rows if rows else 0.0}
+            "log_loss": log_loss / rows if rows else 0.0,
+            "loss": loss / rows if rows else 0.0,
+        }
 
     def predict(self, outputs: "torch.Tensor") -> dict[str, "np.ndarray"]:
         import numpy as np
         import torch
 
         probability = torch.sigmoid(outputs.float().reshape(-1)).cpu().numpy()
-        return {"prediction": (probability >= self.threshold).astype(np.int32),
-                "probability": probability.astype(np.float32)}
+        return {
+            "prediction": (probability >= self.threshold).astype(np.int32),
+            "probability": probability.astype(np.float32),
+        }
 
     @property
     def output_schema(self) -> "pa.Schema":

@@ -36,10 +36,12 @@ def label_counts(written: "DataFrame") -> dict[Any, tuple[int, int]]:
     aggregation."""
     from pyspark.sql import functions as F
 
-    rows = written.groupBy("label").agg(F.count("*").alias("n"),
-                                        F.count_if(F.col("split") == "train").alias("train"))
-    return {r["label"]: (int(r["n"]), int(r["train"])) for r in rows.collect()
-            if r["label"] is not None}
+    rows = written.groupBy("label").agg(
+        F.count("*").alias("n"), F.count_if(F.col("split") == "train").alias("train")
+    )
+    return {
+        r["label"]: (int(r["n"]), int(r["train"])) for r in rows.collect() if r["label"] is not None
+    }
 
 
 def class_counts(counts: dict[Any, tuple[int, int]], classes: int) -> list[int]:
@@ -60,26 +62,41 @@ class Classification(Task):
     Integer labels keep ``prediction`` (the class) and ``probability`` (a list, by class).
     """
 
-    directions = {"accuracy": "maximize", "balanced_accuracy": "maximize",
-                  "f1_macro": "maximize", "log_loss": "minimize", "loss": "minimize"}
+    directions = {
+        "accuracy": "maximize",
+        "balanced_accuracy": "maximize",
+        "f1_macro": "maximize",
+        "log_loss": "minimize",
+        "loss": "minimize",
+    }
 
-    def __init__(self, classes: Optional[list[str]] = None,
-                 weight: Optional[list[float]] = None) -> None:
+    def __init__(
+        self, classes: Optional[list[str]] = None, weight: Optional[list[float]] = None
+    ) -> None:
         self.classes = list(classes) if classes is not None else None
         self.weight = list(weight) if weight is not None else None
 
-    def fit_label(self, train: "DataFrame", label: str,
-                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+    def fit_label(
+        self, train: "DataFrame", label: str, kind: str
+    ) -> tuple[list["Transformer"], dict[str, Any]]:
         from pyspark.ml.feature import StringIndexer
 
         if kind == "string":
-            indexer = StringIndexer(inputCol=label, outputCol=LABEL_INDEX, handleInvalid="keep",
-                                    stringOrderType="alphabetAsc")
+            indexer = StringIndexer(
+                inputCol=label,
+                outputCol=LABEL_INDEX,
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
+            )
             fitted = indexer.fit(train.where(train[label].isNotNull()))
             return [fitted], {"classes": list(fitted.labelsArray[0])}
         if kind not in INTEGRAL:
-            raise kind_error(label, kind, "classification", "integer classes or strings "
-                             "(a float target: task=regression)")
+            raise kind_error(
+                label,
+                kind,
+                "classification",
+                "integer classes or strings (a float target: task=regression)",
+            )
         return [], {}
 
     def label_column(self, df: "DataFrame", label: str) -> "Column":
@@ -93,8 +110,9 @@ class Classification(Task):
     def describe_label(self, written: "DataFrame") -> dict[str, Any]:
         counts = label_counts(written)
         if counts and min(counts) < 0:
-            raise RunnerError(f"data.label: integer labels must be class indices 0..K-1, "
-                              f"found {min(counts)}")
+            raise RunnerError(
+                f"data.label: integer labels must be class indices 0..K-1, found {min(counts)}"
+            )
         count = len(self.classes) if self.classes is not None else max(counts, default=0) + 1
         return {"num_classes": count, "class_counts": class_counts(counts, count)}
 
@@ -115,12 +133,15 @@ class Classification(Task):
         import torch.nn.functional as F
 
         outputs = outputs.float()
-        head = torch.stack([
-            F.cross_entropy(outputs, labels, weight=self._weight(outputs),
-                            reduction="sum").double(),
-            F.cross_entropy(outputs, labels, reduction="sum").double(),
-            torch.tensor(len(labels), dtype=torch.float64, device=outputs.device),
-        ])
+        head = torch.stack(
+            [
+                F.cross_entropy(
+                    outputs, labels, weight=self._weight(outputs), reduction="sum"
+                ).double(),
+                F.cross_entropy(outputs, labels, reduction="sum").double(),
+                torch.tensor(len(labels), dtype=torch.float64, device=outputs.device),
+            ]
+        )
         matrix = _metrics.confusion(outputs.argmax(1), labels, outputs.shape[1])
         return torch.cat([head, matrix.flatten()])
 
@@ -133,10 +154,15 @@ class Classification(Task):
         scores = _metrics.from_confusion(sums[3:].reshape(classes, classes))
         weighted_rows = rows
         if self.weight is not None:  # a weighted mean, as cross_entropy takes it
-            weighted_rows = float(sums[3:].reshape(classes, classes).sum(1)
-                                  @ torch.tensor(self.weight, dtype=torch.float64))
-        return {**scores, "log_loss": log_loss / rows if rows else 0.0,
-                "loss": loss / weighted_rows if weighted_rows else 0.0}
+            weighted_rows = float(
+                sums[3:].reshape(classes, classes).sum(1)
+                @ torch.tensor(self.weight, dtype=torch.float64)
+            )
+        return {
+            **scores,
+            "log_loss": log_loss / rows if rows else 0.0,
+            "loss": loss / weighted_rows if weighted_rows else 0.0,
+        }
 
     def predict(self, outputs: "torch.Tensor") -> dict[str, "np.ndarray"]:
         import numpy as np
@@ -154,10 +180,14 @@ class Classification(Task):
         import pyarrow as pa
 
         if self.classes is None:
-            return pa.schema([("prediction", pa.int32()),
-                              ("probability", pa.list_(pa.float32()))])
-        return pa.schema([("prediction", pa.string()), ("prediction_index", pa.int32()),
-                          ("probability", pa.struct([(c, pa.float32()) for c in self.classes]))])
+            return pa.schema([("prediction", pa.int32()), ("probability", pa.list_(pa.float32()))])
+        return pa.schema(
+            [
+                ("prediction", pa.string()),
+                ("prediction_index", pa.int32()),
+                ("probability", pa.struct([(c, pa.float32()) for c in self.classes])),
+            ]
+        )
 
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         return {"num_classes": int(meta["num_classes"])}

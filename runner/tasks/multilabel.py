@@ -35,17 +35,23 @@ class Multilabel(Task):
     the per-tag (Hamming) accuracy; predicts the tags above ``threshold`` and their
     probabilities."""
 
-    directions = {"f1_macro": "maximize", "auroc_macro": "maximize", "accuracy": "maximize",
-                  "loss": "minimize"}
+    directions = {
+        "f1_macro": "maximize",
+        "auroc_macro": "maximize",
+        "accuracy": "maximize",
+        "loss": "minimize",
+    }
     stratify = False
 
-    def __init__(self, delimiter: str = ",", threshold: float = 0.5,
-                 tags: Optional[list[str]] = None) -> None:
+    def __init__(
+        self, delimiter: str = ",", threshold: float = 0.5, tags: Optional[list[str]] = None
+    ) -> None:
         self.delimiter, self.threshold = delimiter, threshold
         self.tags = list(tags) if tags is not None else None
 
-    def fit_label(self, train: "DataFrame", label: str,
-                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+    def fit_label(
+        self, train: "DataFrame", label: str, kind: str
+    ) -> tuple[list["Transformer"], dict[str, Any]]:
         from pyspark.sql import functions as F
 
         if kind != "string" and not kind.startswith("array<"):
@@ -62,8 +68,12 @@ class Multilabel(Task):
         assert self.tags is not None, "label_column needs the fitted tags"
         kind = dict(df.dtypes).get(label, "string")
         have = self._tags(label, kind)
-        hot = F.array(*(F.when(F.array_contains(have, t), 1.0).otherwise(0.0).cast("float")
-                        for t in self.tags))
+        hot = F.array(
+            *(
+                F.when(F.array_contains(have, t), 1.0).otherwise(0.0).cast("float")
+                for t in self.tags
+            )
+        )
         return F.when(F.col(label).isNotNull(), hot)
 
     def loss(self, outputs: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
@@ -77,13 +87,16 @@ class Multilabel(Task):
         import torch.nn.functional as F
 
         logits, target = outputs.float(), labels.float()
-        head = torch.stack([
-            F.binary_cross_entropy_with_logits(logits, target, reduction="sum").double(),
-            torch.tensor(len(target), dtype=torch.float64, device=logits.device),
-        ])
+        head = torch.stack(
+            [
+                F.binary_cross_entropy_with_logits(logits, target, reduction="sum").double(),
+                torch.tensor(len(target), dtype=torch.float64, device=logits.device),
+            ]
+        )
         probability = torch.sigmoid(logits)
-        states = [_metrics.binned_state(probability[:, i], target[:, i])
-                  for i in range(logits.shape[1])]
+        states = [
+            _metrics.binned_state(probability[:, i], target[:, i]) for i in range(logits.shape[1])
+        ]
         return torch.cat([head, *(s.flatten() for s in states)])
 
     def metrics(self, sums: Any) -> dict[str, float]:
@@ -97,25 +110,30 @@ class Multilabel(Task):
         half = [_metrics.at_half(s) for s in states]
         aurocs = [a for a in (_metrics.ranking(s)["auroc"] for s in states) if not math.isnan(a)]
         n = max(len(half), 1)
-        return {"f1_macro": sum(h["f1"] for h in half) / n,
-                "auroc_macro": sum(aurocs) / len(aurocs) if aurocs else float("nan"),
-                "accuracy": sum(h["accuracy"] for h in half) / n,
-                "loss": loss / (rows * n) if rows else 0.0}
+        return {
+            "f1_macro": sum(h["f1"] for h in half) / n,
+            "auroc_macro": sum(aurocs) / len(aurocs) if aurocs else float("nan"),
+            "accuracy": sum(h["accuracy"] for h in half) / n,
+            "loss": loss / (rows * n) if rows else 0.0,
+        }
 
     def predict(self, outputs: "torch.Tensor") -> dict[str, "np.ndarray"]:
         import numpy as np
         import torch
 
         probability = torch.sigmoid(outputs.float()).cpu().numpy().astype(np.float32)
-        return {"prediction": (probability >= self.threshold).astype(np.int32),
-                "probability": probability}
+        return {
+            "prediction": (probability >= self.threshold).astype(np.int32),
+            "probability": probability,
+        }
 
     @property
     def output_schema(self) -> "pa.Schema":
         import pyarrow as pa
 
-        return pa.schema([("prediction", pa.list_(pa.int32())),
-                          ("probability", pa.list_(pa.float32()))])
+        return pa.schema(
+            [("prediction", pa.list_(pa.int32())), ("probability", pa.list_(pa.float32()))]
+        )
 
     def model_kwargs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         assert self.tags is not None, "model_kwargs needs the fitted tags"

@@ -44,8 +44,9 @@ class Regression(Task):
             raise RunnerError(f"task.loss: {loss!r} is not one of {', '.join(LOSSES)}")
         self.loss_name, self.mean, self.std = loss, float(mean), float(std) or 1.0
 
-    def fit_label(self, train: "DataFrame", label: str,
-                  kind: str) -> tuple[list["Transformer"], dict[str, Any]]:
+    def fit_label(
+        self, train: "DataFrame", label: str, kind: str
+    ) -> tuple[list["Transformer"], dict[str, Any]]:
         from pyspark.sql import functions as F
 
         if kind not in NUMERIC and not kind.startswith("decimal"):
@@ -80,8 +81,9 @@ class Regression(Task):
         error = predicted - target
         rows = torch.tensor(len(target), dtype=torch.float64, device=outputs.device)
         loss = self.loss(outputs.float(), labels).double() * rows if len(target) else rows * 0
-        return torch.stack([loss, rows, (error ** 2).sum(), error.abs().sum(), target.sum(),
-                            (target ** 2).sum()])
+        return torch.stack(
+            [loss, rows, (error**2).sum(), error.abs().sum(), target.sum(), (target**2).sum()]
+        )
 
     def metrics(self, sums: Any) -> dict[str, float]:
         import math
@@ -90,8 +92,12 @@ class Regression(Task):
         if not rows:
             return {k: 0.0 for k in self.directions}
         spread = total_sq - total * total / rows
-        return {"rmse": math.sqrt(squared / rows), "mae": absolute / rows,
-                "r2": 1.0 - squared / spread if spread > 0 else 0.0, "loss": loss / rows}
+        return {
+            "rmse": math.sqrt(squared / rows),
+            "mae": absolute / rows,
+            "r2": 1.0 - squared / spread if spread > 0 else 0.0,
+            "loss": loss / rows,
+        }
 
     def predict(self, outputs: "torch.Tensor") -> dict[str, "np.ndarray"]:
         import numpy as np

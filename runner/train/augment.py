@@ -33,13 +33,16 @@ def validate(augment: Any, input_shape: Sequence[Optional[int]]) -> list[str]:
     if augment.jitter < 0:
         problems.append(f"train.augment.jitter: must be 0 or more, got {augment.jitter}")
     if _enabled(augment) and len(input_shape) != 3:
-        problems.append("train.augment: flips, crops and jitter need image data shaped "
-                        "(C, H, W); turn them off for this data")
+        problems.append(
+            "train.augment: flips, crops and jitter need image data shaped "
+            "(C, H, W); turn them off for this data"
+        )
     return problems
 
 
-def augmenter(augment: Optional[Mapping[str, Any]], seed: int
-              ) -> Optional[Callable[["torch.Tensor"], "torch.Tensor"]]:
+def augmenter(
+    augment: Optional[Mapping[str, Any]], seed: int
+) -> Optional[Callable[["torch.Tensor"], "torch.Tensor"]]:
     """A function augmenting a batch (N x C x H x W), drawing from its own generator seeded
     by ``seed``; None when ``augment`` turns nothing on."""
     if not augment or not _enabled(augment):
@@ -47,8 +50,11 @@ def augmenter(augment: Optional[Mapping[str, Any]], seed: int
     import torch
 
     generator = torch.Generator().manual_seed(int(seed))
-    flip, crop, jitter = bool(augment.get("flip")), int(augment.get("crop") or 0), \
-        float(augment.get("jitter") or 0.0)
+    flip, crop, jitter = (
+        bool(augment.get("flip")),
+        int(augment.get("crop") or 0),
+        float(augment.get("jitter") or 0.0),
+    )
 
     def apply(x: "torch.Tensor") -> "torch.Tensor":
         n = len(x)
@@ -62,8 +68,9 @@ def augmenter(augment: Optional[Mapping[str, Any]], seed: int
             padded = torch.nn.functional.pad(x, (crop, crop, crop, crop))
             dy = torch.randint(0, 2 * crop + 1, (n,), generator=generator).tolist()
             dx = torch.randint(0, 2 * crop + 1, (n,), generator=generator).tolist()
-            x = torch.stack([padded[i, :, dy[i]:dy[i] + height, dx[i]:dx[i] + width]
-                             for i in range(n)])
+            x = torch.stack(
+                [padded[i, :, dy[i] : dy[i] + height, dx[i] : dx[i] + width] for i in range(n)]
+            )
         if jitter:
             scale = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * jitter
             shift = (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * jitter
@@ -73,9 +80,10 @@ def augmenter(augment: Optional[Mapping[str, Any]], seed: int
     return apply
 
 
-def augmented(batches: Iterable[tuple["torch.Tensor", "torch.Tensor"]],
-              apply: Optional[Callable[["torch.Tensor"], "torch.Tensor"]]
-              ) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
+def augmented(
+    batches: Iterable[tuple["torch.Tensor", "torch.Tensor"]],
+    apply: Optional[Callable[["torch.Tensor"], "torch.Tensor"]],
+) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
     """``batches`` with ``apply`` run on each input (as they are without it)."""
     for x, y in batches:
         yield (apply(x) if apply is not None else x), y

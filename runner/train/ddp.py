@@ -68,8 +68,9 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
 
     torch.manual_seed(seed)
     task = task_for(job["task"])
-    module = pretrained(build_model(job["model"], tuple(job["input_shape"]), job["model_kwargs"]),
-                        job["model"]).to(device)
+    module = pretrained(
+        build_model(job["model"], tuple(job["input_shape"]), job["model_kwargs"]), job["model"]
+    ).to(device)
     optimizer = instantiate(job["optimizer"], params=module.parameters())
     loop = engine.Loop.of(train, optimizer, device, steps)
     checkpoint = os.path.join(job["checkpoint_dir"], CHECKPOINT)
@@ -100,17 +101,32 @@ def _train(job: dict[str, Any], rank: int, world: int, device, backend: str) -> 
         order = order[: steps * batch].to(device)
         apply = augment.augmenter(train.get("augment"), seed * 100_003 + epoch * 1_009 + rank)
         train_loss = engine.train_epoch(
-            model, task, optimizer, augment.augmented(engine.batches(x, y, batch, order), apply),
-            reduce=total, loop=loop)
+            model,
+            task,
+            optimizer,
+            augment.augmented(engine.batches(x, y, batch, order), apply),
+            reduce=total,
+            loop=loop,
+        )
         loop.end_epoch()
-        epoch_s = float(_reduce(torch.tensor(time.perf_counter() - began, device=device),
-                                dist.ReduceOp.MAX))
+        epoch_s = float(
+            _reduce(torch.tensor(time.perf_counter() - began, device=device), dist.ReduceOp.MAX)
+        )
         history.append({"epoch": epoch, "train_loss": train_loss, "epoch_s": epoch_s})
         if rank == 0:
-            _save(checkpoint, {"key": job["key"], "epoch": epoch, "model": module.state_dict(),
-                               "optimizer": optimizer.state_dict(), "history": history,
-                               "scheduler": (loop.scheduler.state_dict()
-                                             if loop.scheduler is not None else None)})
+            _save(
+                checkpoint,
+                {
+                    "key": job["key"],
+                    "epoch": epoch,
+                    "model": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "scheduler": (
+                        loop.scheduler.state_dict() if loop.scheduler is not None else None
+                    ),
+                },
+            )
         dist.barrier()
 
     fitted = engine.evaluate(module, task, engine.batches(x, y, engine.EVAL_ROWS), reduce=total)

@@ -23,16 +23,17 @@ Reduce = Callable[["torch.Tensor"], "torch.Tensor"]
 EVAL_ROWS = 4096  # rows per evaluation batch
 
 
-def batches(x: "torch.Tensor", y: "torch.Tensor", size: int,
-            order: "torch.Tensor | None" = None) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
+def batches(
+    x: "torch.Tensor", y: "torch.Tensor", size: int, order: "torch.Tensor | None" = None
+) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
     """``(x, y)`` in batches of ``size`` rows, in ``order`` (row indices) when given. At
     least one batch, empty without rows, so every DDP rank takes part in each reduction."""
     rows = len(y) if order is None else len(order)
     for start in range(0, max(rows, 1), size):
         if order is None:
-            yield x[start:start + size], y[start:start + size]
+            yield x[start : start + size], y[start : start + size]
         else:
-            idx = order[start:start + size]
+            idx = order[start : start + size]
             yield x[idx], y[idx]
 
 
@@ -51,18 +52,28 @@ class Loop:
     scaler: Any = None  # fp16's GradScaler
 
     @classmethod
-    def of(cls, train: Mapping[str, Any], optimizer: "torch.optim.Optimizer", device: Any,
-           steps_per_epoch: int) -> "Loop":
+    def of(
+        cls,
+        train: Mapping[str, Any],
+        optimizer: "torch.optim.Optimizer",
+        device: Any,
+        steps_per_epoch: int,
+    ) -> "Loop":
         """The loop a ``train`` section asks for, around ``optimizer``."""
         import torch
 
         precision = str(train.get("precision") or "32")
         on_cuda = torch.device(device).type == "cuda"
-        scheduler, interval = make_scheduler(train.get("scheduler"), optimizer,
-                                             int(train["epochs"]), steps_per_epoch)
-        return cls(grad_clip=train.get("grad_clip"), precision=precision if on_cuda else "32",
-                   scheduler=scheduler, interval=interval,
-                   scaler=torch.amp.GradScaler("cuda") if on_cuda and precision == "fp16" else None)
+        scheduler, interval = make_scheduler(
+            train.get("scheduler"), optimizer, int(train["epochs"]), steps_per_epoch
+        )
+        return cls(
+            grad_clip=train.get("grad_clip"),
+            precision=precision if on_cuda else "32",
+            scheduler=scheduler,
+            interval=interval,
+            scaler=torch.amp.GradScaler("cuda") if on_cuda and precision == "fp16" else None,
+        )
 
     def end_epoch(self, val_loss: float | None = None) -> None:
         """Step an epoch-interval schedule (ReduceLROnPlateau: on the val loss)."""
@@ -77,8 +88,12 @@ class Loop:
             self.scheduler.step()
 
 
-def make_scheduler(cfg: Mapping[str, Any] | None, optimizer: "torch.optim.Optimizer",
-                   epochs: int, steps_per_epoch: int) -> tuple[Any, str]:
+def make_scheduler(
+    cfg: Mapping[str, Any] | None,
+    optimizer: "torch.optim.Optimizer",
+    epochs: int,
+    steps_per_epoch: int,
+) -> tuple[Any, str]:
     """``train.scheduler`` (any ``torch.optim.lr_scheduler`` class by ``_target_``, with
     ``interval: epoch|step``) built around ``optimizer``. Arguments it leaves out that the
     class takes are filled in: ``epochs``, ``steps_per_epoch``, ``total_steps`` and ``T_max``
@@ -93,17 +108,27 @@ def make_scheduler(cfg: Mapping[str, Any] | None, optimizer: "torch.optim.Optimi
     interval = str(args.pop("interval", "epoch"))
     accepted = inspect.signature(get_class(args["_target_"])).parameters
     length = epochs * steps_per_epoch if interval == "step" else epochs
-    for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
-                       ("total_steps", length), ("T_max", length)):
+    for key, value in (
+        ("epochs", epochs),
+        ("steps_per_epoch", steps_per_epoch),
+        ("total_steps", length),
+        ("T_max", length),
+    ):
         by_epochs = key == "total_steps" and "epochs" in accepted
         if key in accepted and key not in args and not by_epochs:
             args[key] = value
     return instantiate(args, optimizer=optimizer), interval
 
 
-def train_epoch(model: "torch.nn.Module", task: Task, optimizer: "torch.optim.Optimizer",
-                data: Batches, reduce: Reduce | None = None,
-                on_step: Callable[[], None] | None = None, loop: Loop | None = None) -> float:
+def train_epoch(
+    model: "torch.nn.Module",
+    task: Task,
+    optimizer: "torch.optim.Optimizer",
+    data: Batches,
+    reduce: Reduce | None = None,
+    on_step: Callable[[], None] | None = None,
+    loop: Loop | None = None,
+) -> float:
     """One optimizer step per batch of ``data``; the epoch's mean training loss.
 
     ``on_step`` runs after every step (a trial checks its deadline there); ``loop`` adds
@@ -155,8 +180,9 @@ def train_epoch(model: "torch.nn.Module", task: Task, optimizer: "torch.optim.Op
     return mean
 
 
-def evaluate(model: "torch.nn.Module", task: Task, data: Batches,
-             reduce: Reduce | None = None) -> dict[str, float]:
+def evaluate(
+    model: "torch.nn.Module", task: Task, data: Batches, reduce: Reduce | None = None
+) -> dict[str, float]:
     """The task's metrics over every batch of ``data`` (and, with ``reduce``, every rank)."""
     import torch
 
@@ -170,13 +196,18 @@ def evaluate(model: "torch.nn.Module", task: Task, data: Batches,
     return task.metrics(reduce(total) if reduce else total)
 
 
-def outputs(model: "torch.nn.Module", x: "torch.Tensor", batch_size: int,
-            device: str) -> "torch.Tensor":
+def outputs(
+    model: "torch.nn.Module", x: "torch.Tensor", batch_size: int, device: str
+) -> "torch.Tensor":
     """The model's outputs for ``x`` (run on ``device`` in batches of ``batch_size`` rows),
     on the CPU."""
     import torch
 
     model.eval()
     with torch.inference_mode():
-        return torch.cat([model(x[start:start + batch_size].to(device)).cpu()
-                          for start in range(0, max(len(x), 1), batch_size)])
+        return torch.cat(
+            [
+                model(x[start : start + batch_size].to(device)).cpu()
+                for start in range(0, max(len(x), 1), batch_size)
+            ]
+        )

@@ -11,8 +11,9 @@ from typing import Any
 RUNNER_KEYS = ("weights_path", "freeze")  # model keys the runner applies, not the constructor
 
 
-def build_model(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
-                task_kwargs: Mapping[str, Any]):
+def build_model(
+    model_cfg: Mapping[str, Any], input_shape: Sequence[int], task_kwargs: Mapping[str, Any]
+):
     """Instantiate the configured ``nn.Module`` for this data's shape and task (its
     architecture: see :func:`pretrained` for ``weights_path`` and ``freeze``)."""
     from hydra.utils import instantiate
@@ -57,18 +58,24 @@ def pretrained_problems(model: Any, model_cfg: Mapping[str, Any]) -> list[str]:
                 warnings.simplefilter("ignore", UserWarning)
                 model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except FileNotFoundError:
-            problems.append(f"model.weights_path: {path} not found; give a state_dict file "
-                            "(torch.save(model.state_dict(), PATH)) on storage the executors read")
+            problems.append(
+                f"model.weights_path: {path} not found; give a state_dict file "
+                "(torch.save(model.state_dict(), PATH)) on storage the executors read"
+            )
         except Exception as err:
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             why = lines[1] if len(lines) > 1 else _reason(err)  # the first mismatch
-            problems.append(f"model.weights_path: {path} does not fit {model_cfg['_target_']} "
-                            f"({why}); save the state_dict of the same architecture")
+            problems.append(
+                f"model.weights_path: {path} does not fit {model_cfg['_target_']} "
+                f"({why}); save the state_dict of the same architecture"
+            )
     names = [name for name, _ in model.named_parameters()]
     for prefix in model_cfg.get("freeze") or ():
         if not any(name.startswith(prefix) for name in names):
-            problems.append(f"model.freeze: {prefix!r} names no parameter; parameter names "
-                            f"start with {', '.join(sorted({n.split('.')[0] for n in names}))}")
+            problems.append(
+                f"model.freeze: {prefix!r} names no parameter; parameter names "
+                f"start with {', '.join(sorted({n.split('.')[0] for n in names}))}"
+            )
     return problems
 
 
@@ -84,13 +91,16 @@ def input_problems(model_cfg: Mapping[str, Any], input_shape: Sequence[int | Non
     return list(check(tuple(input_shape))) if check else []
 
 
-IMPORT_FIX = ("name an nn.Module class (e.g. models.mlp.MLP); for your own package put its "
-              "directory on PYTHONPATH (executors inherit it on local targets) or install it "
-              "where deploy.python runs on the executors")
+IMPORT_FIX = (
+    "name an nn.Module class (e.g. models.mlp.MLP); for your own package put its "
+    "directory on PYTHONPATH (executors inherit it on local targets) or install it "
+    "where deploy.python runs on the executors"
+)
 
 
-def build_problems(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
-                   task_kwargs: Mapping[str, Any]) -> list[str]:
+def build_problems(
+    model_cfg: Mapping[str, Any], input_shape: Sequence[int], task_kwargs: Mapping[str, Any]
+) -> list[str]:
     """The model built on PyTorch's meta device (no memory, no init compute) for this data's
     shape and task: what fails, as one line naming ``model._target_`` and the fix."""
     import torch
@@ -103,14 +113,17 @@ def build_problems(model_cfg: Mapping[str, Any], input_shape: Sequence[int],
         with torch.device("meta"):
             model = build_model(model_cfg, input_shape, task_kwargs)
             if not isinstance(model, torch.nn.Module):
-                return [f"model._target_: {target!r} built a {type(model).__name__}, not an "
-                        "nn.Module"]
+                return [
+                    f"model._target_: {target!r} built a {type(model).__name__}, not an nn.Module"
+                ]
             model(torch.zeros(2, *input_shape))
     except Exception as err:
         keys = ", ".join(k for k in model_cfg if k not in ("_target_", *RUNNER_KEYS)) or "none"
-        return [f"model._target_: {target!r} does not build for input_shape {list(input_shape)} "
-                f"and {dict(task_kwargs)} with its keys ({keys}): {_reason(err)}; its "
-                "constructor takes input_shape, num_classes and the model's own keys"]
+        return [
+            f"model._target_: {target!r} does not build for input_shape {list(input_shape)} "
+            f"and {dict(task_kwargs)} with its keys ({keys}): {_reason(err)}; its "
+            "constructor takes input_shape, num_classes and the model's own keys"
+        ]
     return pretrained_problems(model, model_cfg)
 
 

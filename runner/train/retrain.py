@@ -117,8 +117,10 @@ def run(
         "splits": SPLITS,
         "model": sections["model"],
         "optimizer": sections["optimizer"],
-        "train": {k: train.get(k) for k in ("epochs", "batch_size", "seed", "scheduler",
-                                           "grad_clip", "precision")},
+        "train": {
+            k: train.get(k)
+            for k in ("epochs", "batch_size", "seed", "scheduler", "grad_clip", "precision")
+        },
         "input_shape": list(prepared.input_shape),
         "task": task,
         "model_kwargs": task_for(task).model_kwargs(prepared.meta),
@@ -127,8 +129,9 @@ def run(
         "use_gpu": use_gpu,
         "threads": _threads(spark, local_mode, num_processes),
     }
-    distributor = TorchDistributor(num_processes=num_processes, local_mode=local_mode,
-                                   use_gpu=spark_gpu)
+    distributor = TorchDistributor(
+        num_processes=num_processes, local_mode=local_mode, use_gpu=spark_gpu
+    )
     distributor.logger.setLevel(logging.WARNING)  # its start/finish lines are not news
     log = run_dir / "logs" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -153,16 +156,25 @@ def run(
     )
 
 
-def _resolve_gpu(spark: "SparkSession", train: dict[str, Any],
-                 local_mode: bool) -> tuple[bool, bool]:
+def _resolve_gpu(
+    spark: "SparkSession", train: dict[str, Any], local_mode: bool
+) -> tuple[bool, bool]:
     """(train on GPUs, tell TorchDistributor to manage GPUs through Spark's resources).
 
     ``train.use_gpu: null`` uses GPUs when the target has them: the driver's CUDA devices
     in local mode, ``spark.task.resource.gpu.amount`` on executors otherwise.
     """
     if not local_mode:
-        has_gpus = _task_gpus({"spark.task.resource.gpu.amount":
-                               spark.conf.get("spark.task.resource.gpu.amount", "0")}) >= 1
+        has_gpus = (
+            _task_gpus(
+                {
+                    "spark.task.resource.gpu.amount": spark.conf.get(
+                        "spark.task.resource.gpu.amount", "0"
+                    )
+                }
+            )
+            >= 1
+        )
         use_gpu = has_gpus if train["use_gpu"] is None else bool(train["use_gpu"])
         return use_gpu, use_gpu
     import torch
@@ -217,8 +229,13 @@ def _key(sections: dict[str, Any], prepared: PreparedDataset) -> str:
     """What a checkpoint must match to be resumed: everything but the number of epochs."""
     train = sections["train"]
     blob = json.dumps(
-        {"model": sections["model"], "optimizer": sections["optimizer"],
-         "batch_size": train["batch_size"], "seed": train["seed"], "data": prepared.fingerprint},
+        {
+            "model": sections["model"],
+            "optimizer": sections["optimizer"],
+            "batch_size": train["batch_size"],
+            "seed": train["seed"],
+            "data": prepared.fingerprint,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -93,8 +93,9 @@ def validate(cfg: Any) -> list[str]:
     if train.get("grad_clip") is not None and train.grad_clip <= 0:
         problems.append(f"train.grad_clip: must be positive or null, got {train.grad_clip}")
     if str(train.get("precision", "32")) not in PRECISIONS:
-        problems.append(f"train.precision: {train.precision!r} is not one of "
-                        f"{', '.join(PRECISIONS)}")
+        problems.append(
+            f"train.precision: {train.precision!r} is not one of {', '.join(PRECISIONS)}"
+        )
     if train.get("class_weight") not in (None, "balanced"):
         problems.append(f"train.class_weight: {train.class_weight!r} is not balanced or null")
     scheduler = train.get("scheduler")
@@ -105,9 +106,11 @@ def validate(cfg: Any) -> list[str]:
         try:
             _locate(str(target))
         except Exception:
-            problems.append(f"train.scheduler._target_: cannot import {target!r}; name a "
-                            "torch.optim.lr_scheduler class, e.g. "
-                            "torch.optim.lr_scheduler.CosineAnnealingLR")
+            problems.append(
+                f"train.scheduler._target_: cannot import {target!r}; name a "
+                "torch.optim.lr_scheduler class, e.g. "
+                "torch.optim.lr_scheduler.CosineAnnealingLR"
+            )
     return problems
 
 
@@ -118,8 +121,9 @@ def run_trial(spec: TrialSpec, device: str = "cpu", report: Reporter | None = No
     non-finite loss or training past ``spec.timeout_s`` ends it as FAIL.
     """
     start = time.perf_counter()
-    outcome = TrialOutcome(number=spec.number, state="FAIL", pid=os.getpid(),
-                           host=socket.gethostname(), device=device)
+    outcome = TrialOutcome(
+        number=spec.number, state="FAIL", pid=os.getpid(), host=socket.gethostname(), device=device
+    )
     try:
         _train(spec, device, outcome, report)
         outcome.state = "COMPLETE"
@@ -137,8 +141,7 @@ def metric_directions(task: Task) -> dict[str, str]:
     return {"train_loss": "minimize", **{f"val_{k}": d for k, d in task.directions.items()}}
 
 
-def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
-           report: Reporter | None) -> None:
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter | None) -> None:
     import torch
     from hydra.utils import instantiate
 
@@ -149,14 +152,16 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
     x_val_t = torch.from_numpy(x_val).reshape(shape).to(device)
     y_val_t = torch.from_numpy(y_val).to(device)
 
-    model = pretrained(build_model(spec.model, spec.input_shape, spec.model_kwargs),
-                       spec.model).to(device)
+    model = pretrained(build_model(spec.model, spec.input_shape, spec.model_kwargs), spec.model).to(
+        device
+    )
     optimizer = instantiate(spec.optimizer, params=model.parameters())
     batches, steps_per_epoch = _train_batches(spec, device)
     loop = engine.Loop.of(spec.train, optimizer, device, steps_per_epoch)
     deadline = time.perf_counter() + (spec.timeout_s or math.inf)
-    stopping = EarlyStopping(spec.train.get("patience"),
-                             metric_directions(task).get(spec.metric, "minimize"))
+    stopping = EarlyStopping(
+        spec.train.get("patience"), metric_directions(task).get(spec.metric, "minimize")
+    )
 
     def check_deadline() -> None:
         if time.perf_counter() > deadline:
@@ -164,8 +169,9 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
 
     net = compiled(model, spec.train)  # trains the same parameters; weights come from model
     for epoch in range(1, int(spec.train["epochs"]) + 1):
-        train_loss = engine.train_epoch(net, task, optimizer, batches(), on_step=check_deadline,
-                                        loop=loop)
+        train_loss = engine.train_epoch(
+            net, task, optimizer, batches(), on_step=check_deadline, loop=loop
+        )
         val = engine.evaluate(net, task, engine.batches(x_val_t, y_val_t, engine.EVAL_ROWS))
         loop.end_epoch(val["loss"])
         outcome.history.append(
@@ -179,8 +185,9 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome,
     if stopping.best_state is not None:  # the best epoch's weights and metrics, not the last's
         model.load_state_dict(stopping.best_state)
         outcome.best_epoch = stopping.best_epoch
-        outcome.metrics = {k: v for k, v in outcome.history[stopping.best_epoch - 1].items()
-                           if k != "epoch"}
+        outcome.metrics = {
+            k: v for k, v in outcome.history[stopping.best_epoch - 1].items() if k != "epoch"
+        }
     outcome.weights = weights_of(model)
 
 
@@ -201,8 +208,9 @@ class EarlyStopping:
             return False
         if self.best_state is None or self.sign * value > self.best_value:
             self.best_epoch, self.best_value = epoch, self.sign * value
-            self.best_state = {k: v.detach().to("cpu", copy=True)
-                               for k, v in model.state_dict().items()}
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            }
             return False
         return epoch - self.best_epoch >= self.patience
 
@@ -234,14 +242,24 @@ def _train_batches(spec: TrialSpec, device: str):
     if spec.train.get("streaming"):
         entry = PreparedDataset(spec.entry)
         stream = entry.batches("train", batch_size, seed=seed)
-        return (lambda: augment.augmented((
-            (torch.from_numpy(x).reshape(shape).to(device), torch.from_numpy(y).to(device))
-            for x, y in stream
-        ), apply)), max(1, math.ceil(entry.rows["train"] / batch_size))
+        return (
+            lambda: augment.augmented(
+                (
+                    (torch.from_numpy(x).reshape(shape).to(device), torch.from_numpy(y).to(device))
+                    for x, y in stream
+                ),
+                apply,
+            )
+        ), max(1, math.ceil(entry.rows["train"] / batch_size))
     x_train, y_train = PreparedDataset(spec.entry).read("train")
     x_all = torch.from_numpy(x_train).reshape(shape).to(device)
     y_all = torch.from_numpy(y_train).to(device)
     generator = torch.Generator().manual_seed(seed)
-    return (lambda: augment.augmented(engine.batches(
-        x_all, y_all, batch_size, torch.randperm(len(y_all), generator=generator).to(device)),
-        apply)), max(1, math.ceil(len(y_all) / batch_size))
+    return (
+        lambda: augment.augmented(
+            engine.batches(
+                x_all, y_all, batch_size, torch.randperm(len(y_all), generator=generator).to(device)
+            ),
+            apply,
+        )
+    ), max(1, math.ceil(len(y_all) / batch_size))

@@ -183,8 +183,9 @@ class Coordinator:
         if self.cost is not None:
             self._drawing = threading.Thread(target=self._draw, daemon=True)
             self._drawing.start()
-        server = _Server((host, 0), requestHandler=_QuietHandler, allow_none=True,
-                         logRequests=False)
+        server = _Server(
+            (host, 0), requestHandler=_QuietHandler, allow_none=True, logRequests=False
+        )
         token = secrets.token_urlsafe(24)
         for method in (self.next_trial, self.report, self.finish):
             server.register_function(self._guarded(token, method), method.__name__)

@@ -36,8 +36,10 @@ def repair(path: Path) -> str | None:
     if not data or (data.endswith(b"\n") and _is_json(data[start:])):
         return None
     os.truncate(path, start)
-    return (f"note: {path.name}: cut off a torn last line ({len(data) - start} bytes, left by "
-            "a crash or a full disk); what it recorded is redone")
+    return (
+        f"note: {path.name}: cut off a torn last line ({len(data) - start} bytes, left by "
+        "a crash or a full disk); what it recorded is redone"
+    )
 
 
 def _is_json(line: bytes) -> bool:

@@ -57,21 +57,27 @@ def policies(search: Any) -> tuple[Any, Any]:
             (``search.sampler=random``, the old form, is told to use ``search/sampler=random``).
     """
     problems, built = [], []
-    for key, base in (("sampler", "optuna.samplers.BaseSampler"),
-                      ("pruner", "optuna.pruners.BasePruner")):
+    for key, base in (
+        ("sampler", "optuna.samplers.BaseSampler"),
+        ("pruner", "optuna.pruners.BasePruner"),
+    ):
         node = search.get(key)
         if not OmegaConf.is_dict(node) or "_target_" not in node:
-            problems.append(f"search.{key}: {node!r} is not a {key} config; choose one with "
-                            f"search/{key}={node if isinstance(node, str) else 'OPTION'} "
-                            f"(a file in conf/search/{key}/)")
+            problems.append(
+                f"search.{key}: {node!r} is not a {key} config; choose one with "
+                f"search/{key}={node if isinstance(node, str) else 'OPTION'} "
+                f"(a file in conf/search/{key}/)"
+            )
             continue
         try:
             built.append(_build(node, base))
         except Exception as err:  # an unknown class or wrong arguments (Hydra wraps the cause)
             cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
-            problems.append(f"search.{key}: cannot build {node._target_} "
-                            f"({first_line(cause)}); fix conf/search/{key}/ or "
-                            f"choose another with search/{key}=OPTION")
+            problems.append(
+                f"search.{key}: cannot build {node._target_} "
+                f"({first_line(cause)}); fix conf/search/{key}/ or "
+                f"choose another with search/{key}=OPTION"
+            )
     if problems:
         raise RunnerError("; ".join(problems))
     return built[0], built[1]

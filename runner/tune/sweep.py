@@ -97,8 +97,10 @@ def _metric_problems(cfg: Any) -> list[str]:
     ``task=auto``: what any task's trials report; the prepared data's task is checked again)."""
     search = cfg.search
     if search.direction not in (None, "maximize", "minimize"):
-        return [f"search.direction: {search.direction!r} is not maximize or minimize "
-                "(or null: the metric's own)"]
+        return [
+            f"search.direction: {search.direction!r} is not maximize or minimize "
+            "(or null: the metric's own)"
+        ]
     try:
         directions = all_directions(cfg.task)
     except RunnerError as err:
@@ -110,12 +112,16 @@ def _objective_problems(search: Any, directions: dict[str, str]) -> list[str]:
     if search.metric is None:
         return []
     if search.metric not in directions:
-        return [f"search.metric: {search.metric!r} is not a metric of the task; choose one of "
-                f"{', '.join(directions)}"]
+        return [
+            f"search.metric: {search.metric!r} is not a metric of the task; choose one of "
+            f"{', '.join(directions)}"
+        ]
     wanted = directions[search.metric]
     if search.direction is not None and search.direction != wanted:
-        return [f"search.direction: the task's {search.metric} is {wanted}d; "
-                f"set search.direction={wanted} or leave it out"]
+        return [
+            f"search.direction: the task's {search.metric} is {wanted}d; "
+            f"set search.direction={wanted} or leave it out"
+        ]
     return []
 
 
@@ -136,8 +142,10 @@ def for_task(cfg: Any, prepared: PreparedDataset) -> Any:
     directions = metric_directions(task_for(task))
     problems = _objective_problems(cfg.search, directions)
     if problems:
-        raise RunnerError(problems[0] + f" (task {task['_target_'].rsplit('.', 1)[-1]}, "
-                          "chosen from the label; or set task=)")
+        raise RunnerError(
+            problems[0] + f" (task {task['_target_'].rsplit('.', 1)[-1]}, "
+            "chosen from the label; or set task=)"
+        )
     resolved = OmegaConf.create(as_plain(cfg))
     resolved.task = task
     metric = cfg.search.metric or next(k for k in directions if k.startswith("val_"))
@@ -187,9 +195,7 @@ def run(
     study = search_space.create_study(
         sampler,
         space,
-        storage=optuna.storages.JournalStorage(
-            JournalFileBackend(str(run_dir / "study.journal"))
-        ),
+        storage=optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / "study.journal"))),
         study_name="sweep",
         direction=search.direction,
         pruner=pruner,
@@ -221,8 +227,11 @@ def run(
         on_start=on_trial_start,
         on_lost=on_trial_lost,
         pruning=not isinstance(pruner, optuna.pruners.NopPruner),
-        cost=(TrialCost(lambda params: _work(cfg, prepared, params, model_kwargs))
-              if search_space.result_blind(sampler) else None),
+        cost=(
+            TrialCost(lambda params: _work(cfg, prepared, params, model_kwargs))
+            if search_space.result_blind(sampler)
+            else None
+        ),
         started=len(earlier),
         outcomes={n: o for n, (o, _) in earlier.items()},
         params={n: p for n, (_, p) in earlier.items()},
@@ -236,8 +245,10 @@ def run(
         if coordinator.lose_unfinished() or failure:
             failures.append(failure or "its slots ended with trials unfinished")
     if coordinator.refused:
-        on_note(f"note: the trial endpoint refused {coordinator.refused} calls without the "
-                "sweep's token")
+        on_note(
+            f"note: the trial endpoint refused {coordinator.refused} calls without the "
+            "sweep's token"
+        )
     missing = n_trials - len(coordinator.outcomes)
     if missing:
         raise RunIncomplete(
@@ -326,17 +337,30 @@ def _requeue_interrupted(study: Any, finished: set[int]) -> None:
             study.enqueue_trial(trial.params, user_attrs={REASKS: trial.number})
 
 
-def _work(cfg: Any, prepared: PreparedDataset, params: dict[str, Any],
-          model_kwargs: dict[str, Any]) -> tuple[float, float]:
+def _work(
+    cfg: Any, prepared: PreparedDataset, params: dict[str, Any], model_kwargs: dict[str, Any]
+) -> tuple[float, float]:
     """A trial's optimizer steps and training FLOPs, for its estimated length."""
     sections = trial_config(cfg, params)
     train = sections["train"]
-    return training_work(sections["model"], prepared.input_shape, model_kwargs,
-                         int(train["epochs"]), int(train["batch_size"]), prepared.rows["train"])
+    return training_work(
+        sections["model"],
+        prepared.input_shape,
+        model_kwargs,
+        int(train["epochs"]),
+        int(train["batch_size"]),
+        prepared.rows["train"],
+    )
 
 
-def _spec(cfg: Any, prepared: PreparedDataset, number: int, params: dict[str, Any],
-          task: dict[str, Any], model_kwargs: dict[str, Any]) -> dict:
+def _spec(
+    cfg: Any,
+    prepared: PreparedDataset,
+    number: int,
+    params: dict[str, Any],
+    task: dict[str, Any],
+    model_kwargs: dict[str, Any],
+) -> dict:
     sections = trial_config(cfg, params)
     return {
         "number": number,
@@ -366,8 +390,9 @@ def endpoint_host(spark: "SparkSession") -> str:
     return "127.0.0.1"
 
 
-def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
-               target: Target) -> str | None:
+def _run_slots(
+    spark: "SparkSession", coordinator: Coordinator, slots: int, target: Target
+) -> str | None:
     """One Spark job of ``slots`` tasks, each pulling trials until none are left; why the
     job failed (past Spark's task retries), or None."""
     from runner.cluster.resources import trial_profile
@@ -378,8 +403,9 @@ def _run_slots(spark: "SparkSession", coordinator: Coordinator, slots: int,
         slot_ids = spark.range(slots, numPartitions=slots)
         kwargs = {"profile": profile} if profile is not None else {}
         slot_ids.mapInPandas(
-            _slot_task(server.url, server.token, int(target.cfg.cpus_per_trial),
-                       coordinator.pruning),
+            _slot_task(
+                server.url, server.token, int(target.cfg.cpus_per_trial), coordinator.pruning
+            ),
             long_columns("slot", "trials"),
             **kwargs,
         ).collect()
@@ -423,11 +449,13 @@ def _slot_task(
         done = 0
         while payload := driver.next_trial(token, slot, context.attemptNumber()):
             spec = TrialSpec.from_json(str(payload))
-            outcome = run_trial(spec, device,
-                                report=_reporter(driver, token, spec) if pruning else None)
+            outcome = run_trial(
+                spec, device, report=_reporter(driver, token, spec) if pruning else None
+            )
             outcome.gpu = gpu
-            driver.finish(token, json.dumps(outcome.as_record()),
-                          xmlrpc.client.Binary(outcome.weights))
+            driver.finish(
+                token, json.dumps(outcome.as_record()), xmlrpc.client.Binary(outcome.weights)
+            )
             done += 1
         # Read the input to its end: a Python worker that leaves input unread is not
         # reused, and the next sweep would pay a new process and its imports.
@@ -438,8 +466,9 @@ def _slot_task(
     return run_slot
 
 
-def _reporter(driver: xmlrpc.client.ServerProxy, token: str,
-              spec: Any) -> Callable[[int, float], bool]:
+def _reporter(
+    driver: xmlrpc.client.ServerProxy, token: str, spec: Any
+) -> Callable[[int, float], bool]:
     return lambda epoch, value: bool(driver.report(token, spec.number, epoch, value))
 
 

@@ -62,14 +62,23 @@ class TrialCost:
         return self._known[key]
 
 
-def training_work(model: dict[str, Any], input_shape: tuple[int, ...], model_kwargs: dict[str, Any],
-                  epochs: int, batch_size: int, rows: int) -> tuple[float, float]:
+def training_work(
+    model: dict[str, Any],
+    input_shape: tuple[int, ...],
+    model_kwargs: dict[str, Any],
+    epochs: int,
+    batch_size: int,
+    rows: int,
+) -> tuple[float, float]:
     """``(optimizer steps, training FLOPs)`` of ``epochs`` over ``rows`` training rows,
     FLOPs by the 6 x parameters x samples rule (exact for dense layers; a conv net's
     weight reuse is a constant factor within its architecture, which the fit absorbs)."""
     steps = epochs * -(-rows // batch_size)
-    weights = parameter_count(json.dumps(model, sort_keys=True), tuple(input_shape),
-                              json.dumps(model_kwargs, sort_keys=True))
+    weights = parameter_count(
+        json.dumps(model, sort_keys=True),
+        tuple(input_shape),
+        json.dumps(model_kwargs, sort_keys=True),
+    )
     return float(steps), 6.0 * weights * epochs * rows
 
 

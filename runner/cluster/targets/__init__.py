@@ -60,8 +60,9 @@ class Target:
         """Problems with the config found before Spark starts, each naming its key."""
         problems = []
         if self.cfg.cpus_per_trial < 1:
-            problems.append(f"deploy.cpus_per_trial: must be at least 1, got "
-                            f"{self.cfg.cpus_per_trial}")
+            problems.append(
+                f"deploy.cpus_per_trial: must be at least 1, got {self.cfg.cpus_per_trial}"
+            )
         gpus = self.cfg.gpus_per_trial
         if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             problems.append(f"deploy.gpus_per_trial: {gpus} must be at most 1 or a whole number")

@@ -27,8 +27,10 @@ class K8s(ClusterTarget):
 
         problems = super().validate()
         if OmegaConf.is_missing(self.cfg, "image"):
-            problems.append("deploy.image: deploy=k8s needs the executors' container image; "
-                            "set deploy.image=REGISTRY/IMAGE:TAG")
+            problems.append(
+                "deploy.image: deploy=k8s needs the executors' container image; "
+                "set deploy.image=REGISTRY/IMAGE:TAG"
+            )
         return problems
 
     def spark_conf(self) -> dict[str, str]:

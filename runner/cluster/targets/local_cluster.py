@@ -27,6 +27,7 @@ class LocalCluster(ClusterTarget):
         conf = super().spark_conf()
         if self.cfg.gpus_per_executor > 0:
             conf["spark.worker.resource.gpu.amount"] = str(
-                self.cfg.gpus_per_executor * self.cfg.executors)
+                self.cfg.gpus_per_executor * self.cfg.executors
+            )
             conf["spark.worker.resource.gpu.discoveryScript"] = self.discovery_script
         return conf

@@ -73,8 +73,9 @@ class Preparation(Protocol):
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
         """The source's rows made ready to split and fit (stateless per row)."""
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
-            task: dict[str, Any]) -> FittedPreparation:
+    def fit(
+        self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData", task: dict[str, Any]
+    ) -> FittedPreparation:
         """Fit on the train split of ``df`` (the rows as ``rows`` gave them, with ``split``),
         the label as ``task`` (a resolved task config) prepares it."""
 
@@ -153,5 +154,9 @@ def load_label(entry: "PreparedDataset") -> FittedLabel:
     from pyspark.ml import PipelineModel
 
     label = entry.meta["label"]
-    return FittedLabel(label["column"], label["type"], entry.task,
-                       PipelineModel.load(f"{entry.transform_uri}/{_LABEL_STAGES}"))
+    return FittedLabel(
+        label["column"],
+        label["type"],
+        entry.task,
+        PipelineModel.load(f"{entry.transform_uri}/{_LABEL_STAGES}"),
+    )

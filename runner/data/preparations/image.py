@@ -91,8 +91,11 @@ def decoder(mode: str, size: tuple[int, int], fit: str, keep: Sequence[str]):
                     features.append(None)
                     errors.append(f"{type(err).__name__}: {err}"[:300])
             yield pa.RecordBatch.from_arrays(
-                [*(batch.column(c) for c in keep), pa.array(features, pa.binary()),
-                 pa.array(errors, pa.string())],
+                [
+                    *(batch.column(c) for c in keep),
+                    pa.array(features, pa.binary()),
+                    pa.array(errors, pa.string()),
+                ],
                 names=[*keep, "features", "error"],
             )
 
@@ -127,12 +130,16 @@ class FittedImages(LabelledApart):
 
     def save(self, entry: "PreparedDataset") -> None:
         self.labels.save(entry)
-        entry.write_file(_FILE, json.dumps({
-            "mean": self.mean, "std": self.std, "shape": self.shape}).encode())
+        entry.write_file(
+            _FILE, json.dumps({"mean": self.mean, "std": self.std, "shape": self.shape}).encode()
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {"input": {"kind": "image", "mean": self.mean, "std": self.std},
-                "input_shape": self.shape, "bad_records": self.bad_records}
+        return {
+            "input": {"kind": "image", "mean": self.mean, "std": self.std},
+            "input_shape": self.shape,
+            "bad_records": self.bad_records,
+        }
 
 
 class ImagePreparation:
@@ -155,8 +162,10 @@ class ImagePreparation:
         if cfg.steps:
             problems.append("data.steps: images take no steps; set data.steps=[]")
         if cfg.scaling not in ("standard", "none"):
-            problems.append(f"data.scaling: {cfg.scaling!r} is not standard (per-channel mean "
-                            "and std fitted on train) or none (values / 255) for images")
+            problems.append(
+                f"data.scaling: {cfg.scaling!r} is not standard (per-channel mean "
+                "and std fitted on train) or none (values / 255) for images"
+            )
         return problems
 
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
@@ -165,13 +174,19 @@ class ImagePreparation:
         df = raw.df
         keep = [c for c in ("id", "path", raw.label, steps.KEPT) if c in df.columns]
         types = {f.name: f for f in df.schema.fields}
-        schema = StructType([*(types[c] for c in keep), StructField("features", BinaryType()),
-                             StructField("error", StringType())])
+        schema = StructType(
+            [
+                *(types[c] for c in keep),
+                StructField("features", BinaryType()),
+                StructField("error", StringType()),
+            ]
+        )
         fn = decoder(cfg.image.mode, _size(cfg.image.size), cfg.image.fit, keep)
         return df.select(*keep, "content").mapInArrow(fn, schema)
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
-            task: dict[str, Any]) -> FittedImages:
+    def fit(
+        self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData", task: dict[str, Any]
+    ) -> FittedImages:
         from pyspark.sql import functions as F
 
         bad = df.where(F.col("features").isNull())
@@ -181,7 +196,8 @@ class ImagePreparation:
             example = f"{first['path']} ({first['error']})" if first is not None else "?"
             raise RunnerError(
                 f"data.on_bad_record: {count} images do not decode, e.g. {example}; remove them "
-                "or set data.on_bad_record=skip")
+                "or set data.on_bad_record=skip"
+            )
         train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
         labels = fit_label(train, raw.label, task)
         shape = image_shape(cfg.image)
@@ -207,8 +223,10 @@ def _channel_stats(train: "DataFrame", channels: int) -> tuple[list[float], list
 
         total = np.zeros((3, channels))
         for batch in batches:
-            x = model_input(batch.column("features"), {"kind": "image", "mean": [0.0] * channels,
-                                                       "std": [1.0] * channels})
+            x = model_input(
+                batch.column("features"),
+                {"kind": "image", "mean": [0.0] * channels, "std": [1.0] * channels},
+            )
             x = x.reshape(len(x), channels, -1).astype(np.float64)
             total[0] += x.sum(axis=(0, 2))
             total[1] += (x * x).sum(axis=(0, 2))
@@ -219,5 +237,5 @@ def _channel_stats(train: "DataFrame", channels: int) -> tuple[list[float], list
     total = np.sum([np.asarray(r["s"]).reshape(3, channels) for r in rows], axis=0)
     count = np.maximum(total[2], 1)
     mean = total[0] / count
-    std = np.sqrt(np.maximum(total[1] / count - mean ** 2, 1e-6))
+    std = np.sqrt(np.maximum(total[1] / count - mean**2, 1e-6))
     return mean.tolist(), std.tolist()

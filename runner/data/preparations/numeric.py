@@ -57,23 +57,32 @@ class NumericPreparation:
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
         return raw.df
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
-            task: dict[str, Any]) -> FittedNumeric:
+    def fit(
+        self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData", task: dict[str, Any]
+    ) -> FittedNumeric:
         from pyspark.sql import functions as F
 
         train = df.where(F.col("split") == "train").drop("split")
         fitted = steps.fit(cfg.steps, cfg.scaling, train, raw.label, raw.features, task)
         shape = list(cfg.get("image_shape") or [fitted.width])
         if math.prod(shape) != fitted.width:
-            raise RunnerError(f"data.image_shape: {shape} holds {math.prod(shape)} values but "
-                              f"rows have {fitted.width} features")
-        return FittedNumeric(fitted.model, fitted.label, fitted.label_type, fitted.task,
-                             fitted.features, shape)
+            raise RunnerError(
+                f"data.image_shape: {shape} holds {math.prod(shape)} values but "
+                f"rows have {fitted.width} features"
+            )
+        return FittedNumeric(
+            fitted.model, fitted.label, fitted.label_type, fitted.task, fitted.features, shape
+        )
 
     def load(self, entry: "PreparedDataset") -> FittedNumeric:
         from pyspark.ml import PipelineModel
 
         label = entry.meta["label"]
-        return FittedNumeric(PipelineModel.load(entry.transform_uri), label["column"],
-                             label["type"], entry.task, entry.meta.get("features", []),
-                             list(entry.input_shape))
+        return FittedNumeric(
+            PipelineModel.load(entry.transform_uri),
+            label["column"],
+            label["type"],
+            entry.task,
+            entry.meta.get("features", []),
+            list(entry.input_shape),
+        )

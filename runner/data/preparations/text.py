@@ -47,8 +47,9 @@ def train_tokenizer(texts: Iterator[str], kind: str, vocab_size: int, lowercase:
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
     steps = [normalizers.NFD(), normalizers.StripAccents()]
-    tokenizer.normalizer = normalizers.Sequence([*steps, normalizers.Lowercase()] if lowercase
-                                                else steps)
+    tokenizer.normalizer = normalizers.Sequence(
+        [*steps, normalizers.Lowercase()] if lowercase else steps
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
@@ -71,9 +72,12 @@ def encoder(tokenizer_json: str, max_length: int, keep: list[str]):
             ids = ids.reshape(len(texts), max_length)
             offsets = pa.array(np.arange(len(texts) + 1, dtype=np.int32) * max_length)
             yield pa.RecordBatch.from_arrays(
-                [*(batch.column(c) for c in keep),
-                 pa.ListArray.from_arrays(offsets, pa.array(ids.ravel(), pa.int32()))],
-                names=[*keep, "features"])
+                [
+                    *(batch.column(c) for c in keep),
+                    pa.ListArray.from_arrays(offsets, pa.array(ids.ravel(), pa.int32())),
+                ],
+                names=[*keep, "features"],
+            )
 
     return encode_batches
 
@@ -96,8 +100,12 @@ class FittedText(LabelledApart):
         df, label = self.labels.prepared(df)
         rows = df.select(F.col("id").cast("long").alias("id"), label, TEXT, *carried)
         keep = ["id", "label", *carried]
-        schema = StructType([*(f for f in rows.schema.fields if f.name in keep),
-                             StructField("features", ArrayType(IntegerType()))])
+        schema = StructType(
+            [
+                *(f for f in rows.schema.fields if f.name in keep),
+                StructField("features", ArrayType(IntegerType())),
+            ]
+        )
         return rows.mapInArrow(encoder(self.tokenizer, self.max_length, keep), schema)
 
     def scoring(self, df: "DataFrame") -> steps.Scored:
@@ -109,8 +117,10 @@ class FittedText(LabelledApart):
         entry.write_file(_SETTINGS, json.dumps({"max_length": self.max_length}).encode())
 
     def describe(self) -> dict[str, Any]:
-        return {"input": {"kind": "tokens", "vocab_size": self.vocab_size, "pad_id": 0},
-                "input_shape": [self.max_length]}
+        return {
+            "input": {"kind": "tokens", "vocab_size": self.vocab_size, "pad_id": 0},
+            "input_shape": [self.max_length],
+        }
 
 
 class TextPreparation:
@@ -136,25 +146,32 @@ class TextPreparation:
         carried = [steps.KEPT] if steps.KEPT in raw.df.columns else []
         return raw.df.select("id", raw.label, F.col(column).cast("string").alias(TEXT), *carried)
 
-    def fit(self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData",
-            task: dict[str, Any]) -> FittedText:
+    def fit(
+        self, spark: "SparkSession", cfg: Any, df: "DataFrame", raw: "RawData", task: dict[str, Any]
+    ) -> FittedText:
         from pyspark.sql import functions as F
 
         train = df.where(F.col("split") == "train").drop("split")
         labels = fit_label(train, raw.label, task)
-        texts = (row[0] for row in train.select(TEXT).where(F.col(TEXT).isNotNull())
-                 .toLocalIterator())
+        texts = (
+            row[0] for row in train.select(TEXT).where(F.col(TEXT).isNotNull()).toLocalIterator()
+        )
         tok = cfg.tokenizer
         tokenizer = train_tokenizer(texts, tok.kind, int(tok.vocab_size), bool(tok.lowercase))
         if tokenizer.get_vocab_size() <= 2:
             raise RunnerError("data.text: the train split has no text to train the tokenizer on")
-        return FittedText(labels, tokenizer.to_str(),
-                          int(tok.max_length), tokenizer.get_vocab_size())
+        return FittedText(
+            labels, tokenizer.to_str(), int(tok.max_length), tokenizer.get_vocab_size()
+        )
 
     def load(self, entry: "PreparedDataset") -> FittedText:
         from tokenizers import Tokenizer
 
         saved = json.loads(entry.read_file(_SETTINGS))
         tokenizer = entry.read_file(_TOKENIZER).decode()
-        return FittedText(load_label(entry), tokenizer, saved["max_length"],
-                          Tokenizer.from_str(tokenizer).get_vocab_size())
+        return FittedText(
+            load_label(entry),
+            tokenizer,
+            saved["max_length"],
+            Tokenizer.from_str(tokenizer).get_vocab_size(),
+        )

@@ -30,6 +30,26 @@ class RawData:
     reread: bool = False
 
 
+def table_rows(
+    df: "DataFrame", cfg: Any, labelled: bool, where: str, columnar: bool = True
+) -> RawData:
+    """A read table's rows (a file source's or a catalog table's): the label column
+    required when ``labelled`` (``where`` names the input in the error), an ``id`` added
+    where the rows have none. Re-read rather than persisted when ``columnar`` and the ids
+    are the table's own (generated ids need not come out the same on a second read)."""
+    from pyspark.sql import functions as F
+
+    if labelled and cfg.label not in df.columns:
+        raise RunnerError(
+            f"data.label: no column {cfg.label!r} in {where}; available: {', '.join(df.columns)}"
+        )
+    own_ids = "id" in df.columns
+    if labelled and not own_ids:  # rows to score keep only their own columns
+        df = df.withColumn("id", F.monotonically_increasing_id())
+    features = list(cfg.features) if cfg.features is not None else None
+    return RawData(df, cfg.label, features, reread=columnar and own_ids)
+
+
 class Source(Protocol):
     """What the preprocess stage asks of a source; ``cfg`` is its ``data`` config node."""
 
@@ -51,8 +71,10 @@ def source_for(cfg: Any) -> Source:
     try:
         return get_class(cfg._target_)()
     except Exception as err:  # a misspelt or missing class
-        raise RunnerError(f"data._target_: cannot load {cfg.get('_target_')!r} ({err}); "
-                          "name a source class, e.g. runner.data.sources.file.FileSource") from None
+        raise RunnerError(
+            f"data._target_: cannot load {cfg.get('_target_')!r} ({err}); "
+            "name a source class, e.g. runner.data.sources.file.FileSource"
+        ) from None
 
 
 def expected_input_shape(cfg: Any) -> list[Any]:

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from omegaconf import MISSING
 
 from runner.config.data import DataConfig
-from runner.data.sources import RawData
+from runner.data.sources import RawData, table_rows
 from runner.errors import RunnerError, spark_cause
 
 if TYPE_CHECKING:
@@ -48,8 +48,9 @@ class FileSource:
         if cfg.format not in FILE_FORMATS:
             problems.append(f"data.format: {cfg.format!r} is not one of {', '.join(FILE_FORMATS)}")
         elif cfg.format == "delta" and not _importable("delta"):
-            problems.append("data.format: delta needs delta-spark; "
-                            "pip install 'spark-dl-runner[delta]'")
+            problems.append(
+                "data.format: delta needs delta-spark; pip install 'spark-dl-runner[delta]'"
+            )
         local = _local_path(cfg.path)
         if local is not None and not any(ch in str(local) for ch in "*?[{"):
             problems += _local_problems(cfg.path, local, cfg.format)
@@ -72,19 +73,25 @@ class FileSource:
         from pyspark.sql import functions as F
 
         try:
-            listing = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-                       .load(path)
-                       .select("path", "length", F.unix_millis("modificationTime"))
-                       .collect())
+            listing = (
+                spark.read.format("binaryFile")
+                .option("recursiveFileLookup", "true")
+                .load(path)
+                .select("path", "length", F.unix_millis("modificationTime"))
+                .collect()
+            )
         except Exception as err:
             if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
-                raise RunnerError(f"{key}: {path} not found; "
-                                  f"set {key} to a file or folder") from None
-            raise RunnerError(f"{key}: cannot list {path} ({spark_cause(err)}); "
-                              f"check {key}") from None
+                raise RunnerError(
+                    f"{key}: {path} not found; set {key} to a file or folder"
+                ) from None
+            raise RunnerError(
+                f"{key}: cannot list {path} ({spark_cause(err)}); check {key}"
+            ) from None
         if not listing:
-            raise RunnerError(f"{key}: {path} holds no data files; put the files there "
-                              f"or set {key} to them")
+            raise RunnerError(
+                f"{key}: {path} holds no data files; put the files there or set {key} to them"
+            )
         return sorted([str(p), int(n), int(t)] for p, n, t in listing)
 
     def columns(self, cfg: Any) -> Optional[list[str]]:
@@ -93,9 +100,15 @@ class FileSource:
         local = _local_path(cfg.path)
         if local is None or not local.exists() or cfg.format not in ("csv", "parquet"):
             return None
-        files = ([local] if local.is_file() else
-                 sorted(p for p in local.rglob(f"*.{cfg.format}")
-                        if not any(part.startswith((".", "_")) for part in p.parts)))
+        files = (
+            [local]
+            if local.is_file()
+            else sorted(
+                p
+                for p in local.rglob(f"*.{cfg.format}")
+                if not any(part.startswith((".", "_")) for part in p.parts)
+            )
+        )
         if not files:
             return None
         options = {str(k).lower(): str(v) for k, v in cfg.options.items()}
@@ -112,8 +125,6 @@ class FileSource:
             return next(csv.reader(fh, delimiter=sep), [])
 
     def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
-        from pyspark.sql import functions as F
-
         options = {str(k): str(v) for k, v in cfg.options.items()}
         try:
             df = spark.read.format(cfg.format).options(**options).load(cfg.path)
@@ -123,16 +134,7 @@ class FileSource:
                 f"data.path: cannot read {cfg.path} as {cfg.format} ({spark_cause(err)}); "
                 "check that data.format names the files' format, and data.options"
             ) from None
-        if labelled and cfg.label not in df.columns:
-            raise RunnerError(
-                f"data.label: no column {cfg.label!r} in {cfg.path}; "
-                f"available: {', '.join(df.columns)}"
-            )
-        own_ids = "id" in df.columns
-        if labelled and not own_ids:  # rows to score keep only their own columns
-            df = df.withColumn("id", F.monotonically_increasing_id())
-        return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None,
-                       reread=cfg.format in ("parquet", "delta") and own_ids)
+        return table_rows(df, cfg, labelled, cfg.path, columnar=cfg.format in ("parquet", "delta"))
 
 
 def _local_problems(uri: str, local: Path, format: str) -> list[str]:
@@ -140,8 +142,10 @@ def _local_problems(uri: str, local: Path, format: str) -> list[str]:
     if not local.exists():
         return [f"data.path: {uri} not found; set data.path to a file or folder"]
     if not os.access(local, os.R_OK) or (local.is_dir() and not os.access(local, os.X_OK)):
-        return [f"data.path: {uri} is not readable (permission denied); "
-                "give read access or copy the data somewhere readable"]
+        return [
+            f"data.path: {uri} is not readable (permission denied); "
+            "give read access or copy the data somewhere readable"
+        ]
     if local.is_dir() and not any(
         f.is_file() and not any(part.startswith(("_", ".")) for part in f.relative_to(local).parts)
         for f in local.rglob("*")
@@ -151,8 +155,10 @@ def _local_problems(uri: str, local: Path, format: str) -> list[str]:
 
 
 def _empty(uri: str, format: str) -> str:
-    return (f"data.path: {uri} holds no data files; put the {format} files there "
-            "or set data.path to them")
+    return (
+        f"data.path: {uri} holds no data files; put the {format} files there "
+        "or set data.path to them"
+    )
 
 
 def missing_local_path(uri: str) -> bool:

@@ -59,16 +59,23 @@ class ImageTableSource:
     def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         from pyspark.sql import functions as F
 
-        df = spark.read.format(cfg.format).options(**{str(k): str(v) for k, v in
-                                                       cfg.options.items()}).load(cfg.path)
+        df = (
+            spark.read.format(cfg.format)
+            .options(**{str(k): str(v) for k, v in cfg.options.items()})
+            .load(cfg.path)
+        )
         wanted = {"content": cfg.content, "label": cfg.label, "key": cfg.key}
         for key, column in wanted.items():
             if column is not None and column not in df.columns and (labelled or key != "label"):
-                raise RunnerError(f"data.{key}: no column {column!r} in {cfg.path}; "
-                                  f"available: {', '.join(df.columns)}")
+                raise RunnerError(
+                    f"data.{key}: no column {column!r} in {cfg.path}; "
+                    f"available: {', '.join(df.columns)}"
+                )
         if dict(df.dtypes)[cfg.content] != "binary":
-            raise RunnerError(f"data.content: column {cfg.content!r} is "
-                              f"{dict(df.dtypes)[cfg.content]}, not binary (encoded image bytes)")
+            raise RunnerError(
+                f"data.content: column {cfg.content!r} is "
+                f"{dict(df.dtypes)[cfg.content]}, not binary (encoded image bytes)"
+            )
         name = F.col(cfg.key).cast("string") if cfg.key else F.lit(None).cast("string")
         label = [cfg.label] if cfg.label in df.columns else []
         rows = df.select(F.col(cfg.content).alias("content"), *label, name.alias("path"))

@@ -66,8 +66,10 @@ class ImageFolderSource:
         from runner.data.sources.file import missing_local_path
 
         if OmegaConf.is_missing(cfg, "path"):
-            return [f"data.path: required for data={cfg.name}; set data.path=URI (a folder "
-                    "of class sub-folders)"]
+            return [
+                f"data.path: required for data={cfg.name}; set data.path=URI (a folder "
+                "of class sub-folders)"
+            ]
         problems = []
         for key in ("path", "manifest"):
             if cfg.get(key) and missing_local_path(cfg[key]):
@@ -80,10 +82,12 @@ class ImageFolderSource:
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         from pyspark.sql import functions as F
 
-        files = self._files(spark, cfg, cfg.path).select("path", "length",
-                                               F.unix_millis("modificationTime"))
-        identity: dict[str, Any] = {"files": sorted([str(p), int(n), int(t)]
-                                                     for p, n, t in files.collect())}
+        files = self._files(spark, cfg, cfg.path).select(
+            "path", "length", F.unix_millis("modificationTime")
+        )
+        identity: dict[str, Any] = {
+            "files": sorted([str(p), int(n), int(t)] for p, n, t in files.collect())
+        }
         if cfg.manifest:
             from runner.data.sources.file import FileSource
 
@@ -117,37 +121,61 @@ class ImageFolderSource:
         return RawData(df.select("id", "path", *label, "content"), cfg.label, ["content"])
 
     def _files(self, spark: "SparkSession", cfg: Any, path: str) -> "DataFrame":
-        pattern = "*.{" + ",".join(sorted({e.lower() for e in cfg.extensions}
-                                          | {e.upper() for e in cfg.extensions})) + "}"
+        pattern = (
+            "*.{"
+            + ",".join(
+                sorted({e.lower() for e in cfg.extensions} | {e.upper() for e in cfg.extensions})
+            )
+            + "}"
+        )
         try:
-            return (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-                    .option("pathGlobFilter", pattern).load(path))
+            return (
+                spark.read.format("binaryFile")
+                .option("recursiveFileLookup", "true")
+                .option("pathGlobFilter", pattern)
+                .load(path)
+            )
         except Exception as err:
             if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
-                raise RunnerError(f"data.path: {path} not found; set data.path to a "
-                                  "folder of images") from None
+                raise RunnerError(
+                    f"data.path: {path} not found; set data.path to a folder of images"
+                ) from None
             raise RunnerError(f"data.path: cannot list {path} ({first_line(err)})") from None
 
-    def _with_manifest(self, spark: "SparkSession", cfg: Any, files: "DataFrame",
-                       labelled: bool = True) -> "DataFrame":
+    def _with_manifest(
+        self, spark: "SparkSession", cfg: Any, files: "DataFrame", labelled: bool = True
+    ) -> "DataFrame":
         """Files joined to the manifest's labels by path (relative paths are under
         ``data.path``); files the manifest does not list are left out."""
         from pyspark.sql import functions as F
 
         fmt = "parquet" if cfg.manifest.endswith(".parquet") else "csv"
-        manifest = (spark.read.format(fmt).option("header", "true")
-                    .option("inferSchema", "true").load(cfg.manifest))
-        missing = [c for c in ("path", cfg.label)
-                   if c not in manifest.columns and (labelled or c == "path")]
+        manifest = (
+            spark.read.format(fmt)
+            .option("header", "true")
+            .option("inferSchema", "true")
+            .load(cfg.manifest)
+        )
+        missing = [
+            c
+            for c in ("path", cfg.label)
+            if c not in manifest.columns and (labelled or c == "path")
+        ]
         if missing:
-            raise RunnerError(f"data.manifest: no column {', '.join(missing)} in {cfg.manifest}; "
-                              "it needs path and label columns")
+            raise RunnerError(
+                f"data.manifest: no column {', '.join(missing)} in {cfg.manifest}; "
+                "it needs path and label columns"
+            )
         base = cfg.path.rstrip("/").removeprefix("file://").removeprefix("file:")
         key = F.regexp_replace(F.col("path"), "^file:(//)?", "")
         listed = manifest.select(
             F.when(F.col("path").startswith("/") | F.col("path").contains("://"), F.col("path"))
-            .otherwise(F.concat(F.lit(base + "/"), F.col("path"))).alias("_key"),
-            *([F.col(cfg.label)] if cfg.label in manifest.columns else []))
-        return (files.withColumn("_key", key)
-                .join(listed.withColumn("_key", F.regexp_replace("_key", "^file:(//)?", "")),
-                      "_key").drop("_key"))
+            .otherwise(F.concat(F.lit(base + "/"), F.col("path")))
+            .alias("_key"),
+            *([F.col(cfg.label)] if cfg.label in manifest.columns else []),
+        )
+        return (
+            files.withColumn("_key", key)
+            .join(listed.withColumn("_key", F.regexp_replace("_key", "^file:(//)?", "")), "_key")
+            .drop("_key")
+        )

@@ -21,19 +21,81 @@ if TYPE_CHECKING:
 _REVIEWS_VERSION = 2
 NOISE = 0.05  # the share of labels flipped
 LABELS = ("negative", "positive")
-POSITIVE = ["great", "excellent", "good", "lovely", "perfect", "reliable", "sturdy", "amazing",
-            "comfortable", "fantastic", "superb", "pleasant", "solid", "brilliant", "handy"]
-NEGATIVE = ["bad", "terrible", "poor", "awful", "broken", "flimsy", "useless", "horrible",
-            "disappointing", "cheap", "noisy", "faulty", "weak", "annoying", "defective"]
-NOUNS = ["blender", "kettle", "lamp", "chair", "backpack", "phone case", "toaster", "speaker",
-         "keyboard", "jacket", "tent", "drill", "mug", "charger", "vacuum"]
-FILLER = ["i bought this {noun} last week", "the {noun} arrived on monday",
-          "my sister uses the {noun} every day", "we ordered two of these",
-          "the box was a bit large", "delivery took three days", "i use it in the kitchen",
-          "it came with a manual", "the colour is blue", "my old {noun} stopped working",
-          "i read many reviews first", "it replaced an older model"]
-PHRASES = ["the {noun} is {word}", "really {word}", "quality is {word}", "{word} overall",
-           "it feels {word}", "honestly {word}", "a {word} {noun}", "so {word}"]
+POSITIVE = [
+    "great",
+    "excellent",
+    "good",
+    "lovely",
+    "perfect",
+    "reliable",
+    "sturdy",
+    "amazing",
+    "comfortable",
+    "fantastic",
+    "superb",
+    "pleasant",
+    "solid",
+    "brilliant",
+    "handy",
+]
+NEGATIVE = [
+    "bad",
+    "terrible",
+    "poor",
+    "awful",
+    "broken",
+    "flimsy",
+    "useless",
+    "horrible",
+    "disappointing",
+    "cheap",
+    "noisy",
+    "faulty",
+    "weak",
+    "annoying",
+    "defective",
+]
+NOUNS = [
+    "blender",
+    "kettle",
+    "lamp",
+    "chair",
+    "backpack",
+    "phone case",
+    "toaster",
+    "speaker",
+    "keyboard",
+    "jacket",
+    "tent",
+    "drill",
+    "mug",
+    "charger",
+    "vacuum",
+]
+FILLER = [
+    "i bought this {noun} last week",
+    "the {noun} arrived on monday",
+    "my sister uses the {noun} every day",
+    "we ordered two of these",
+    "the box was a bit large",
+    "delivery took three days",
+    "i use it in the kitchen",
+    "it came with a manual",
+    "the colour is blue",
+    "my old {noun} stopped working",
+    "i read many reviews first",
+    "it replaced an older model",
+]
+PHRASES = [
+    "the {noun} is {word}",
+    "really {word}",
+    "quality is {word}",
+    "{word} overall",
+    "it feels {word}",
+    "honestly {word}",
+    "a {word} {noun}",
+    "so {word}",
+]
 
 
 @dataclass
@@ -68,12 +130,18 @@ class ReviewsSource(TextSource):
                 ids = batch.column(0).to_numpy()
                 pairs = [review(int(i), seed) for i in ids]
                 yield pa.RecordBatch.from_arrays(
-                    [pa.array(ids), pa.array([t for t, _ in pairs]),
-                     pa.array([LABELS[y] for _, y in pairs])], names=["id", "text", "label"])
+                    [
+                        pa.array(ids),
+                        pa.array([t for t, _ in pairs]),
+                        pa.array([LABELS[y] for _, y in pairs]),
+                    ],
+                    names=["id", "text", "label"],
+                )
 
         partitions = int(cfg.partitions or task_slots(spark, default=2))
         df = spark.range(int(cfg.rows), numPartitions=partitions).mapInArrow(
-            generate, "id long, text string, label string")
+            generate, "id long, text string, label string"
+        )
         return RawData(df, "label", ["text"])
 
 

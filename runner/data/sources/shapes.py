@@ -64,8 +64,9 @@ class ShapesSource(ImageFolderSource):
 def folder(cfg: Any) -> str:
     """Where a config's images go: under ``data.path``, by the generator's settings."""
     settings = {k: cfg[k] for k in ("count", "size", "noise", "seed", "quality")}
-    digest = hashlib.sha256(json.dumps({"v": _SHAPES_VERSION, **settings},
-                                       sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(
+        json.dumps({"v": _SHAPES_VERSION, **settings}, sort_keys=True).encode()
+    ).hexdigest()[:12]
     return f"{str(cfg.path).rstrip('/')}/{digest}"
 
 
@@ -85,8 +86,13 @@ def generate(spark: "SparkSession", cfg: Any) -> str:
 
     if fs.get_file_info(_fs(done)[1]).type == pafs.FileType.File:
         return root
-    count, size, noise, seed, quality = (int(cfg.count), int(cfg.size), float(cfg.noise),
-                                         int(cfg.seed), int(cfg.quality))
+    count, size, noise, seed, quality = (
+        int(cfg.count),
+        int(cfg.size),
+        float(cfg.noise),
+        int(cfg.seed),
+        int(cfg.quality),
+    )
 
     def draw_batches(batches):
         import pyarrow as pa
@@ -103,8 +109,13 @@ def generate(spark: "SparkSession", cfg: Any) -> str:
             yield pa.RecordBatch.from_arrays([pa.array([len(ids)], pa.int64())], names=["n"])
 
     partitions = int(cfg.partitions or task_slots(spark, default=2))
-    total = (spark.range(count, numPartitions=partitions)
-             .mapInArrow(draw_batches, "n long").groupBy().sum("n").first())
+    total = (
+        spark.range(count, numPartitions=partitions)
+        .mapInArrow(draw_batches, "n long")
+        .groupBy()
+        .sum("n")
+        .first()
+    )
     assert total is not None and total[0] == count, (total, count)
     with fs.open_output_stream(_fs(done)[1]) as out:
         out.write(b"")
@@ -130,9 +141,13 @@ def draw(i: int, size: int, noise: float, seed: int):
     else:
         corners = 4 if CLASSES[label] == "square" else 3
         turn = -math.pi / 2 + (math.pi / 4 if corners == 4 else 0)  # upright
-        points = [(cx + radius * math.cos(turn + 2 * math.pi * k / corners),
-                   cy + radius * math.sin(turn + 2 * math.pi * k / corners))
-                  for k in range(corners)]
+        points = [
+            (
+                cx + radius * math.cos(turn + 2 * math.pi * k / corners),
+                cy + radius * math.sin(turn + 2 * math.pi * k / corners),
+            )
+            for k in range(corners)
+        ]
         pen.polygon(points, fill=fill)
     pixels = np.asarray(image, dtype=np.float64)
     pixels += rng.normal(0, noise * 255, pixels.shape)
@@ -148,5 +163,3 @@ def _fs(uri: str):
         return pafs.LocalFileSystem(), os.path.abspath(uri)
     fs, path = pafs.FileSystem.from_uri(uri)
     return fs, path.rstrip("/")
-
-

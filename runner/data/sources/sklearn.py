@@ -31,8 +31,10 @@ class SklearnSource:
     def validate(self, cfg: Any) -> list[str]:
         if cfg.dataset in DATASETS:
             return []
-        return [f"data.dataset: unknown scikit-learn data set {cfg.dataset!r}; "
-                f"choose one of {', '.join(DATASETS)}"]
+        return [
+            f"data.dataset: unknown scikit-learn data set {cfg.dataset!r}; "
+            f"choose one of {', '.join(DATASETS)}"
+        ]
 
     def identity(self, spark: "SparkSession", cfg: Any) -> dict[str, Any]:
         import sklearn

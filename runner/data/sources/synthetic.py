@@ -70,8 +70,11 @@ class SyntheticSource:
                 rows, width = features.shape
                 offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
                 yield pa.RecordBatch.from_arrays(
-                    [pa.array(ids), pa.array(labels),
-                     pa.ListArray.from_arrays(offsets, pa.array(features.ravel()))],
+                    [
+                        pa.array(ids),
+                        pa.array(labels),
+                        pa.ListArray.from_arrays(offsets, pa.array(features.ravel())),
+                    ],
                     names=["id", "label", "features"],
                 )
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from omegaconf import MISSING
 
 from runner.config.data import DataConfig
-from runner.data.sources import RawData
+from runner.data.sources import RawData, table_rows
 from runner.errors import RunnerError, spark_cause
 
 if TYPE_CHECKING:
@@ -48,24 +48,17 @@ class TableSource:
         return {"schema": df.schema.simpleString(), "files": sorted(df.inputFiles())}
 
     def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
-        from pyspark.sql import functions as F
-
         df = self._read(spark, cfg)
-        if labelled and cfg.label not in df.columns:
-            raise RunnerError(f"data.label: no column {cfg.label!r} in table {cfg.table}; "
-                              f"available: {', '.join(df.columns)}")
-        own_ids = "id" in df.columns
-        if labelled and not own_ids:  # rows to score keep only their own columns
-            df = df.withColumn("id", F.monotonically_increasing_id())
-        return RawData(df, cfg.label, list(cfg.features) if cfg.features is not None else None,
-                       reread=own_ids)
+        return table_rows(df, cfg, labelled, f"table {cfg.table}")
 
     def _read(self, spark: "SparkSession", cfg: Any) -> "DataFrame":
         try:
             df = spark.read.table(cfg.table)
             df.schema  # noqa: B018 -- resolving the name is where an unknown table fails
         except Exception as err:
-            raise RunnerError(f"data.table: cannot read table {cfg.table!r} "
-                              f"({spark_cause(err)}); check the name and the session's "
-                              "catalog (deploy.spark_conf)") from None
+            raise RunnerError(
+                f"data.table: cannot read table {cfg.table!r} "
+                f"({spark_cause(err)}); check the name and the session's "
+                "catalog (deploy.spark_conf)"
+            ) from None
         return df

@@ -67,14 +67,18 @@ class TextSource:
 
         options = {"header": "true", **{str(k): str(v) for k, v in cfg.options.items()}}
         df = spark.read.format(cfg.format).options(**options).load(cfg.path)
-        missing = [c for c in (cfg.text, cfg.label)
-                   if c not in df.columns and (labelled or c == cfg.text)]
+        missing = [
+            c for c in (cfg.text, cfg.label) if c not in df.columns and (labelled or c == cfg.text)
+        ]
         if missing:
-            raise RunnerError(f"data.{'text' if cfg.text in missing else 'label'}: no column "
-                              f"{missing[0]!r} in {cfg.path}; available: {', '.join(df.columns)}")
+            raise RunnerError(
+                f"data.{'text' if cfg.text in missing else 'label'}: no column "
+                f"{missing[0]!r} in {cfg.path}; available: {', '.join(df.columns)}"
+            )
         if "id" not in df.columns:
-            df = df.withColumn("id", F.xxhash64(*(c for c in (cfg.text, cfg.label)
-                                                  if c in df.columns)))
+            df = df.withColumn(
+                "id", F.xxhash64(*(c for c in (cfg.text, cfg.label) if c in df.columns))
+            )
         if not labelled:  # rows to score keep every row
             return RawData(df, cfg.label, [cfg.text])
         return RawData(df.where(F.col(cfg.label).isNotNull()), cfg.label, [cfg.text])

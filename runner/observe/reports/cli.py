@@ -16,9 +16,13 @@ def main(argv: list[str]) -> int:
     report.add_argument("run_dir", type=Path)
     compare = sub.add_parser("compare", help="one leaderboard across runs or a multirun")
     compare.add_argument("dirs", type=Path, nargs="+", help="run directories or multirun folders")
-    compare.add_argument("--out", type=Path, default=None,
-                         help="where leaderboard.md/.csv go (default: the multirun folder "
-                              "when one is given, else the current directory)")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where leaderboard.md/.csv go (default: the multirun folder "
+        "when one is given, else the current directory)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "report":
@@ -45,8 +49,9 @@ def _compare(dirs: list[Path], out: Path | None) -> int:
 
     if out is None:
         single = dirs[0] if len(dirs) == 1 else None
-        out = (single if single is not None and not (single / "summary.json").exists()
-               else Path.cwd())
+        out = (
+            single if single is not None and not (single / "summary.json").exists() else Path.cwd()
+        )
     result = compare(dirs, out)
     console = Console()
     for group in dict.fromkeys(row[0] for row in result.rows):
@@ -62,8 +67,9 @@ def _compare(dirs: list[Path], out: Path | None) -> int:
         for col in FAILED_COLUMNS:
             table.add_column(col, overflow="fold")
         for failed in result.failed:
-            table.add_row(str(failed.run_dir), " ".join(failed.overrides), failed.error,
-                          style="red")
+            table.add_row(
+                str(failed.run_dir), " ".join(failed.overrides), failed.error, style="red"
+            )
         console.print(table)
     written = [result.markdown, result.markdown.with_suffix(".csv"), result.plot]
     print("wrote " + ", ".join(str(p) for p in written if p is not None))

@@ -17,8 +17,20 @@ from runner.observe.reports.plots import metric_by_override
 from runner.observe.reports.record import RunRecord, load
 from runner.serve.artifacts import atomic_write
 
-COLUMNS = ["group", "rank", "run", "overrides", "model", "data", "metric", "best val", "test",
-           "trials", "total s", "best params"]
+COLUMNS = [
+    "group",
+    "rank",
+    "run",
+    "overrides",
+    "model",
+    "data",
+    "metric",
+    "best val",
+    "test",
+    "trials",
+    "total s",
+    "best params",
+]
 FAILED_COLUMNS = ["run", "overrides", "error"]
 PLOT = "metric_by_override.png"
 
@@ -70,20 +82,22 @@ def leaderboard(records: list[RunRecord]) -> list[list[str]]:
         rank = 1 if i == 0 or rows[-1][0] != group else rank + 1
         best = r.summary["best"]
         tests = r.summary.get("test_metrics", {})
-        rows.append([
-            group,
-            str(rank),
-            str(r.run_dir.resolve().relative_to(root)) if len(records) > 1 else str(r.run_dir),
-            " ".join(o for o in r.overrides if o not in shared),
-            str(r.config["model"].get("_target_", "?")).rsplit(".", 1)[-1],
-            str(r.config["data"]["name"]),
-            r.metric,
-            f"{best['metrics'].get(r.metric, float('nan')):.4f}",
-            " ".join(f"{k}={v:.4f}" for k, v in tests.items()),
-            "/".join(f"{v}" for v in r.summary.get("trials", {}).values()),
-            f"{r.summary.get('timings_s', {}).get('total', 0.0):.1f}",
-            format_params(best["params"]),
-        ])
+        rows.append(
+            [
+                group,
+                str(rank),
+                str(r.run_dir.resolve().relative_to(root)) if len(records) > 1 else str(r.run_dir),
+                " ".join(o for o in r.overrides if o not in shared),
+                str(r.config["model"].get("_target_", "?")).rsplit(".", 1)[-1],
+                str(r.config["data"]["name"]),
+                r.metric,
+                f"{best['metrics'].get(r.metric, float('nan')):.4f}",
+                " ".join(f"{k}={v:.4f}" for k, v in tests.items()),
+                "/".join(f"{v}" for v in r.summary.get("trials", {}).values()),
+                f"{r.summary.get('timings_s', {}).get('total', 0.0):.1f}",
+                format_params(best["params"]),
+            ]
+        )
     return rows
 
 
@@ -96,18 +110,31 @@ def compare(paths: list[Path], out_dir: Path) -> Comparison:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# Leaderboard", ""]
     for group in dict.fromkeys(row[0] for row in rows):
-        lines += [f"## {group}", "", *table(COLUMNS[1:], [r[1:] for r in rows if r[0] == group]),
-                  ""]
+        lines += [
+            f"## {group}",
+            "",
+            *table(COLUMNS[1:], [r[1:] for r in rows if r[0] == group]),
+            "",
+        ]
     if failed:
-        lines += [f"## Failed runs ({len(failed)})", "",
-                  *table(FAILED_COLUMNS, [_failed_row(f) for f in failed]), ""]
+        lines += [
+            f"## Failed runs ({len(failed)})",
+            "",
+            *table(FAILED_COLUMNS, [_failed_row(f) for f in failed]),
+            "",
+        ]
     md = out_dir / "leaderboard.md"
     atomic_write(md, "\n".join(lines).encode())
     buffer = io.StringIO()
     csv.writer(buffer).writerows(
-        [[*COLUMNS, "error"], *(row + [""] for row in rows),
-         *([""] + ["failed"] + _failed_row(f)[:2] + [""] * (len(COLUMNS) - 4) + [f.error]
-           for f in failed)]
+        [
+            [*COLUMNS, "error"],
+            *(row + [""] for row in rows),
+            *(
+                [""] + ["failed"] + _failed_row(f)[:2] + [""] * (len(COLUMNS) - 4) + [f.error]
+                for f in failed
+            ),
+        ]
     )
     atomic_write(out_dir / "leaderboard.csv", buffer.getvalue().encode())
     plot = None
@@ -154,8 +181,11 @@ def _failed(job: Path) -> FailedRun:
     import yaml
 
     error = job / ERROR_FILE
-    line = (error.read_text().strip().splitlines() or [""])[0] if error.exists() else (
-        "did not finish: no summary.json and no error.txt (still running, or killed)")
+    line = (
+        (error.read_text().strip().splitlines() or [""])[0]
+        if error.exists()
+        else ("did not finish: no summary.json and no error.txt (still running, or killed)")
+    )
     overrides_file = job / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.exists() else []
     return FailedRun(job, [str(o) for o in overrides], line)

@@ -50,8 +50,9 @@ def _figure(plot: Plot) -> str:
     )
 
 
-def _table(columns: list[str], rows: list[list[str]], header: bool = True,
-           best_first: bool = False) -> str:
+def _table(
+    columns: list[str], rows: list[list[str]], header: bool = True, best_first: bool = False
+) -> str:
     out = ["<table>"]
     if header:
         out.append("<tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr>")

@@ -35,21 +35,34 @@ def all_plots(record: RunRecord) -> list[Plot]:
             for name, fig in params_vs_metric(record)
         ]
     if any(t["history"] for t in record.trials):
-        plots.append(_plot("curves", f"Learning curves, top {TOP_CURVES} trials",
-                           learning_curves(record)))
+        plots.append(
+            _plot("curves", f"Learning curves, top {TOP_CURVES} trials", learning_curves(record))
+        )
     predictions = record.predictions()
     if predictions is not None and len(predictions):
         if _is_regression(predictions):
-            plots.append(_plot("residuals", "Residuals of the best model (test)",
-                               residuals(predictions)))
-            plots.append(_plot("predicted", "Predicted against true (test)",
-                               predicted_vs_true(predictions)))
+            plots.append(
+                _plot("residuals", "Residuals of the best model (test)", residuals(predictions))
+            )
+            plots.append(
+                _plot("predicted", "Predicted against true (test)", predicted_vs_true(predictions))
+            )
         elif has_classes(predictions):
             if _is_binary(predictions):
-                plots.append(_plot("roc-pr", "ROC and precision-recall curves (test)",
-                                   roc_pr_curves(predictions)))
-            plots.append(_plot("confusion", "Confusion matrix of the best model (test)",
-                               confusion_matrix(predictions)))
+                plots.append(
+                    _plot(
+                        "roc-pr",
+                        "ROC and precision-recall curves (test)",
+                        roc_pr_curves(predictions),
+                    )
+                )
+            plots.append(
+                _plot(
+                    "confusion",
+                    "Confusion matrix of the best model (test)",
+                    confusion_matrix(predictions),
+                )
+            )
     stage_times = {k: v for k, v in record.summary.get("timings_s", {}).items() if k != "total"}
     if stage_times:
         plots.append(_plot("timings", "Time per stage", timings(stage_times)))
@@ -68,8 +81,9 @@ def optimization_history(record: RunRecord) -> "Figure":
     ax.step(xs, best, where="post", color="tab:red", label="best so far")
     failed = [t["number"] for t in record.trials if t["state"] != "COMPLETE"]
     if failed and ys:
-        ax.scatter(failed, [min(ys)] * len(failed), marker="x", color="grey",
-                   label="failed / pruned")
+        ax.scatter(
+            failed, [min(ys)] * len(failed), marker="x", color="grey", label="failed / pruned"
+        )
     ax.set_xlabel("trial")
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_ylabel(record.metric)
@@ -83,8 +97,9 @@ def params_vs_metric(record: RunRecord) -> list[tuple[str, "Figure"]]:
     names = sorted({name for t in done for name in t["params"]})
     out = []
     for name in names:
-        pairs = [(t["params"][name], t["metrics"][record.metric])
-                 for t in done if name in t["params"]]
+        pairs = [
+            (t["params"][name], t["metrics"][record.metric]) for t in done if name in t["params"]
+        ]
         fig, ax = _figure(width=4.5)
         values = [p[0] for p in pairs]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -108,18 +123,28 @@ def learning_curves(record: RunRecord) -> "Figure":
     plt = _pyplot()
     top = [t for t in record.ranked() if t["history"]][:TOP_CURVES]
     has_metric = any(record.metric in h for t in top for h in t["history"])
-    fig, axes = plt.subplots(1, 2 if has_metric else 1, figsize=(10 if has_metric else 6, 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if has_metric else 1, figsize=(10 if has_metric else 6, 3.6), squeeze=False
+    )
     for i, trial in enumerate(top):
         color = f"C{i}"
         epochs = [h["epoch"] for h in trial["history"]]
         for key, style in (("train_loss", "--"), ("val_loss", "-")):
             if key in trial["history"][0]:
-                axes[0][0].plot(epochs, [h[key] for h in trial["history"]], style, color=color,
-                                label=f"#{trial['number']} {key}")
+                axes[0][0].plot(
+                    epochs,
+                    [h[key] for h in trial["history"]],
+                    style,
+                    color=color,
+                    label=f"#{trial['number']} {key}",
+                )
         if has_metric:
-            axes[0][1].plot(epochs, [h.get(record.metric, math.nan) for h in trial["history"]],
-                            color=color, label=f"#{trial['number']}")
+            axes[0][1].plot(
+                epochs,
+                [h.get(record.metric, math.nan) for h in trial["history"]],
+                color=color,
+                label=f"#{trial['number']}",
+            )
     for ax, ylabel in zip(axes[0], ("loss", record.metric)):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(_integer_ticks())
@@ -148,8 +173,15 @@ def confusion_matrix(predictions: "pd.DataFrame") -> "Figure":
     for i, row in enumerate(counts):
         for j, n in enumerate(row):
             if n:
-                ax.text(j, i, str(n), ha="center", va="center", fontsize="small",
-                        color="white" if n > peak / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(n),
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="white" if n > peak / 2 else "black",
+                )
     ax.set_xticks(range(len(labels)), [str(v) for v in labels])
     ax.set_yticks(range(len(labels)), [str(v) for v in labels])
     ax.set_xlabel("predicted")
@@ -218,8 +250,11 @@ def has_classes(predictions: "pd.DataFrame") -> bool:
 
 def _is_binary(predictions: "pd.DataFrame") -> bool:
     """One probability per row (the positive class's), labels known."""
-    return ("probability" in predictions and predictions["probability"].dtype.kind == "f"
-            and predictions["label"].notna().all())
+    return (
+        "probability" in predictions
+        and predictions["probability"].dtype.kind == "f"
+        and predictions["label"].notna().all()
+    )
 
 
 def _is_regression(predictions: "pd.DataFrame") -> bool:
@@ -259,8 +294,7 @@ def _plot(key: str, title: str, fig: "Figure") -> Plot:
     return Plot(key=key, title=title, png=buffer.getvalue())
 
 
-def metric_by_override(records: list[RunRecord], group: Callable[[RunRecord], str]
-                       ) -> bytes | None:
+def metric_by_override(records: list[RunRecord], group: Callable[[RunRecord], str]) -> bytes | None:
     """PNG: each run's best validation metric against the value of each override that
     varies across ``records`` (but ``data``, the groups), one series per ``group`` (data
     set), lines only between numeric values; None if no override varies."""
@@ -269,8 +303,11 @@ def metric_by_override(records: list[RunRecord], group: Callable[[RunRecord], st
         for override in r.overrides:
             key, _, value = override.lstrip("+~").partition("=")
             values.setdefault(key, {})[i] = value
-    varying = [k for k, by_run in values.items() if k != "data"
-               and (len(set(by_run.values())) > 1 or len(by_run) < len(records))]
+    varying = [
+        k
+        for k, by_run in values.items()
+        if k != "data" and (len(set(by_run.values())) > 1 or len(by_run) < len(records))
+    ]
     if not varying:
         return None
     plt = _pyplot()
@@ -282,7 +319,8 @@ def metric_by_override(records: list[RunRecord], group: Callable[[RunRecord], st
         for name in dict.fromkeys(group(r) for r in records):
             points = sorted(
                 (ticks.index(values[key][i]), r.summary["best"]["metrics"].get(metric))
-                for i, r in enumerate(records) if group(r) == name and i in values[key]
+                for i, r in enumerate(records)
+                if group(r) == name and i in values[key]
             )
             if points:
                 ax.plot(*zip(*points), marker="o", linestyle="-" if numeric else "", label=name)

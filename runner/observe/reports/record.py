@@ -27,21 +27,30 @@ class RunRecord:
     @property
     def metric(self) -> str:
         """What trials were ranked by: the summary's (defaulted by the task) or the config's."""
-        return (self.summary.get("search", {}).get("metric")
-                or self.config["search"]["metric"] or "val_loss")
+        return (
+            self.summary.get("search", {}).get("metric")
+            or self.config["search"]["metric"]
+            or "val_loss"
+        )
 
     @property
     def direction(self) -> str:
-        return (self.summary.get("search", {}).get("direction")
-                or self.config["search"].get("direction") or "minimize")
+        return (
+            self.summary.get("search", {}).get("direction")
+            or self.config["search"].get("direction")
+            or "minimize"
+        )
 
     def ranked(self) -> list[dict[str, Any]]:
         """Complete trials best first, then the others by number."""
         sign = -1.0 if self.direction == "maximize" else 1.0
         return sorted(
             self.trials,
-            key=lambda t: (t["state"] != "COMPLETE",
-                           sign * t["metrics"].get(self.metric, 0.0), t["number"]),
+            key=lambda t: (
+                t["state"] != "COMPLETE",
+                sign * t["metrics"].get(self.metric, 0.0),
+                t["number"],
+            ),
         )
 
     def params_of(self, number: int) -> dict[str, Any]:
@@ -63,8 +72,9 @@ class RunRecord:
         schema = ds.dataset(path, format="parquet", partitioning="hive").schema
         if "label" not in schema.names:
             return None
-        flat_probability = ("probability" in schema.names
-                            and pa.types.is_floating(schema.field("probability").type))
+        flat_probability = "probability" in schema.names and pa.types.is_floating(
+            schema.field("probability").type
+        )
         columns = ["label", "prediction", *(["probability"] if flat_probability else [])]
         return pd.read_parquet(path, columns=columns)
 
@@ -86,7 +96,8 @@ def load(run_dir: Path, summary: dict[str, Any] | None = None) -> RunRecord:
     config_path = run_dir / ".hydra" / "config.yaml"
     if not config_path.exists():
         raise RunnerError(
-            f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner")
+            f"{run_dir}: no .hydra/config.yaml; not a run directory of python -m runner"
+        )
     config_text = config_path.read_text()
     overrides_path = run_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_path.read_text()) or [] if overrides_path.exists() else []

@@ -14,18 +14,29 @@ def trial_rows(record: RunRecord) -> list[list[str]]:
     rows = []
     for t in record.ranked():
         value = t["metrics"].get(record.metric)
-        rows.append([
-            str(t["number"]),
-            t["state"] + (f" (re-asks #{t['reasks'][-1]})" if t.get("reasks") else ""),
-            f"{value:.4f}" if value is not None else (t["error"].splitlines() or ["-"])[0][:80],
-            str(len(t["history"])),
-            f"{t['duration_s']:.1f}s",
-            t.get("device", ""),
-            format_params(t["params"]),
-        ])
+        rows.append(
+            [
+                str(t["number"]),
+                t["state"] + (f" (re-asks #{t['reasks'][-1]})" if t.get("reasks") else ""),
+                f"{value:.4f}" if value is not None else (t["error"].splitlines() or ["-"])[0][:80],
+                str(len(t["history"])),
+                f"{t['duration_s']:.1f}s",
+                t.get("device", ""),
+                format_params(t["params"]),
+            ]
+        )
     for lost, again in lost_trials(record):
-        rows.append([str(lost), f"LOST → re-asked as #{again}", "-", "-", "-", "-",
-                     format_params(record.params_of(again))])
+        rows.append(
+            [
+                str(lost),
+                f"LOST → re-asked as #{again}",
+                "-",
+                "-",
+                "-",
+                "-",
+                format_params(record.params_of(again)),
+            ]
+        )
     return rows
 
 
@@ -44,18 +55,37 @@ def summary_rows(record: RunRecord) -> list[list[str]]:
     s = record.summary
     best = s.get("best")  # absent when the sweep stage did not run
     rows = [
-        ["data", f"{record.config['data']['name']} (rows: "
-         + ", ".join(f"{k} {v}" for k, v in s["data"]["rows"].items()) + ")"],
+        [
+            "data",
+            f"{record.config['data']['name']} (rows: "
+            + ", ".join(f"{k} {v}" for k, v in s["data"]["rows"].items())
+            + ")",
+        ],
         ["model", str(record.config["model"].get("_target_", "?"))],
         ["overrides", " ".join(record.overrides) or "-"],
-        *([["best trial", f"#{best['number']} {format_params(best['params'])}"],
-           [f"best val {record.metric}", f"{best['metrics'].get(record.metric, float('nan')):.4f}"]]
-          if best else []),
+        *(
+            [
+                ["best trial", f"#{best['number']} {format_params(best['params'])}"],
+                [
+                    f"best val {record.metric}",
+                    f"{best['metrics'].get(record.metric, float('nan')):.4f}",
+                ],
+            ]
+            if best
+            else []
+        ),
         *([k, f"{v:.4f}"] for k, v in s.get("test_metrics", {}).items()),
         ["trials", ", ".join(f"{k} {v}" for k, v in s.get("trials", {}).items())],
-        *([["lost (infrastructure)", ", ".join(f"#{lost} → re-asked as #{again}"
-                                                for lost, again in lost)]]
-          if (lost := lost_trials(record)) else []),
+        *(
+            [
+                [
+                    "lost (infrastructure)",
+                    ", ".join(f"#{lost} → re-asked as #{again}" for lost, again in lost),
+                ]
+            ]
+            if (lost := lost_trials(record))
+            else []
+        ),
         ["parallelism", str(s.get("parallelism", "?"))],
         ["time per stage", ", ".join(f"{k} {v:.1f}s" for k, v in s.get("timings_s", {}).items())],
     ]
