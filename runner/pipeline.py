@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import stages
 from runner.cluster import resources
@@ -22,6 +22,9 @@ from runner.tasks import Classification, Task, is_auto, task_for
 from runner.train import augment, retrain, trial
 from runner.train.model import build_problems, input_problems
 from runner.tune import sweep
+
+if TYPE_CHECKING:
+    from runner.serve.model import ScoringModel
 
 
 def validate(cfg: Any, out: Path | None = None) -> None:
@@ -193,6 +196,21 @@ def run_infer(cfg: Any, run_dir: Path, original_cwd: Path, out: Path) -> dict[st
     return result
 
 
+def _scoring_model(
+    cfg: Any, artifact: artifacts.ModelArtifact, prepared: PreparedDataset
+) -> "ScoringModel":
+    """The model as users load it (``runner.load_model``), with ``inference``'s settings."""
+    from runner.serve.model import ScoringModel
+
+    return ScoringModel(
+        artifact,
+        prepared,
+        keep_columns=cfg.keep_columns,
+        unseen=cfg.unseen,
+        batch_size=cfg.batch_size,
+    )
+
+
 def _stream(
     spark: Any,
     cfg: Any,
@@ -206,15 +224,7 @@ def _stream(
     output, so every call with the same output continues where the last stopped."""
     import hashlib
 
-    from runner.serve.model import ScoringModel
-
-    model = ScoringModel(
-        artifact,
-        prepared,
-        keep_columns=cfg.keep_columns,
-        unseen=cfg.unseen,
-        batch_size=cfg.batch_size,
-    )
+    model = _scoring_model(cfg, artifact, prepared)
     key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
     return infer.stream(spark, model, cfg.data, out, source / "checkpoints" / key)
 
@@ -224,15 +234,7 @@ def _score(
 ) -> infer.InferenceResult:
     """The infer stage: the prepared test split, or ``inference.data`` through the model as
     users load it (``runner.load_model``: a ScoringModel), written to ``out``."""
-    from runner.serve.model import ScoringModel
-
-    model = ScoringModel(
-        artifact,
-        prepared,
-        keep_columns=cfg.keep_columns,
-        unseen=cfg.unseen,
-        batch_size=cfg.batch_size,
-    )
+    model = _scoring_model(cfg, artifact, prepared)
     if cfg.data is None:
         rows: infer.Rows = infer.PreparedSplit(prepared, "test")
     else:
