@@ -61,6 +61,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> dict[s
     if stages.saved_model(cfg):
         return run_infer(cfg, run_dir, original_cwd, out)
     validate(cfg, out)
+    artifacts.remove_temp_files(run_dir)  # what a killed run of this run dir half-wrote
     start = time.perf_counter()
     reporter = Reporter(
         cfg.search.metric or "val_loss",

@@ -13,12 +13,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import RunnerError, first_line
+from runner.errors import RunIncomplete, RunnerError, first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -270,12 +270,12 @@ def _registration_bound(deploy: Any) -> Iterator[threading.Event]:
     a margin, counted from the JVM's start. A port that answers but is not a Spark master
     would otherwise hold the start for ~60 s (Spark's own 3 x 20 s registration retries):
     past the bound the driver JVM is stopped, so the start fails; the event says so."""
-    gave_up, done = threading.Event(), threading.Event()
+    gave_up = threading.Event()
     if not deploy.master.startswith("spark://"):
         yield gave_up
         return
 
-    def watch() -> None:
+    def watch(done: threading.Event) -> None:
         from pyspark import SparkContext
 
         while SparkContext._gateway is None:  # the JVM is starting (seconds on a busy host)
@@ -290,13 +290,10 @@ def _registration_bound(deploy: Any) -> Iterator[threading.Event]:
         if proc is not None:
             proc.kill()
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
     try:
-        yield gave_up
+        with _watching(watch):
+            yield gave_up
     finally:
-        done.set()
-        thread.join()
         if gave_up.is_set():  # the dead JVM's gateway must not serve a later session
             from pyspark import SparkContext
 
@@ -332,6 +329,72 @@ def _await_executor(spark: "SparkSession", deploy: Any) -> None:
                 "cores and memory, or raise deploy.executor_wait_s"
             )
         time.sleep(0.2)
+
+
+EXECUTOR_POLL_S = 1.0  # how often a watched job's executors are counted
+
+
+@contextmanager
+def executors_watched(
+    spark: "SparkSession", target: "Target", say: Callable[[str], None]
+) -> Iterator[threading.Event]:
+    """Watch a cluster's executors while the block runs its Spark jobs. When none is left,
+    ``say`` gets a ``warning:`` line (and a ``note:`` when one is back); when none came back
+    within ``deploy.executor_wait_s``, every job is cancelled (Spark itself would wait for
+    executors forever) and the event is set, so the caller says why its job failed.
+    A target without executors of its own (``local[N]``, Spark Connect) is not watched."""
+    gave_up = threading.Event()
+    if not target.waits_for_executors or is_connect(spark):
+        yield gave_up
+        return
+    deploy = target.cfg
+    tracker = spark.sparkContext._jsc.sc().statusTracker()
+
+    def watch(done: threading.Event) -> None:
+        gone_since: float | None = None
+        while not done.wait(EXECUTOR_POLL_S):
+            try:
+                executors = len(tracker.getExecutorInfos()) - 1  # the driver counts as one
+            except Exception:  # the session is stopping
+                return
+            if executors > 0 and gone_since is not None:
+                say(f"note: {executors} executor(s) registered again with {deploy.master}")
+                gone_since = None
+            elif executors == 0 and gone_since is None:
+                gone_since = time.monotonic()
+                say(
+                    f"warning: no executor left at {deploy.master}; waiting up to "
+                    f"{deploy.executor_wait_s:g} s (deploy.executor_wait_s) for one to register"
+                )
+            elif gone_since is not None and time.monotonic() - gone_since > deploy.executor_wait_s:
+                gave_up.set()
+                spark.sparkContext.cancelAllJobs()
+                return
+
+    with _watching(watch):
+        yield gave_up
+
+
+@contextmanager
+def _watching(watch: Callable[[threading.Event], None]) -> Iterator[None]:
+    """``watch(done)`` on a daemon thread while the block runs; ``done`` is set as it ends."""
+    done = threading.Event()
+    thread = threading.Thread(target=watch, args=(done,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def executors_gone(deploy: Any, run_dir: Path) -> RunIncomplete:
+    """The error of a run whose executors were all gone for ``deploy.executor_wait_s``."""
+    return RunIncomplete(
+        f"deploy.master: no executor left at {deploy.master} for {deploy.executor_wait_s:g} s "
+        "(deploy.executor_wait_s); restart the cluster's workers (python -m runner.cluster "
+        f"status, start), then rerun the same command with hydra.run.dir={run_dir} to resume"
+    )
 
 
 def _master_address(master: str) -> tuple[str, int] | None:

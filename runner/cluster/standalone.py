@@ -1,13 +1,17 @@
 """A Spark standalone cluster on this machine: one Master and one Worker bound to 127.0.0.1.
 
-``python -m runner.cluster start|stop|status`` (``just cluster``) keeps pid files and logs
-under ``outputs/cluster/``; tests start one on free ports. Both processes come from the
-pip-installed pyspark (``bin/spark-class``), no SPARK_HOME needed.
+``python -m runner.cluster start|stop|status`` (``just cluster``) keeps pid files, logs and
+the cluster's settings (``cluster.json``) under ``outputs/cluster/``; tests start one on free
+ports. ``status`` names a dead process; ``start`` restarts only what is missing: a dead
+Worker alone (a running application's executors come back on it), or, with a dead Master,
+both (a Worker only re-registers with a new Master after up to a minute). Both processes
+come from the pip-installed pyspark (``bin/spark-class``), no SPARK_HOME needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -38,18 +42,18 @@ def start(
     root: Path, port: int = 7077, cores: int = 2, memory: str = "2g", timeout_s: float = 60.0
 ) -> Cluster:
     """Start a Master on ``port`` and a Worker with ``cores``/``memory``; return once registered.
+    With the Master of an earlier start still running under ``root``, only its Worker is
+    started again, with that start's settings.
 
     Executors the Worker launches inherit this process's environment (``PYTHONPATH``,
     ``PYSPARK_PYTHON``), so they import the same project code.
     """
-    if running(root):
+    alive = running(root)
+    if len(alive) == len(_ROLES):
         raise RunnerError(
             f"cluster: one is already running under {root}; "
             "stop it first (python -m runner.cluster stop)"
         )
-    if _listening(port):
-        raise RunnerError(f"cluster: port {port} is taken; choose another with --port")
-    root.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "SPARK_LOCAL_IP": HOST,
@@ -57,7 +61,20 @@ def start(
         "SPARK_LOG_DIR": str(root),
         "SPARK_WORKER_DIR": str(root / "work"),
     }
+    if "master" in alive:
+        saved = json.loads((root / _SETTINGS).read_text())
+        worker = _start_worker(
+            root, env, saved["master_url"], saved["cores"], saved["memory"], timeout_s
+        )
+        return Cluster(saved["master_url"], alive["master"], worker.pid, root)
+    stop(root)  # a Worker left without its Master
+    if _listening(port):
+        raise RunnerError(f"cluster: port {port} is taken; choose another with --port")
+    root.mkdir(parents=True, exist_ok=True)
     master_url = f"spark://{HOST}:{port}"
+    (root / _SETTINGS).write_text(
+        json.dumps({"master_url": master_url, "cores": cores, "memory": memory})
+    )
     master = _launch(
         root,
         "master",
@@ -74,35 +91,49 @@ def start(
     )
     try:
         _wait(lambda: _listening(port), timeout_s, "the Master to listen", root / "master.log")
-        worker = _launch(
-            root,
-            "worker",
-            env,
-            [
-                "org.apache.spark.deploy.worker.Worker",
-                master_url,
-                "--host",
-                HOST,
-                "--cores",
-                str(cores),
-                "--memory",
-                memory,
-                "--work-dir",
-                str(root / "work"),
-                "--webui-port",
-                str(free_port()),
-            ],
-        )
-        _wait(
-            lambda: "Successfully registered with master" in _read(root / "worker.log"),
-            timeout_s,
-            "the Worker to register",
-            root / "worker.log",
-        )
+        worker = _start_worker(root, env, master_url, cores, memory, timeout_s)
     except BaseException:
         stop(root)
         raise
     return Cluster(master_url, master.pid, worker.pid, root)
+
+
+def _start_worker(
+    root: Path, env: dict[str, str], master_url: str, cores: int, memory: str, timeout_s: float
+) -> "subprocess.Popen[bytes]":
+    """A Worker for ``master_url``, returned once it registered."""
+    log = root / "worker.log"
+    registered = _read(log).count(_REGISTERED)  # a restarted Worker appends to the same log
+    worker = _launch(
+        root,
+        "worker",
+        env,
+        [
+            "org.apache.spark.deploy.worker.Worker",
+            master_url,
+            "--host",
+            HOST,
+            "--cores",
+            str(cores),
+            "--memory",
+            memory,
+            "--work-dir",
+            str(root / "work"),
+            "--webui-port",
+            str(free_port()),
+        ],
+    )
+    _wait(
+        lambda: _read(log).count(_REGISTERED) > registered,
+        timeout_s,
+        "the Worker to register",
+        log,
+    )
+    return worker
+
+
+_REGISTERED = "Successfully registered with master"
+_SETTINGS = "cluster.json"
 
 
 def stop(root: Path, timeout_s: float = 20.0) -> list[int]:
@@ -128,12 +159,34 @@ def stop(root: Path, timeout_s: float = 20.0) -> list[int]:
 
 def running(root: Path) -> dict[str, int]:
     """Role -> pid of the processes under ``root`` that are alive."""
+    return {role: pid for role, (pid, alive) in processes(root).items() if alive}
+
+
+def processes(root: Path) -> dict[str, tuple[int, bool]]:
+    """Role -> (pid, alive) of every process started under ``root`` and not stopped since."""
     out = {}
     for role in _ROLES:
         pid_file = root / f"{role}.pid"
-        if pid_file.exists() and _alive(pid := int(pid_file.read_text())):
-            out[role] = pid
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            out[role] = (pid, _alive(pid))
     return out
+
+
+def status(root: Path) -> tuple[str, bool]:
+    """One line on the cluster under ``root``, and whether all of it is alive."""
+    found = processes(root)
+    if not found:
+        return "cluster: nothing running", True
+    settings = root / _SETTINGS
+    url = json.loads(settings.read_text())["master_url"] if settings.exists() else "?"
+    parts = [
+        f"{role} pid {pid} " + ("running" if alive else f"dead (see {root / f'{role}.log'})")
+        for role, (pid, alive) in found.items()
+    ]
+    healthy = len(found) == len(_ROLES) and all(alive for _, alive in found.values())
+    fix = "" if healthy else "; python -m runner.cluster start restarts what is missing"
+    return f"cluster: {url}: {', '.join(parts)}{fix}", healthy
 
 
 def free_port() -> int:
@@ -222,8 +275,10 @@ def main(argv: list[str] | None = None) -> None:
             pids = stop(args.dir.resolve())
             print(f"cluster: stopped {pids}" if pids else "cluster: nothing running")
         else:
-            alive = running(args.dir.resolve())
-            print(f"cluster: {alive}" if alive else "cluster: nothing running")
+            line, healthy = status(args.dir.resolve())
+            print(line)
+            if not healthy:
+                sys.exit(1)
     except RunnerError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

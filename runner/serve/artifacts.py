@@ -125,13 +125,22 @@ def atomic_write(path: Path, data: bytes) -> None:
 @contextmanager
 def _renamed_into(path: Path) -> Iterator[Path]:
     """A temp path beside ``path``, renamed over it when the block succeeds, removed if not."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}{_TMP}")
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_temp_files(directory: Path) -> None:
+    """Remove the temp files a killed run left under ``directory`` (links not followed)."""
+    for tmp in directory.rglob(f".*{_TMP}"):
+        tmp.unlink(missing_ok=True)
+
+
+_TMP = ".tmp"
 
 
 def export_torchscript(artifact: ModelArtifact, path: Path) -> None:

@@ -13,6 +13,8 @@ and counted.
 A trial cut off by the infrastructure (its task retried, its Spark job dead) is *lost*,
 not failed: Optuna closes it as FAIL and its params are asked again under a new number
 (the user attribute ``reasks`` names the lost one); ``trials.jsonl`` never records it.
+A finished trial is recorded (``on_finish``) before Optuna is told, so a crash between the
+two leaves it RUNNING in the journal with its outcome on record, for resume to close.
 """
 
 from __future__ import annotations
@@ -146,17 +148,17 @@ class Coordinator:
             if outcome.state == "COMPLETE" and value is None:
                 outcome.state = "FAIL"
                 outcome.error = f"search.metric: the trial reported no {self.metric!r}"
+            self.outcomes[outcome.number] = outcome
+            for slot, (_, number) in list(self._slot_trial.items()):
+                if number == outcome.number:
+                    del self._slot_trial[slot]
+            self.on_finish(outcome, self.params[outcome.number])  # recorded before told
             if outcome.state == "COMPLETE":
                 self.study.tell(trial, value)
                 if self.cost is not None:
                     self.cost.observe(self.params[outcome.number], outcome.duration_s)
             else:
                 self.study.tell(trial, state=getattr(optuna.trial.TrialState, outcome.state))
-            self.outcomes[outcome.number] = outcome
-            for slot, (_, number) in list(self._slot_trial.items()):
-                if number == outcome.number:
-                    del self._slot_trial[slot]
-            self.on_finish(outcome, self.params[outcome.number])
         return True
 
     def lose_unfinished(self) -> list[int]:

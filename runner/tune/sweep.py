@@ -28,10 +28,17 @@ from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
 from runner.tune.coordinator import REASKS, Coordinator
-from runner.errors import RunIncomplete, RunnerError, spark_cause
+from runner.errors import RunIncomplete, RunnerError, spark_cause, with_path
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
-from runner.cluster.spark import fair_share, interrupted, long_columns, task_slots
+from runner.cluster.spark import (
+    executors_gone,
+    executors_watched,
+    fair_share,
+    interrupted,
+    long_columns,
+    task_slots,
+)
 from runner.cluster.targets import Target, target_for
 from runner.tasks import all_directions, task_for
 from runner.train.trial import TrialOutcome, metric_directions
@@ -174,8 +181,8 @@ def run(
         RunnerError: every trial failed.
     """
     import optuna
-    from optuna.storages.journal import JournalFileBackend
 
+    from runner.tune import journal
     from runner.tune.grid import GridSampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -195,7 +202,7 @@ def run(
     study = search_space.create_study(
         sampler,
         space,
-        storage=optuna.storages.JournalStorage(JournalFileBackend(str(run_dir / "study.journal"))),
+        storage=journal.storage(run_dir / "study.journal"),
         study_name="sweep",
         direction=search.direction,
         pruner=pruner,
@@ -204,7 +211,7 @@ def run(
     if drawn:  # resumed: continue the sampler's draws
         study.sampler = search_space.resumed_sampler(search.sampler, drawn) or sampler
     earlier = log.read()
-    _requeue_interrupted(study, finished=set(earlier))
+    _close_interrupted(study, {n: o for n, (o, _) in earlier.items()}, search.metric)
     parallelism = min(
         max(1, n_trials - len(earlier)),
         search.parallelism or slots_per_cluster(fair_share(task_slots(spark)), target.cfg),
@@ -239,11 +246,14 @@ def run(
     for outcome, params in earlier.values():
         on_trial(outcome, params)
     failures: list[str] = []
-    while len(coordinator.outcomes) < n_trials and len(failures) <= JOB_RETRIES:
-        slots = min(parallelism, n_trials - len(coordinator.outcomes))
-        failure = _run_slots(spark, coordinator, slots, target)
-        if coordinator.lose_unfinished() or failure:
-            failures.append(failure or "its slots ended with trials unfinished")
+    with executors_watched(spark, target, on_note) as executors_lost:
+        while len(coordinator.outcomes) < n_trials and len(failures) <= JOB_RETRIES:
+            slots = min(parallelism, n_trials - len(coordinator.outcomes))
+            failure = _run_slots(spark, coordinator, slots, target)
+            if coordinator.lose_unfinished() or failure:
+                failures.append(failure or "its slots ended with trials unfinished")
+            if executors_lost.is_set():
+                raise executors_gone(target.cfg, run_dir)
     if coordinator.refused:
         on_note(
             f"note: the trial endpoint refused {coordinator.refused} calls without the "
@@ -285,7 +295,12 @@ def trial_config(cfg: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 class _TrialLog:
-    """``trials.jsonl`` (one line per finished trial) and the best trial's weights."""
+    """``trials.jsonl`` (one line per finished trial) and the best trial's weights.
+
+    ``best_trial.pt`` always holds the weights of the best trial recorded: a new best's
+    weights are written first beside it (``best_trial.N.pt``), then its line, then they
+    are renamed over it; :meth:`read` finishes (or drops) what a crash left between.
+    """
 
     def __init__(self, run_dir: Path, metric: str, direction: str):
         self.path = run_dir / "trials.jsonl"
@@ -296,45 +311,69 @@ class _TrialLog:
 
     def read(self) -> dict[int, tuple[TrialOutcome, dict[str, Any]]]:
         """Trials an earlier run of this run dir finished, by number."""
-        if not self.path.exists():
-            return {}
         earlier = {}
-        for line in self.path.read_text().splitlines():
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        for line in lines:
             record = json.loads(line)
             params = record.pop("params")
             outcome = TrialOutcome(**record)
             earlier[outcome.number] = (outcome, params)
-            self._consider(outcome, from_disk=True)
+            if self._better(outcome):
+                self._best = outcome
+        for candidate in self.path.parent.glob("best_trial.*.pt"):
+            if self._best is not None and candidate == self._candidate(self._best.number):
+                _replace(candidate, self.best_weights)  # recorded, not yet renamed
+            else:
+                candidate.unlink()  # a trial that was never recorded, or not the best
         return earlier
 
     def append(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
+        better = self._better(outcome)
+        if better:
+            atomic_write(self._candidate(outcome.number), outcome.weights)
         jsonl.append(self.path, {**outcome.as_record(), "params": params})
-        self._consider(outcome, from_disk=False)
+        if better:
+            _replace(self._candidate(outcome.number), self.best_weights)
+            self._best = outcome
 
     def best(self) -> TrialOutcome:
         assert self._best is not None
         self._best.weights = self.best_weights.read_bytes()
         return self._best
 
-    def _consider(self, outcome: TrialOutcome, from_disk: bool) -> None:
+    def _better(self, outcome: TrialOutcome) -> bool:
         if outcome.state != "COMPLETE":
-            return
+            return False
         score = self.sign * outcome.metrics[self.metric]
-        if self._best is not None and score <= self.sign * self._best.metrics[self.metric]:
-            return
-        self._best = outcome
-        if not from_disk:
-            atomic_write(self.best_weights, outcome.weights)
+        return self._best is None or score > self.sign * self._best.metrics[self.metric]
+
+    def _candidate(self, number: int) -> Path:
+        return self.best_weights.with_name(f"best_trial.{number}.pt")
 
 
-def _requeue_interrupted(study: Any, finished: set[int]) -> None:
-    """Trials an interrupted run left RUNNING are lost: failed and their params asked again."""
+def _replace(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as err:
+        raise with_path(err, target) from err
+
+
+def _close_interrupted(study: Any, finished: dict[int, TrialOutcome], metric: str) -> None:
+    """Close the trials an interrupted run left RUNNING: one it recorded (it crashed between
+    ``trials.jsonl`` and the journal) with its recorded outcome; any other is lost, failed
+    and its params asked again."""
     import optuna
 
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.number not in finished:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    State = optuna.trial.TrialState
+    for trial in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+        outcome = finished.get(trial.number)
+        if outcome is None:
+            study.tell(trial.number, state=State.FAIL)
             study.enqueue_trial(trial.params, user_attrs={REASKS: trial.number})
+        elif outcome.state == "COMPLETE":
+            study.tell(trial.number, outcome.metrics[metric])
+        else:
+            study.tell(trial.number, state=getattr(State, outcome.state))
 
 
 def _work(
