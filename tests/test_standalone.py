@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from runner.cluster import standalone as cluster
-from tests.conftest import TINY, run_cli
+from runner.data import preprocess
+from tests.conftest import ROOT, TINY, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -73,3 +79,56 @@ def _executors_by_plan(event_dir: Path) -> dict[str, set[str]]:
             if "MapInArrow" in plan and re.search(r"\b(read|write)_partition\(", plan):
                 ran_on["inference"].add(executor)
     return ran_on
+
+
+def _trials(run_dir: Path) -> list[dict]:
+    path = run_dir / "trials.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_lost_worker_is_reported_then_restarted_alone_and_the_sweep_resumed(
+    standalone, spark, cfg, tmp_path
+):
+    """Item 5 of #22: the Worker (and its executors) killed mid-sweep: a warning line, then
+    one error line after deploy.executor_wait_s, exit 1; status names the dead Worker, start
+    restarts it alone (the same Master), and the rerun finishes the sweep."""
+    run_dir = tmp_path / "run"
+    prepared = preprocess.run(spark, cfg.data, tmp_path / "cache", cfg.task)  # for both runs
+    args = [sys.executable, "-m", "runner", "deploy=standalone",
+            f"deploy.master={standalone.master_url}", "deploy.executor_wait_s=5",
+            "search.n_trials=4", "train.epochs=20", "search.parallelism=2",
+            "stages=[preprocess,sweep]", f"hydra.run.dir={run_dir}",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _trials(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _trials(run_dir), "no trial finished in time"
+        os.killpg(standalone.worker_pid, signal.SIGKILL)  # its executors too: a machine lost
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, output
+    assert f"warning: no executor left at {standalone.master_url}" in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("error: deploy.master: no executor left"), output
+    assert f"hydra.run.dir={run_dir} to resume" in last and "Traceback" not in output
+
+    line, healthy = cluster.status(standalone.root)
+    assert not healthy and f"worker pid {standalone.worker_pid} dead" in line, line
+    restarted = cluster.start(standalone.root, timeout_s=180)
+    assert restarted.master_pid == standalone.master_pid  # the Master kept, the Worker new
+    assert restarted.worker_pid != standalone.worker_pid
+    assert cluster.status(standalone.root)[1]
+
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=400)
+    assert again.returncode == 0, again.stdout + again.stderr
+    trials = _trials(run_dir)
+    assert len(trials) == len({t["number"] for t in trials}) == 4
+    entry = Path(str(prepared.local_path())).resolve()
+    assert (run_dir / "prepared").resolve() == entry  # the data prepared once

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import open_dict
 
 from runner.data import preprocess
-from runner.tune import search_space
+from runner.tune import journal, jsonl, search_space
 from runner.tune import sweep
 from runner.errors import RunIncomplete, RunnerError
 from tests.conftest import use
@@ -184,3 +184,28 @@ def test_torn_last_lines_are_repaired_with_a_note_on_resume(spark, cfg, prepared
     assert again.counts == {"COMPLETE": 3} and len(_records(tmp_path)) == 3
     for line in (tmp_path / "study.journal").read_text().splitlines():
         json.loads(line)
+
+
+def test_a_crash_between_the_record_and_the_journal_is_finished_on_resume(
+    spark, cfg, prepared, tmp_path
+):
+    """Killed after trial 1's line was written (a new best) but before Optuna was told and
+    its weights renamed over best_trial.pt: resume closes it from its record, runs no other
+    trial and keeps its weights as the best."""
+    cfg.search.n_trials = 1
+    sweep.run(spark, prepared, cfg, tmp_path)
+    (record,) = _records(tmp_path)
+    study = optuna.load_study(study_name="sweep", storage=journal.storage(tmp_path / "study.journal"))
+    trial = study.ask(search_space.parse(cfg.search.params))  # RUNNING in the journal
+    better = record["metrics"]["val_accuracy"] + 0.01
+    jsonl.append(tmp_path / "trials.jsonl", {**record, "number": trial.number,
+                 "params": trial.params, "metrics": {**record["metrics"], "val_accuracy": better}})
+    (tmp_path / f"best_trial.{trial.number}.pt").write_bytes(b"trial 1's weights")
+    (tmp_path / "best_trial.7.pt").write_bytes(b"a trial never recorded")
+    cfg.search.n_trials = 2
+    again = sweep.run(spark, prepared, cfg, tmp_path)
+    assert [t.number for t in again.trials] == [0, 1] and again.best.number == 1
+    assert again.best.weights == (tmp_path / "best_trial.pt").read_bytes() == b"trial 1's weights"
+    assert not list(tmp_path.glob("best_trial.*.pt"))
+    closed = optuna.load_study(study_name="sweep", storage=journal.storage(tmp_path / "study.journal"))
+    assert [(t.state.name, t.value) for t in closed.trials][1] == ("COMPLETE", better)

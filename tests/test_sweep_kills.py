@@ -30,7 +30,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 KILLS = int(os.environ.get("RUNNER_TEST_KILLS", "3"))
-N_TRIALS = 6
+N_TRIALS = max(6, 2 * KILLS)  # most kills land before the sweep is done
 
 
 def _args(run_dir: Path, cache: Path) -> list[str]:
@@ -88,7 +88,7 @@ def _run_and_kill(args: list[str], cwd: Path, rng: random.Random, lines: tuple[i
 
 def test_random_sigkills_then_rerun_keep_every_trial_once_and_the_best(spark, cfg, tmp_path):
     cache, run_dir = tmp_path / "cache", tmp_path / "run"
-    preprocess.run(spark, cfg.data, cache, cfg.task)  # once: every run below hits the cache
+    prepared = preprocess.run(spark, cfg.data, cache, cfg.task)  # once, for every run below
     rng = random.Random(int(os.environ.get("RUNNER_TEST_KILL_SEED", "22")))
     killed = sum(
         _run_and_kill(_args(run_dir, cache), tmp_path, rng, _sweep_lines(run_dir))
@@ -97,6 +97,8 @@ def test_random_sigkills_then_rerun_keep_every_trial_once_and_the_best(spark, cf
     final = subprocess.run(_args(run_dir, cache), cwd=tmp_path, env=_env(), capture_output=True,
                            text=True, timeout=300)
     assert final.returncode == 0, final.stdout + final.stderr
+    entry = Path(str(prepared.local_path())).resolve()
+    assert (run_dir / "prepared").resolve() == entry  # no run prepared the data again
     print(f"kills survived: {killed} of {KILLS} tried")
 
     records = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
