@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runner.cluster.standalone import free_port
-from tests.conftest import TINY, run_cli
+from tests.conftest import ROOT, TINY, run_cli
 
 pytest.importorskip("grpc", reason="Spark Connect needs the connect extra")
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -80,13 +81,40 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
         summary = json.loads((tmp_path / run / "summary.json").read_text())
         assert summary["data"]["cache_hit"] is hit and sum(summary["data"]["rows"].values()) == 60
 
+    # last, the server killed mid-sweep (#22): one line naming deploy.master within about
+    # deploy.connect_timeout_s (the client's retries are bounded to it), exit 1, resumable,
+    # and the exit does not hang on the dead server (the communicate timeout bounds it)
+    lost = tmp_path / "lost"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", *common, "search.n_trials=4", "train.epochs=30",
+         "search.parallelism=2", "stages=[preprocess,sweep]", "deploy.connect_timeout_s=3",
+         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={lost}"],
+        cwd=tmp_path, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (lost / "trials.jsonl").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.2)
+        (pid_file,) = (tmp_path / "server").glob("*.pid")
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, output
+    assert output.strip().splitlines()[-1] == (
+        f"error: deploy.master: the server at {connect_server} stopped answering; restart it, "
+        f"then rerun the same command with hydra.run.dir={lost} to resume"
+    ), output
+    assert "Traceback" not in output and "RETRIES_EXCEEDED" not in output
+
 
 
 def test_load_model_transform_over_spark_connect(connect_server, scoring_run, tmp_path):
     """The user's own job over Connect: the run's fitted preprocessing and the network, in a
     Pipeline too (no SparkContext)."""
-    from tests.conftest import ROOT
-
     run, _, new = scoring_run
     code = (
         "import json, sys\n"

@@ -90,7 +90,10 @@ def build_session(target: "Target", log_dir: Path) -> "SparkSession":
             )
         else:
             _active.update(
-                key=key, session=_build(target, log_dir, conf), log=log_dir / "spark.log"
+                key=key,
+                session=_build(target, log_dir, conf),
+                log=log_dir / "spark.log",
+                deploy=deploy,
             )
         session = _active["session"]
     name = _running.get(threading.get_ident())
@@ -127,7 +130,9 @@ def _build(target: "Target", log_dir: Path, conf: dict[str, str]) -> "SparkSessi
 
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if target.remote:
-        return _start(SparkSession.builder.remote(deploy.master), deploy, conf)
+        session = _start(SparkSession.builder.remote(deploy.master), deploy, conf)
+        _bound_retries(session, deploy.connect_timeout_s)
+        return session
     _require_java()
     os.environ["PYSPARK_PYTHON"] = deploy.python or sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -209,11 +214,16 @@ def _link_log(session_log: Path, log_dir: Path) -> None:
 
 
 def stop_session() -> None:
-    """Stop the session this module started, if any."""
+    """Stop the session this module started, if any (a Connect session whose server is gone:
+    without asking it to release the session, which would only be retried)."""
     session = _active.pop("session", None)
+    deploy = _active.get("deploy")
     _active.clear()
-    if session is not None:
-        session.stop()
+    if session is None:
+        return
+    if is_connect(session) and deploy is not None and not _answers(deploy):
+        _give_up_on(session)
+    session.stop()
 
 
 def is_connect(spark: "SparkSession") -> bool:
@@ -299,6 +309,62 @@ def _registration_bound(deploy: Any) -> Iterator[threading.Event]:
 
             SparkContext._gateway = None
             SparkContext._jvm = None
+
+
+CONNECT_BACKOFF_MS = (50, 4.0, 2000)  # a Connect client's first wait, its growth, its cap
+
+
+def _bound_retries(session: "SparkSession", seconds: float) -> None:
+    """Make a Connect client give up on a server that stopped answering after about
+    ``seconds`` (``deploy.connect_timeout_s``), where its default policy retries for about
+    ten minutes (15 retries, waits growing to 60 s), and ``session.stop()`` as long again."""
+    import warnings
+
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    warnings.filterwarnings("ignore", message=r"\[RETRIES_EXCEEDED\]")  # the error says so
+    first, growth, cap = CONNECT_BACKOFF_MS
+    retries, waited, wait = 0, 0.0, float(first)
+    while waited < seconds * 1000:
+        waited, wait, retries = waited + min(wait, cap), wait * growth, retries + 1
+    policy = DefaultPolicy(
+        max_retries=retries, initial_backoff=first, backoff_multiplier=growth, max_backoff=cap
+    )
+    session.client.set_retry_policies([policy])
+
+
+def server_lost(deploy: Any, run_dir: Path) -> RunIncomplete | None:
+    """The error of a run whose remote master (a Spark Connect server) stopped answering,
+    or None while it answers."""
+    if _answers(deploy):
+        return None
+    session = _active.get("session")
+    if session is not None and is_connect(session):
+        _give_up_on(session)
+    return RunIncomplete(
+        f"deploy.master: the server at {deploy.master} stopped answering; restart it, then "
+        f"rerun the same command with hydra.run.dir={run_dir} to resume"
+    )
+
+
+def _give_up_on(session: "SparkSession") -> None:
+    """No more calls to a Connect server that is gone: none retried (the client's pending
+    release calls would each retry for ``connect_timeout_s`` as the process exits), and
+    ``stop()`` does not ask it to release the session."""
+    _bound_retries(session, 0)
+    session.release_session_on_close = False  # type: ignore[attr-defined]
+
+
+def _answers(deploy: Any) -> bool:
+    """Whether something listens at the master's host:port (always, for a local master)."""
+    address = _master_address(deploy.master)
+    if address is None:
+        return True
+    try:
+        socket.create_connection(address, timeout=deploy.connect_timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _probe_master(deploy: Any) -> None:

@@ -37,6 +37,7 @@ from runner.cluster.spark import (
     fair_share,
     interrupted,
     long_columns,
+    server_lost,
     task_slots,
 )
 from runner.cluster.targets import Target, target_for
@@ -254,6 +255,8 @@ def run(
                 failures.append(failure or "its slots ended with trials unfinished")
             if executors_lost.is_set():
                 raise executors_gone(target.cfg, run_dir)
+            if failure and target.remote and (lost := server_lost(target.cfg, run_dir)):
+                raise lost
     if coordinator.refused:
         on_note(
             f"note: the trial endpoint refused {coordinator.refused} calls without the "
