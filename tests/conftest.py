@@ -66,6 +66,31 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     )
 
 
+def run_cli_and_kill_after_a_trial(args: list[str], cwd: Path, run_dir: Path, kill,
+                                   timeout: float = 180) -> tuple[int, str]:
+    """``python -m runner <args>`` (its run dir ``run_dir``): once its first trial is recorded,
+    call ``kill()`` (a server, a worker), then wait for the run to end. Returns its exit code
+    and output (stdout and stderr together). Every wait is bounded."""
+    import subprocess
+    import time
+
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run_dir / "trials.jsonl").exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.2)
+        kill()
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, output
+
+
 def run_cli_in_terminal(args: list[str], cwd: Path, timeout: float = 600,
                         size: tuple[int, int] = (50, 160)) -> tuple[int, bytes]:
     """``python -m runner <args>`` on a pseudo-terminal of ``size`` (rows, columns).

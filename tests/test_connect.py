@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runner.cluster.standalone import free_port
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import ROOT, TINY, run_cli, run_cli_and_kill_after_a_trial
 
 pytest.importorskip("grpc", reason="Spark Connect needs the connect extra")
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -85,25 +85,17 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
     # deploy.connect_timeout_s (the client's retries are bounded to it), exit 1, resumable,
     # and the exit does not hang on the dead server (the communicate timeout bounds it)
     lost = tmp_path / "lost"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", *common, "search.n_trials=4", "train.epochs=30",
-         "search.parallelism=2", "stages=[preprocess,sweep]", "deploy.connect_timeout_s=3",
-         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={lost}"],
-        cwd=tmp_path, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not (lost / "trials.jsonl").exists() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0]
-            time.sleep(0.2)
+    def kill_server() -> None:
         (pid_file,) = (tmp_path / "server").glob("*.pid")
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        output, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, output
+
+    code, output = run_cli_and_kill_after_a_trial(
+        [*common, "search.n_trials=4", "train.epochs=30", "search.parallelism=2",
+         "stages=[preprocess,sweep]", "deploy.connect_timeout_s=3",
+         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={lost}"],
+        tmp_path, lost, kill_server, timeout=90,
+    )
+    assert code == 1, output
     assert output.strip().splitlines()[-1] == (
         f"error: deploy.master: the server at {connect_server} stopped answering; restart it, "
         f"then rerun the same command with hydra.run.dir={lost} to resume"

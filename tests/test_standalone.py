@@ -6,15 +6,12 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from runner.cluster import standalone as cluster
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import TINY, run_cli, run_cli_and_kill_after_a_trial
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -83,32 +80,20 @@ def _executors_by_plan(event_dir: Path) -> dict[str, set[str]]:
     return ran_on
 
 
-
 def _lost_worker_leg(standalone, tmp_path: Path) -> None:
     """Item 5 of #22: the Worker (and its executors) killed mid-sweep: a warning line, then
     one error line after deploy.executor_wait_s, exit 1; status names the dead Worker and
     start restarts it alone (the same Master)."""
     run_dir = tmp_path / "lost"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "deploy=standalone",
-         f"deploy.master={standalone.master_url}", "deploy.executor_wait_s=3",
-         "search.n_trials=4", "train.epochs=20", "search.parallelism=2",
-         "stages=[preprocess,sweep]", f"hydra.run.dir={run_dir}",
+    code, output = run_cli_and_kill_after_a_trial(
+        ["deploy=standalone", f"deploy.master={standalone.master_url}",
+         "deploy.executor_wait_s=3", "search.n_trials=4", "train.epochs=20",
+         "search.parallelism=2", "stages=[preprocess,sweep]", f"hydra.run.dir={run_dir}",
          f"data.cache_dir={tmp_path / 'cache'}"],
-        cwd=tmp_path, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        tmp_path, run_dir,
+        lambda: os.killpg(standalone.worker_pid, signal.SIGKILL),  # its executors too
     )
-    try:
-        deadline = time.monotonic() + 240
-        while not (run_dir / "trials.jsonl").exists() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0]
-            time.sleep(0.2)
-        os.killpg(standalone.worker_pid, signal.SIGKILL)  # its executors too: a machine lost
-        output, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, output
+    assert code == 1, output
     assert f"warning: no executor left at {standalone.master_url}" in output
     last = output.strip().splitlines()[-1]
     assert last.startswith("error: deploy.master: no executor left"), output

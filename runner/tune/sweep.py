@@ -7,7 +7,9 @@ so slots never idle while trials remain, and Python workers (with torch imported
 the data cached) are reused from trial to trial. Trials run on executors, never on
 the driver. A failed trial is recorded and the sweep goes on. A Spark job that dies
 loses the trials it was running: they are asked again in a new job, up to
-``JOB_RETRIES`` times, and a sweep that still lacks trials fails saying how many.
+``JOB_RETRIES`` times, and a sweep that still lacks trials fails saying how many. A
+cluster whose executors are all gone for ``deploy.executor_wait_s``, or a Spark Connect
+server that stopped answering, fails it at once with one line (resumable).
 
 The study is journaled to ``run_dir/study.journal`` and each finished trial appended
 to ``run_dir/trials.jsonl``: running the same run dir again finishes only the
