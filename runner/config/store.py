@@ -27,7 +27,7 @@ from runner.config.model import (
     TextTransformerConfig,
 )
 from runner.config.search import SearchConfig
-from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
+from runner.observe.trackers import TrackingConfig
 from runner.tasks import TaskConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # conf/, installed as runner.conf
@@ -37,6 +37,7 @@ COMPONENTS: dict[str, tuple[str, type]] = {
     "data": ("runner.data.sources", DataConfig),
     "deploy": ("runner.cluster.targets", DeployConfig),
     "task": ("runner.tasks", TaskConfig),
+    "tracking": ("runner.observe.trackers", TrackingConfig),
 }
 
 
@@ -50,8 +51,6 @@ def register_configs() -> None:
     cs.store(group="model", name="base_text_cnn", node=TextCNNConfig)
     cs.store(group="model", name="base_text_transformer", node=TextTransformerConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)
-    cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
-    cs.store(group="tracking", name="base_mlflow", node=MLflowTrackingConfig)
     for group, (package, base) in COMPONENTS.items():
         for name, schema in component_schemas(package, base).items():
             cs.store(group=group, name=f"base_{name}", node=schema)

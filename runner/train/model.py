@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from runner.errors import first_line
+
 
 RUNNER_KEYS = ("weights_path", "freeze")  # model keys the runner applies, not the constructor
 
@@ -149,7 +151,7 @@ def _reason(err: BaseException) -> str:
     """The innermost cause of ``err`` (Hydra wraps the real one), as one line."""
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    return f"{type(err).__name__}: {first_line(str(err))}"
 
 
 def weights_of(model: Any) -> bytes:

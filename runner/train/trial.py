@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runner.data.prepared import PreparedDataset
-from runner.tasks import Task, task_for
+from runner.tasks import Task, gain, task_for
 from runner.train import augment, engine
 from runner.train.model import build_model, compiled, pretrained, weights_of
 
@@ -197,7 +197,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int | None, direction: str) -> None:
         self.patience = patience
-        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.sign = gain(direction)
         self.best_epoch = 0
         self.best_value = -math.inf
         self.best_state: dict[str, Any] | None = None

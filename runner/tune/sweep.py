@@ -28,12 +28,12 @@ from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
 from runner.tune.coordinator import REASKS, Coordinator
-from runner.errors import RunIncomplete, RunnerError, spark_cause
+from runner.errors import RunIncomplete, RunnerError, first_line, spark_cause
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import fair_share, interrupted, long_columns, task_slots
 from runner.cluster.targets import Target, target_for
-from runner.tasks import all_directions, task_for
+from runner.tasks import all_directions, gain, task_for
 from runner.train.trial import TrialOutcome, metric_directions
 from runner.tune.trial_cost import TrialCost, training_work
 
@@ -259,7 +259,7 @@ def run(
 
     trials = [coordinator.outcomes[n] for n in sorted(coordinator.outcomes)]
     if not any(t.state == "COMPLETE" for t in trials):
-        errors = [t.error.splitlines()[0] for t in trials if t.error] or ["none recorded"]
+        errors = [first_line(t.error) for t in trials if t.error] or ["none recorded"]
         raise RunnerError(f"sweep: all {len(trials)} trials failed; first error: {errors[0]}")
     best = log.best()
     epochs = int(cfg.train.epochs)
@@ -291,7 +291,7 @@ class _TrialLog:
         self.path = run_dir / "trials.jsonl"
         self.best_weights = run_dir / "best_trial.pt"
         self.metric = metric
-        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.sign = gain(direction)
         self._best: TrialOutcome | None = None
 
     def read(self) -> dict[int, tuple[TrialOutcome, dict[str, Any]]]:
