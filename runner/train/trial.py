@@ -74,7 +74,7 @@ class TrialOutcome:
         return record
 
 
-Reporter = Callable[[int, float], bool]  # (epoch, metric) -> stop now?
+EpochCheck = Callable[[int, float], bool]  # (epoch, metric) -> stop now? (the pruner)
 
 
 def validate(cfg: Any) -> list[str]:
@@ -114,7 +114,9 @@ def validate(cfg: Any) -> list[str]:
     return problems
 
 
-def run_trial(spec: TrialSpec, device: str = "cpu", report: Reporter | None = None) -> TrialOutcome:
+def run_trial(
+    spec: TrialSpec, device: str = "cpu", report: EpochCheck | None = None
+) -> TrialOutcome:
     """Train and evaluate, calling ``report`` (if given) after every epoch.
 
     A True answer from ``report`` ends the trial as PRUNED; any exception, a
@@ -141,7 +143,7 @@ def metric_directions(task: Task) -> dict[str, str]:
     return {"train_loss": "minimize", **{f"val_{k}": d for k, d in task.directions.items()}}
 
 
-def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter | None) -> None:
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: EpochCheck | None) -> None:
     import torch
     from hydra.utils import instantiate
 
