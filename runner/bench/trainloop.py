@@ -25,7 +25,10 @@ from typing import Any
 from runner.bench import write_table
 
 ROOT = Path(__file__).resolve().parents[2]
-BASELINE = "9e6db05^1"  # the trial loop before #16's training-loop features were merged
+BASELINES = (
+    "9e6db05^1",  # the trial loop before #16's training-loop features were merged
+    "75a752b",  # the last one with a plain CrossEntropyLoss and accuracy, before tasks
+)
 HIDDEN = (64, 128, 256)  # the default search space's model.hidden
 BATCH = (32, 64, 128)  # and train.batch_size
 # A trial process: TrialSpecs as JSON lines in, (wall s, CPU s, val metric) out. An older
@@ -61,12 +64,14 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m runner.bench trainloop")
     parser.add_argument(
-        "--baseline", action="append", help=f"a git revision (repeatable; default {BASELINE})"
+        "--baseline",
+        action="append",
+        help=f"a git revision (repeatable; default {' and '.join(BASELINES)})",
     )
     parser.add_argument("--epochs", type=int, default=12, help="per trial")
-    parser.add_argument("--repeats", type=int, default=7, help="turns per side")
+    parser.add_argument("--repeats", type=int, default=9, help="turns per side")
     args = parser.parse_args(argv)
-    baselines = args.baseline or [BASELINE]
+    baselines = args.baseline or list(BASELINES)
 
     work = Path(tempfile.mkdtemp(prefix="bench-trainloop-"))
     specs = _specs(work, args.epochs)
@@ -115,12 +120,17 @@ def main(argv: list[str]) -> int:
         )
     for rev in baselines:
         drift = max(abs(a[-1][2] - b[-1][2]) for a, b in zip(runs["today"], runs[rev]))
+        each = [
+            min(t[1] for t in ours) / min(t[1] for t in theirs)
+            for ours, theirs in zip(runs["today"], runs[rev])
+        ]
         rows.append(
             [
                 f"today / {rev}, wall / CPU",
                 f"**{best('today', 0) / best(rev, 0):.3f}** / "
                 f"**{best('today', 1) / best(rev, 1):.3f}**",
-                f"target <= 1.03; largest difference of a trial's val metric {drift:.2g}",
+                f"target <= 1.03; largest difference of a trial's val metric {drift:.2g}; "
+                "CPU per trial " + ", ".join(f"{r:.2f}" for r in each),
             ]
         )
     write_table("trainloop", "Training-loop benchmark", ["measure", "value", "note"], rows)
