@@ -22,7 +22,7 @@ from runner.serve import artifacts, infer
 from runner.serve.score import score
 from runner.tasks import Classification, Task, is_auto, task_for
 from runner.train import augment, retrain, trial
-from runner.train.model import build_problems, input_problems
+from runner.train.model import build_problems, input_problems, model_kwargs
 from runner.tune import sweep
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> RunRes
         problems = build_problems(
             as_plain(cfg.model),
             prepared.input_shape,
-            task_for(cfg.task).model_kwargs(prepared.meta),
+            model_kwargs(cfg.task, prepared),
         )
         if problems:  # before any trial: the model must build for this data and task
             raise RunnerError(problems[0])

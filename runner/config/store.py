@@ -23,6 +23,7 @@ from runner.config.model import (
     CNNConfig,
     MLPConfig,
     ResNetConfig,
+    TabularConfig,
     TextCNNConfig,
     TextTransformerConfig,
 )
@@ -48,6 +49,7 @@ def register_configs() -> None:
     cs.store(group="model", name="base_mlp", node=MLPConfig)
     cs.store(group="model", name="base_cnn", node=CNNConfig)
     cs.store(group="model", name="base_resnet", node=ResNetConfig)
+    cs.store(group="model", name="base_tabular", node=TabularConfig)
     cs.store(group="model", name="base_text_cnn", node=TextCNNConfig)
     cs.store(group="model", name="base_text_transformer", node=TextTransformerConfig)
     cs.store(group="search", name="base_search", node=SearchConfig)

@@ -34,6 +34,7 @@ from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import fair_share, interrupted, long_columns, task_slots
 from runner.cluster.targets import Target, target_for
 from runner.tasks import all_directions, gain, task_for
+from runner.train.model import model_kwargs
 from runner.train.trial import TrialOutcome, metric_directions
 from runner.tune.trial_cost import TrialCost, training_work
 
@@ -211,7 +212,7 @@ def run(
     )
     on_start(n_trials, parallelism)
     task = as_plain(cfg.task)
-    model_kwargs = task_for(task).model_kwargs(prepared.meta)
+    told = model_kwargs(task, prepared)
 
     def finished(outcome: TrialOutcome, params: dict[str, Any]) -> None:
         log.append(outcome, params)
@@ -222,13 +223,13 @@ def run(
         space=space,
         n_trials=n_trials,
         metric=search.metric,
-        make_spec=lambda number, params: _spec(cfg, prepared, number, params, task, model_kwargs),
+        make_spec=lambda number, params: _spec(cfg, prepared, number, params, task, told),
         on_finish=finished,
         on_start=on_trial_start,
         on_lost=on_trial_lost,
         pruning=not isinstance(pruner, optuna.pruners.NopPruner),
         cost=(
-            TrialCost(lambda params: _work(cfg, prepared, params, model_kwargs))
+            TrialCost(lambda params: _work(cfg, prepared, params, told))
             if search_space.result_blind(sampler)
             else None
         ),
