@@ -15,6 +15,7 @@ moved by other work on a shared machine).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def main(argv: list[str]) -> int:
     finally:
         for worker in workers.values():
             worker.close()
+        shutil.rmtree(work, ignore_errors=True)
 
     def best(name: str, measure: int) -> float:
         """The sum over trials of each trial's best turn."""
