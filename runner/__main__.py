@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> float | None:
     )
     try:
         try:
-            summary = experiment(cfg, prefix)
+            result = experiment(cfg, prefix)
         except OSError as err:  # disk full, read-only: one line naming the path
             if (failure := storage_error(err, hydra_cfg.runtime.output_dir)) is None:
                 raise
@@ -76,9 +76,7 @@ def main(cfg: DictConfig) -> float | None:
         if in_multirun:  # this job fails; Hydra runs the others
             raise multirun.JobFailed(hydra_cfg.job.num, hydra_cfg.overrides.task, err) from None
         sys.exit(err.exit_code)
-    if "best" not in summary:
-        return None
-    return summary["best"]["metrics"][summary["search"]["metric"]]  # search.metric or the task's
+    return result.best_value  # what a Hydra sweeper optimizes: search.metric or the task's
 
 
 def cli() -> None:

@@ -1,8 +1,8 @@
 """The Python API beside the CLI, for notebooks and scheduled jobs::
 
 import runner
-summary = runner.run(["model=cnn", "search.n_trials=4"])
-model = runner.load_model(summary["run_dir"])
+result = runner.run(["model=cnn", "search.n_trials=4"])
+model = runner.load_model(result.run_dir)
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
+from runner.observe.result import RunResult
 
 
-def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> dict[str, Any]:
+def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> "RunResult":
     """Run one experiment composed as ``spark-dl-runner [--config-dir DIR] OVERRIDES`` composes
-    it, into Hydra's run directory; return its summary (``summary.json``'s content).
+    it, into Hydra's run directory; return its ``RunResult`` (``summary.json``: ``to_json()``).
 
     Raises:
         RunnerError: bad input (a composition mistake or a failed config check), one line.
@@ -45,8 +46,8 @@ def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> 
             overrides=list(overrides),
             with_log_configuration=False,
         )
-    summary: dict[str, Any] = job.return_value
-    return summary
+    result: RunResult = job.return_value
+    return result
 
 
 def load_model(

@@ -21,10 +21,13 @@ class RunIncomplete(RunnerError):
     exit_code = 1
 
 
-def first_line(err: BaseException) -> str:
-    """The first line of an exception's message (Spark's run to pages)."""
+def first_line(err: BaseException | str) -> str:
+    """The first line of an exception's message (Spark's run to pages) or of a text; an
+    exception without a message is named by its type."""
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    if not text:
+        return "" if isinstance(err, str) else type(err).__name__
+    return text.splitlines()[0]
 
 
 def spark_cause(err: Exception) -> str:

@@ -36,7 +36,7 @@ def test_a_mistake_is_one_line_and_exit_2(tmp_path, override, expected):
 def test_a_multirun_with_a_bad_option_stops_before_any_job(tmp_path):
     proc = run_cli(["-m", "model=mlp,nope", f"hydra.sweep.dir={tmp_path / 'multi'}"], tmp_path,
                    timeout=60)
-    assert proc.returncode == 2 and proc.stderr == "error: model=nope: no such option — use one of cnn, mlp, resnet, text_cnn, text_transformer\n"
+    assert proc.returncode == 2 and proc.stderr == "error: model=nope: no such option — use one of cnn, mlp, resnet, tabular, text_cnn, text_transformer\n"
     assert not (tmp_path / "multi").exists()
 
 

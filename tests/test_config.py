@@ -23,7 +23,8 @@ def test_default_experiment_composes_typed_groups():
 
 @pytest.mark.parametrize(("option", "target"), [("mlp", "models.mlp.MLP"),
                                                 ("cnn", "models.cnn.CNN"),
-                                                ("resnet", "models.resnet.ResNet")])
+                                                ("resnet", "models.resnet.ResNet"),
+                                                ("tabular", "models.tabular.Tabular")])
 def test_every_model_option_composes(option, target):
     cfg = compose_config([f"model={option}"])
     assert cfg.model._target_ == target

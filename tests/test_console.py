@@ -1,4 +1,4 @@
-"""``runner.observe.console.Reporter``: plain lines off a terminal; the live display on a real one."""
+"""``runner.observe.console``: plain lines off a terminal; the live display on a real one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import re
 from rich.console import Console
 from rich.text import Text
 
-from runner.observe.console import Reporter
+from runner.observe.console import LiveView, PlainLog, TrialBoard, view
+from runner.observe.events import RunEvents
+from runner.observe.result import BestTrial, Ranking, RunResult, SweepRecord
 from runner.train.trial import TrialOutcome
 
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -29,7 +31,7 @@ def _outcome(number, state="COMPLETE", acc=None, epochs=2):
                         pid=7, device="cpu")
 
 
-def _drive(reporter: Reporter) -> None:
+def _drive(reporter: RunEvents) -> None:
     reporter.sweep_started(3, 2)
     reporter.trial_started(0, {"lr": 0.01})
     reporter.trial_started(1, {"lr": 0.1})
@@ -39,7 +41,8 @@ def _drive(reporter: Reporter) -> None:
 
 
 def test_plain_lines_tell_every_event(capsys):
-    reporter = Reporter("val_accuracy", console=Console(file=io.StringIO()), verbose=True)
+    reporter = view("val_accuracy", console=Console(file=io.StringIO()), verbose=True)
+    assert isinstance(reporter, PlainLog)
     _drive(reporter)
     out = capsys.readouterr().out
     assert "[trial 0] started lr=0.01" in out
@@ -50,22 +53,22 @@ def test_plain_lines_tell_every_event(capsys):
 
 
 def test_quiet_prints_nothing(capsys):
-    _drive(Reporter("val_accuracy", quiet=True, console=Console(file=io.StringIO())))
+    _drive(view("val_accuracy", quiet=True, console=Console(file=io.StringIO())))
     assert capsys.readouterr().out == ""
 
 
 def test_trial_table_ranks_done_then_running_then_failed():
-    reporter = Reporter("val_accuracy", console=Console(file=io.StringIO()))
+    reporter = PlainLog(TrialBoard("val_accuracy"))
     _drive(reporter)
     reporter.trial_finished(_outcome(0, acc=0.95), {"lr": 0.01})
     reporter.trial_started(3, {"lr": 0.5})
     console = Console(file=io.StringIO(), width=120, record=True)
-    console.print(reporter.trial_table())
+    console.print(reporter.board.table())
     text = console.export_text()
     order = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│")]
     assert order == ["0", "1", "3", "2"]
     assert "RUNNING" in text and "FAIL" in text and "epochs" in text and "device" in text
-    counts = Text.from_markup(reporter._counts()).plain
+    counts = Text.from_markup(reporter.board.counts()).plain
     assert counts == "2 done 1 running 1 failed 0 pruned"
 
 
@@ -86,7 +89,7 @@ def test_live_display_on_a_pseudo_terminal(terminal_multirun):
 
 
 def test_a_lost_trial_is_told_and_kept_in_the_table(capsys):
-    reporter = Reporter("val_accuracy", console=Console(file=io.StringIO()))
+    reporter = PlainLog(TrialBoard("val_accuracy"))
     reporter.sweep_started(2, 2)
     reporter.trial_started(0, {"lr": 0.01})
     reporter.trial_lost(0, 2)
@@ -94,15 +97,39 @@ def test_a_lost_trial_is_told_and_kept_in_the_table(capsys):
     reporter.trial_finished(_outcome(2, acc=0.8), {"lr": 0.01})
     assert "[trial 0] LOST → re-asked as #2" in capsys.readouterr().out
     table = Console(file=io.StringIO(), width=200)
-    table.print(reporter.trial_table())
+    table.print(reporter.board.table())
     assert "LOST → re-asked as #2" in table.file.getvalue()
 
 
 def test_a_lost_trial_shows_under_the_live_display():
     out = io.StringIO()
-    reporter = Reporter("val_accuracy", console=Console(file=out, force_terminal=True, width=200))
+    reporter = view("val_accuracy", console=Console(file=out, force_terminal=True, width=200))
+    assert isinstance(reporter, LiveView)
     with reporter:
         reporter.sweep_started(1, 1)
         reporter.trial_started(0, {"lr": 0.01})
         reporter.trial_lost(0, 1)
     assert b"LOST \xe2\x86\x92 re-asked as #1" in _ANSI.sub(b"", out.getvalue().encode())
+
+
+def test_the_closing_summary_reads_the_typed_result(capsys):
+    reporter = PlainLog(TrialBoard("val_accuracy"), prefix="[#1] ")
+    _drive(reporter)
+    reporter.run_finished(RunResult(
+        run_dir="/runs/a", timings_s={"sweep": 2.0, "total": 3.0},
+        ranking=Ranking("val_accuracy", "maximize"),
+        best=BestTrial(1, {"lr": 0.1}, {"val_accuracy": 0.9}),
+        sweep=SweepRecord({"COMPLETE": 1, "FAIL": 1}, 2, 0, 2, 4),
+        test_metrics={"test_accuracy": 0.875}))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "[leaderboard]" in line
+             or "[summary]" in line]
+    assert lines == [
+        "[#1] [leaderboard] #1 val_accuracy=0.9000 lr=0.1",
+        "[#1] [summary] best trial: #1  lr=0.1",
+        "[#1] [summary] val val_accuracy: 0.9000",
+        "[#1] [summary] trials: 1 complete, 1 fail (pruning saved 4 epochs)",
+        "[#1] [summary] test_accuracy: 0.8750",
+        "[#1] [summary] stages: sweep 2.0s, total 3.0s",
+        "[#1] [summary] run dir: /runs/a",
+        "[#1] [summary] report: /runs/a/report.html",
+    ]

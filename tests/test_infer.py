@@ -203,8 +203,10 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     out = tmp_path / "new" / "all.parquet"
     args = [f"model_path={run}", f"hydra.run.dir={tmp_path / 'infer'}"]
     proc = run_cli(["stages=[infer]", *args, "data@inference.data=digits",
-                    f"inference.output={out}", "inference.batch_size=100"], tmp_path)
+                    f"inference.output={out}", "inference.batch_size=100",
+                    "tracking=mlflow", f"tracking.uri={tmp_path / 'mlruns'}"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"[summary] 1797 predictions -> {out}" in proc.stdout
     table = pq.read_table(out).to_pandas().set_index("id")
     assert len(table) == 1797  # every digit, not only the test split
     # the saved scaler was applied: test rows agree with the model on the prepared test split
@@ -213,6 +215,14 @@ def test_stage_infer_runs_a_saved_model_on_new_data(spark, cfg, prepared, tmp_pa
     assert (table.loc[ids, "prediction"].to_numpy() == _direct(artifact, features)).all()
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
     assert summary["stages"] == ["infer"] and summary["predictions"]["rows"] == 1797
+    from mlflow.tracking import MlflowClient  # the score recipe is tracked as the train one is
+
+    from runner.observe.trackers.mlflow import tracking_uri
+
+    client = MlflowClient(tracking_uri(str(tmp_path / "mlruns"), tmp_path))
+    (tracked,) = client.search_runs([client.get_experiment_by_name("spark-dl-runner").experiment_id])
+    assert tracked.info.status == "FINISHED"
+    assert tracked.data.metrics["test_accuracy"] == pytest.approx(summary["test_metrics"]["test_accuracy"])
 
     again = run_cli(["stages=[infer]", f"model_path={run}", f"hydra.run.dir={tmp_path / 'again'}",
                      f"inference.output={out}"], tmp_path, timeout=60)

@@ -42,6 +42,25 @@ def test_resnet_produces_logits_and_refuses_flat_rows(shape):
         build_model(model_cfg, (64,), {"num_classes": 3})
 
 
+def test_tabular_embeds_the_last_values_as_categories_and_checks_on_meta():
+    from omegaconf import OmegaConf
+
+    from runner.train.model import build_problems
+
+    model_cfg = OmegaConf.to_container(compose_config(["model=tabular", "model.depth=1"]).model)
+    told = {"num_classes": 3, "categories": [4, 101]}  # 2 numbers, then 2 category indices
+    model = build_model(model_cfg, (4,), told)
+    assert [e.embedding_dim for e in model.embeddings] == [2, 50]
+    assert model.head[0].in_features == 2 + 2 + 50
+    rows = torch.tensor([[0.5, -1.0, 3.0, 100.0], [0.5, -1.0, 0.0, 100.0]])
+    logits = model.eval()(rows)
+    assert logits.shape == (2, 3) and not torch.allclose(logits[0], logits[1])
+    assert build_problems(model_cfg, (4,), told) == []  # built on the meta device
+    [mlp] = build_problems({"_target_": "models.mlp.MLP"}, (4,), told)
+    assert "unexpected keyword argument 'categories'" in mlp
+    assert "takes input_shape, num_classes, categories and" in mlp
+
+
 def test_weights_path_and_freeze_are_checked_before_spark(tmp_path):
     from runner.train.model import build_problems
 
@@ -79,3 +98,47 @@ def test_text_transformer_ignores_padding():
     with pytest.raises(Exception, match=r"model=text_transformer needs token ids"):
         build_model({"_target_": "models.text_transformer.TextTransformer", "vocab_size": 50},
                     (1, 8, 8), {"num_classes": 3})
+
+
+def _city_rows(n, cities, seed):
+    """Rows whose label depends mostly on ``city`` (north/south strongly, east/west less)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    city = rng.choice(cities, n)
+    effect = pd.Series(city).map({"north": 2, "south": -2, "east": 1, "west": -1}).fillna(0)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    label = np.where(effect + a + 0.3 * rng.normal(size=n) > 0, "yes", "no")
+    return pd.DataFrame({"a": a.round(4), "b": b.round(4), "city": city, "y": label})
+
+
+def test_tabular_learns_from_a_category_and_scores_unseen_ones_from_the_cli(tmp_path):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from tests.conftest import run_cli
+
+    seen = ["north", "south", "east", "west", "centre"]
+    _city_rows(1200, seen, seed=0).to_csv(tmp_path / "train.csv", index=False)
+    _city_rows(300, [*seen, "harbour"], seed=1).to_csv(tmp_path / "new.csv", index=False)
+    run = tmp_path / "run"
+    proc = run_cli(["data=csv", f"data.path={tmp_path / 'train.csv'}", "data.label=y",
+                    "data.steps=[{op: categorical, columns: [city]}]", "model=tabular",
+                    "search=none", "optimizer.lr=0.01", "train.epochs=10",
+                    "stages=[preprocess,sweep,infer]", "data@inference.data=csv",
+                    f"inference.data.path={tmp_path / 'new.csv'}", "inference.keep_columns=[city,y]",
+                    f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    told = json.loads((run / "model" / "model.json").read_text())["model_kwargs"]
+    assert told == {"categories": [6], "num_classes": 2}  # 5 cities and 0: unseen
+    new = pd.read_csv(tmp_path / "new.csv")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["predictions"]["unseen"] == {"city": int((new["city"] == "harbour").sum())}
+    out = pd.read_parquet(run / "predictions.parquet")
+    assert len(out) == len(new) and out["prediction"].isin(["yes", "no"]).all()
+    known = out[out["city"] != "harbour"]
+    accuracy = float(np.mean(known["prediction"] == known["y"]))
+    assert accuracy >= 0.88, accuracy  # a and b alone: 0.58 (logistic regression)

@@ -122,7 +122,8 @@ def test_step_configs_are_checked_before_spark(tmp_path):
     cfg = _cfg(tmp_path, tmp_path, steps=[{"op": "explode"}, {"op": "filter"},
                                           {"op": "impute", "strategy": "mode!"}])
     assert steps.validate(cfg.steps) == [
-        "data.steps[0].op: 'explode' is not one of filter, select, dropna, impute, onehot",
+        "data.steps[0].op: 'explode' is not one of filter, select, dropna, impute, onehot, "
+        "categorical",
         "data.steps[1]: filter needs expr, a Spark SQL condition",
         "data.steps[2].strategy: 'mode!' is not mean, median or mode",
     ]
@@ -233,4 +234,21 @@ def test_onehot_categories_are_named_in_sql_and_unseen_values_flagged(spark):
     rows = out.orderBy("id").collect()
     assert [list(r.features) for r in rows] == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0] * 3]
     assert scored.unseen == {"color": f"{steps.UNSEEN}color"}
+    assert [r[f"{steps.UNSEEN}color"] for r in rows] == [False, True, False]
+
+
+def test_categorical_indices_come_last_unscaled_with_zero_for_unseen_and_null(spark):
+    train = spark.createDataFrame(
+        [(i, "y", c, float(i)) for i, c in enumerate(["b", "a", "it's", "b"])],
+        "id long, y string, color string, x double")
+    fitted = steps.fit(OmegaConf.create([{"op": "categorical", "columns": ["color"]}]),
+                       "standard", train, "y", None, {"_target_": "runner.tasks.Classification"})
+    assert fitted.features == ["x", "color"] and fitted.width == 2
+    assert fitted.categories == [4]  # a, b, it's and 0: unseen or null
+    new = spark.createDataFrame([(9, "y", "it's", 1.5), (10, "y", "z", 1.5), (11, "y", None, 1.5)],
+                                train.schema).withColumn(steps.KEPT, F.struct("id"))
+    scored = steps.run_stages(fitted.model, new, "y", scoring=True)
+    out = steps.to_output(scored.df, fitted.task, "y", list(scored.unseen.values()))
+    rows = out.orderBy("id").collect()
+    assert [list(r.features) for r in rows] == [[0.0, 3.0], [0.0, 0.0], [0.0, 0.0]]
     assert [r[f"{steps.UNSEEN}color"] for r in rows] == [False, True, False]

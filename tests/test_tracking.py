@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.observe.tracking import tracking_uri, validate
+from runner.observe.trackers import validate
+from runner.observe.trackers.mlflow import tracking_uri
 from tests.conftest import compose_config
 
 mlflow = pytest.importorskip("mlflow")
@@ -71,14 +72,15 @@ def test_runs_trials_and_metrics_are_recorded(terminal_multirun):
 def test_a_run_without_sweep_or_infer_finishes_its_mlflow_run(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from runner.observe.tracking import start
+    from runner.observe.result import RunResult
+    from runner.observe.trackers import tracker_for
 
     cfg = compose_config(["tracking=mlflow", f"tracking.uri={tmp_path / 'mlruns'}"])
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "summary.json").write_text("{}")
-    with start(cfg, run_dir, tmp_path) as tracker:
-        tracker.finish(run_dir, {"stages": ["preprocess"]})  # no best, no test_metrics, no model
+    with tracker_for(cfg, run_dir, tmp_path) as sink:  # no best, no test_metrics, no model
+        sink.run_finished(RunResult(run_dir=str(run_dir), timings_s={"preprocess": 1.0}))
     client = MlflowClient(tracking_uri(str(tmp_path / "mlruns"), tmp_path))
     (run,) = client.search_runs([client.get_experiment_by_name("spark-dl-runner").experiment_id])
     assert run.info.status == "FINISHED" and "best_trial" not in run.data.tags

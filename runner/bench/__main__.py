@@ -5,7 +5,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("preprocess", "sweep", "records", "train", "infer", "multirun", "images")
+BENCHMARKS = (
+    "preprocess",
+    "sweep",
+    "trainloop",
+    "records",
+    "train",
+    "infer",
+    "multirun",
+    "images",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -3,9 +3,9 @@
 Each group option in ``conf/`` starts its defaults list with the schema it fills
 (``- base_file``), so a misspelt key or a wrong type is refused by Hydra with the full
 key named. Schemas live per group here (``experiment``, ``data``, ``model``,
-``search``, ``tracking``) or beside their component's code (data sources in
-``runner/data/sources/``, deploy targets in ``runner/cluster/targets/``, tasks in
-``runner/tasks/``).
+``search``) or beside their component's code (data sources in ``runner/data/sources/``,
+deploy targets in ``runner/cluster/targets/``, tasks in ``runner/tasks/``, trackers in
+``runner/observe/trackers/``).
 """
 
 from runner.config.data import DataConfig, SplitConfig, StepConfig
@@ -13,7 +13,6 @@ from runner.config.experiment import InferenceConfig, OptimizerConfig, RunnerCon
 from runner.config.model import CNNConfig, MLPConfig, ModelConfig
 from runner.config.search import SearchConfig
 from runner.config.store import CONF_DIR, as_plain, compose, register_configs
-from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
 
 __all__ = [
     "CONF_DIR",
@@ -21,14 +20,12 @@ __all__ = [
     "DataConfig",
     "InferenceConfig",
     "MLPConfig",
-    "MLflowTrackingConfig",
     "ModelConfig",
     "OptimizerConfig",
     "RunnerConfig",
     "SearchConfig",
     "SplitConfig",
     "StepConfig",
-    "TrackingConfig",
     "TrainConfig",
     "as_plain",
     "compose",

@@ -21,7 +21,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from runner.errors import RunnerError
+from runner.errors import RunnerError, first_line
 
 COMPOSITION_ERRORS = (HydraException, OmegaConfBaseException)  # anything else is a bug
 CONFIG_MODULE = "pkg://runner.conf"
@@ -162,7 +162,7 @@ def describe(err: Exception) -> str:
         options = [o for o in err.options if not o.startswith("base_")]  # schemas are no options
         return f"{group}={option}: no such option — use one of {', '.join(options) or '(none)'}"
     if isinstance(err, OverrideParseException):
-        detail = err.message.splitlines()[0]
+        detail = first_line(err.message)
         return (
             f"cannot read the override {err.override!r} ({detail}) — write key=value; "
             "quote brackets and commas for the shell: 'key=[a,b]'"
@@ -176,7 +176,7 @@ def describe(err: Exception) -> str:
             )
         return _unknown(str(cause.full_key), _keys(getattr(cause, "parent_node", None)))
     if isinstance(cause, ValidationError):
-        detail = str(cause.msg).splitlines()[0]
+        detail = first_line(str(cause.msg))
         return f"{cause.full_key}: {detail} — give a value of the key's type"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return "; ".join(lines[:3]) + " — check the override or the config file it names"

@@ -29,7 +29,8 @@ class StepConfig:
     ``op`` picks the step; each op reads only its own fields:
     ``filter`` (``expr``: a Spark SQL condition), ``select`` (``exprs``: SQL expressions),
     ``dropna`` (``columns``, null: all), ``impute`` (``columns``, ``strategy``:
-    mean | median | mode), ``onehot`` (``columns``: string columns).
+    mean | median | mode), ``onehot`` (``columns``: string columns), ``categorical``
+    (``columns``: string columns, each an index the model embeds; ``model=tabular``).
     """
 
     op: str = MISSING

@@ -10,7 +10,7 @@ from omegaconf import MISSING
 from runner.cluster.targets import DeployConfig
 from runner.config.data import DataConfig
 from runner.config.search import SearchConfig
-from runner.config.tracking import TrackingConfig
+from runner.observe.trackers import TrackingConfig
 from runner.tasks import TaskConfig
 from runner.train.augment import AugmentConfig
 
@@ -89,7 +89,6 @@ class RunnerConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     tracking: TrackingConfig = MISSING
-    seed: int = 0
     quiet: bool = False  # no output but errors
     verbose: bool = False  # every trial in the live table; per-epoch lines in plain output
     # Which stages run, in this order; see runner/stages.py for the subsets allowed.

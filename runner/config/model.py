@@ -12,8 +12,9 @@ from omegaconf import MISSING
 class ModelConfig:
     """A torch ``nn.Module`` built by ``hydra.utils.instantiate``.
 
-    The runner passes ``input_shape`` (from the prepared data) and the task's
-    ``model_kwargs`` (classification: ``num_classes``); see ``runner/train/model.py``.
+    The runner passes ``input_shape`` (from the prepared data), the task's ``model_kwargs``
+    (classification: ``num_classes``) and the preparation's (``categorical`` steps:
+    ``categories``); see ``runner/train/model.py``.
     """
 
     _target_: str = MISSING
@@ -26,6 +27,15 @@ class ModelConfig:
 @dataclass
 class MLPConfig(ModelConfig):
     _target_: str = "models.mlp.MLP"
+    hidden: int = 128
+    depth: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
+class TabularConfig(ModelConfig):
+    _target_: str = "models.tabular.Tabular"
+    embedding_dim: Optional[int] = None  # per categorical column; None: min(50, (n + 1) // 2)
     hidden: int = 128
     depth: int = 2
     dropout: float = 0.1

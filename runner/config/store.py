@@ -19,15 +19,9 @@ from hydra.core.config_store import ConfigStore
 from runner.cluster.targets import DeployConfig
 from runner.config.data import DataConfig
 from runner.config.experiment import RunnerConfig
-from runner.config.model import (
-    CNNConfig,
-    MLPConfig,
-    ResNetConfig,
-    TextCNNConfig,
-    TextTransformerConfig,
-)
+from runner.config import model
 from runner.config.search import SearchConfig
-from runner.config.tracking import MLflowTrackingConfig, TrackingConfig
+from runner.observe.trackers import TrackingConfig
 from runner.tasks import TaskConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # conf/, installed as runner.conf
@@ -37,6 +31,7 @@ COMPONENTS: dict[str, tuple[str, type]] = {
     "data": ("runner.data.sources", DataConfig),
     "deploy": ("runner.cluster.targets", DeployConfig),
     "task": ("runner.tasks", TaskConfig),
+    "tracking": ("runner.observe.trackers", TrackingConfig),
 }
 
 
@@ -44,17 +39,26 @@ def register_configs() -> None:
     """Store every schema; safe to call more than once."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunnerConfig)
-    cs.store(group="model", name="base_mlp", node=MLPConfig)
-    cs.store(group="model", name="base_cnn", node=CNNConfig)
-    cs.store(group="model", name="base_resnet", node=ResNetConfig)
-    cs.store(group="model", name="base_text_cnn", node=TextCNNConfig)
-    cs.store(group="model", name="base_text_transformer", node=TextTransformerConfig)
+    for name, schema in model_schemas().items():
+        cs.store(group="model", name=f"base_{name}", node=schema)
     cs.store(group="search", name="base_search", node=SearchConfig)
-    cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
-    cs.store(group="tracking", name="base_mlflow", node=MLflowTrackingConfig)
     for group, (package, base) in COMPONENTS.items():
         for name, schema in component_schemas(package, base).items():
             cs.store(group=group, name=f"base_{name}", node=schema)
+
+
+def model_schemas() -> dict[str, type]:
+    """The bundled models' schemas by their module in ``models/`` (``models.mlp.MLP`` ->
+    ``mlp``). They live in ``runner.config.model``, not beside the networks, so composing a
+    config never imports torch."""
+    return {
+        v._target_.split(".")[-2]: v
+        for v in vars(model).values()
+        if isinstance(v, type)
+        and issubclass(v, model.ModelConfig)
+        and v is not model.ModelConfig
+        and dataclasses.is_dataclass(v)
+    }
 
 
 def component_schemas(package: str, base: type) -> dict[str, type]:

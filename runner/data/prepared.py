@@ -119,6 +119,13 @@ class PreparedDataset:
         return int(self.meta["num_classes"])
 
     @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the preparation tells the model of the features besides their shape, e.g.
+        ``categories`` (each categorical column's indices); the task adds its own
+        (``runner.train.model.model_kwargs``)."""
+        return dict(self.meta.get("model_kwargs") or {})
+
+    @property
     def task(self) -> dict[str, Any]:
         """The task config the data was prepared for, with what it learnt from the train
         split's labels (``runner.tasks``); entries from before tasks are classification."""

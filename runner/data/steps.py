@@ -2,13 +2,14 @@
 
 Each step becomes ``pyspark.ml`` stages fitted on the train split, in order: Spark SQL
 ``filter``/``select``/``dropna`` as ``SQLTransformer``, ``impute`` as ``Imputer``,
-``onehot`` as a ``SQLTransformer`` over the categories a ``StringIndexer`` found. Then the
-task's label stages (e.g. a string label indexed by ``StringIndexer``; see ``runner.tasks``),
-and the features: their statistics from one aggregation, written into one
+``onehot`` and ``categorical`` as a ``SQLTransformer`` over the categories a ``StringIndexer``
+found. Then the task's label stages (e.g. a string label indexed by ``StringIndexer``; see
+``runner.tasks``), and the features: their statistics from one aggregation, written into one
 ``SQLTransformer`` as literals, which assembles the scaled ``array<float>`` the trials read
 (an expression per number, compiled by whole-stage code generation; a ``transform`` per
-array; no ``ml`` vectors). The same model, saved with the prepared data, turns new rows
-into exactly the same features (``to_input`` -> model -> ``to_output``).
+array; no ``ml`` vectors), the ``categorical`` columns' indices unscaled at its end. The
+same model, saved with the prepared data, turns new rows into exactly the same features
+(``to_input`` -> model -> ``to_output``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 FEATURES = "_features"  # the assembled (and scaled) features, array<float>
 KEPT = "__kept"  # scoring: the user's columns passed through, one struct
-UNSEEN = "__unseen_"  # scoring: + a onehot column, true where its value was not seen in training
+UNSEEN = "__unseen_"  # scoring: + a category column, true where its value was not seen in training
 _ROW_FILTER = re.compile(r"SELECT \* FROM __THIS__ WHERE (.*)", re.DOTALL)  # filter, dropna
 _NOT_NULL = re.compile(r"`([^`]+)` IS NOT NULL")
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
@@ -49,6 +50,7 @@ class Fitted:
     task: dict[str, Any]  # the task config with what it learnt from the label (runner.tasks)
     features: list[str]  # the columns assembled into the features array
     width: int  # the values in it
+    categories: list[int]  # per categorical column (the features' last values): its indices
 
 
 def validate(steps: Any) -> list[str]:
@@ -62,8 +64,8 @@ def validate(steps: Any) -> list[str]:
             problems.append(f"{key}: filter needs expr, a Spark SQL condition")
         elif step.op == "select" and not step.exprs:
             problems.append(f"{key}: select needs exprs, a list of Spark SQL expressions")
-        elif step.op == "onehot" and not step.columns:
-            problems.append(f"{key}: onehot needs columns, the string columns to encode")
+        elif step.op in ("onehot", "categorical") and not step.columns:
+            problems.append(f"{key}: {step.op} needs columns, the string columns to encode")
         elif step.op == "impute" and step.strategy not in ("mean", "median", "mode"):
             problems.append(f"{key}.strategy: {step.strategy!r} is not mean, median or mode")
     return problems
@@ -85,10 +87,12 @@ def fit(
 
     train = to_input(train)
     stages: list["Transformer"] = []
+    indexed: dict[str, int] = {}  # categorical column -> its indices
     for i, step in enumerate(steps):
         where = f"data.steps[{i}] ({step.op})"
         try:
-            new = _BUILDERS[step.op](step, train, where, label)
+            new, made = _BUILDERS[step.op](step, train, where, label)
+            indexed.update(made)
             for stage in new:
                 train = stage.transform(train)
             if step.op in ("filter", "dropna") and train.isEmpty():
@@ -112,11 +116,14 @@ def fit(
         else [c for c, t in train.dtypes if c not in (label, "id") and _numeric(t)]
     )
     _check_features(names, types, label, train)
+    indices = [c for c in names if c in indexed]
+    names = [c for c in names if c not in indexed] + indices
 
     label_stages, learnt = task_for(task).fit_label(train, label, types[label])
-    assemble, width = _feature_stage(names, scaling, train)
+    assemble, width = _feature_stage(names, scaling, train, indices)
     model = PipelineModel(stages=[*stages, *label_stages, assemble])
-    return Fitted(model, label, types[label], {**task, **learnt}, names, width)
+    categories = [indexed[c] for c in indices]
+    return Fitted(model, label, types[label], {**task, **learnt}, names, width, categories)
 
 
 def to_input(df: "DataFrame") -> "DataFrame":
@@ -154,7 +161,7 @@ class Scored:
 
     df: "DataFrame"  # the last stage's rows, KEPT and the UNSEEN flags carried along
     skipped: list[str]  # the row conditions that ran only in training (they name the label)
-    unseen: dict[str, str]  # onehot column -> its UNSEEN flag column
+    unseen: dict[str, str]  # onehot or categorical column -> its UNSEEN flag column
 
 
 def run_stages(
@@ -162,10 +169,10 @@ def run_stages(
 ) -> Scored:
     """``df`` through ``model``'s stages, a ``KEPT`` column of ``df`` carried along.
 
-    - Every SQL stage that lists its columns (``select``, ``onehot``) also carries ``KEPT``
-      and the ``UNSEEN`` flags (each onehot stage adds one per column: a value its
-      categories never held, encoded all-zero as in training), so the user's columns come
-      out unchanged whatever the steps select.
+    - Every SQL stage that lists its columns (``select``, ``onehot``, ``categorical``) also
+      carries ``KEPT`` and the ``UNSEEN`` flags (each onehot or categorical stage adds one
+      per column: a value its categories never held, encoded as in training: all-zero, or
+      index 0), so the user's columns come out unchanged whatever the steps select.
     - Scoring: row conditions (``filter``, ``dropna``) that name the label clean training
       rows only: a ``dropna`` loses the label from its columns, a ``filter`` that reads the
       label does not run (Spark's analyser decides, on ``df``'s columns without the label).
@@ -227,24 +234,27 @@ def spark_error(err: Exception, fallback: str) -> RunnerError:
     return RunnerError(ours.group(1) if ours else fallback)
 
 
-def _filter(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
-    return [_sql(f"SELECT * FROM __THIS__ WHERE {step.expr}")]
+Built = tuple[list["Transformer"], dict[str, int]]  # the stages, categorical column -> indices
 
 
-def _select(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
+def _filter(step: Any, df: "DataFrame", where: str, label: str) -> Built:
+    return [_sql(f"SELECT * FROM __THIS__ WHERE {step.expr}")], {}
+
+
+def _select(step: Any, df: "DataFrame", where: str, label: str) -> Built:
     statement = f"SELECT {', '.join(step.exprs)} FROM __THIS__"
     if "id" not in _sql(statement).transform(df).columns:
         statement = f"SELECT id, {', '.join(step.exprs)} FROM __THIS__"
-    return [_sql(statement)]
+    return [_sql(statement)], {}
 
 
-def _dropna(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
+def _dropna(step: Any, df: "DataFrame", where: str, label: str) -> Built:
     columns = _require(step.columns or df.columns, df, where)
     condition = " AND ".join(f"`{c}` IS NOT NULL" for c in columns)
-    return [_sql(f"SELECT * FROM __THIS__ WHERE {condition}")]
+    return [_sql(f"SELECT * FROM __THIS__ WHERE {condition}")], {}
 
 
-def _impute(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
+def _impute(step: Any, df: "DataFrame", where: str, label: str) -> Built:
     from pyspark.ml.feature import Imputer
 
     types = dict(df.dtypes)
@@ -254,12 +264,27 @@ def _impute(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
     if bad:
         raise RunnerError(f"{where}: impute needs numeric columns; {', '.join(bad)} are not")
     imputer = Imputer(inputCols=columns, outputCols=columns, strategy=step.strategy)
-    return [imputer.fit(df)]
+    return [imputer.fit(df)], {}
 
 
-def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transformer"]:
+def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> Built:
     """One 0/1 value per category seen in training (sorted); unseen values and nulls are
     all-zero, flagged in ``UNSEEN<column>`` for scoring to count."""
+    categories = _categories(step, df, where)
+    onehot = "transform({seen}, v -> IF({value} = v, 1D, 0D))"
+    return [_encoded(df, categories, onehot)], {}
+
+
+def _categorical(step: Any, df: "DataFrame", where: str, label: str) -> Built:
+    """The index of each value among the categories seen in training (sorted), from 1; 0
+    for unseen values and nulls (flagged in ``UNSEEN<column>`` for scoring to count)."""
+    categories = _categories(step, df, where)
+    index = "CAST(coalesce(array_position({seen}, {value}), 0) AS INT)"
+    return [_encoded(df, categories, index)], {c: len(v) + 1 for c, v in categories.items()}
+
+
+def _categories(step: Any, df: "DataFrame", where: str) -> dict[str, list[str]]:
+    """The sorted categories of each of ``step.columns`` in ``df`` (``StringIndexer``'s)."""
     from pyspark.ml.feature import StringIndexer
 
     columns = _require(step.columns, df, where)
@@ -268,7 +293,13 @@ def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
         outputCols=[f"{c}__index" for c in columns],
         stringOrderType="alphabetAsc",
     ).fit(df)
-    categories = dict(zip(columns, indexer.labelsArray))
+    return dict(zip(columns, map(list, indexer.labelsArray)))
+
+
+def _encoded(df: "DataFrame", categories: dict[str, list[str]], encode: str) -> "Transformer":
+    """One SQL stage replacing each column of ``categories`` by ``encode`` (SQL with
+    ``{seen}``, the literal array of its categories, and ``{value}``, its value as a
+    string), and adding its ``UNSEEN`` flag."""
     selected = []
     for c in df.columns:
         if c not in categories:
@@ -277,18 +308,19 @@ def _onehot(step: Any, df: "DataFrame", where: str, label: str) -> list["Transfo
         seen = f"array({', '.join(map(_string, categories[c]))})"
         value = f"CAST(`{c}` AS STRING)"
         selected += [
-            f"transform({seen}, v -> IF({value} = v, 1D, 0D)) AS `{c}`",
+            f"{encode.format(seen=seen, value=value)} AS `{c}`",
             f"({value} IS NOT NULL AND NOT array_contains({seen}, {value})) AS `{UNSEEN}{c}`",
         ]
-    return [_sql(f"SELECT {', '.join(selected)} FROM __THIS__")]
+    return _sql(f"SELECT {', '.join(selected)} FROM __THIS__")
 
 
-_BUILDERS: dict[str, Callable[[Any, "DataFrame", str, str], list["Transformer"]]] = {
+_BUILDERS: dict[str, Callable[[Any, "DataFrame", str, str], Built]] = {
     "filter": _filter,
     "select": _select,
     "dropna": _dropna,
     "impute": _impute,
     "onehot": _onehot,
+    "categorical": _categorical,
 }
 
 
@@ -296,9 +328,12 @@ _STATISTICS = {"standard": ("mean", "std"), "minmax": ("min", "max")}  # Summari
 _SQL_AGGREGATES = {"mean": "avg", "std": "stddev_samp", "min": "min", "max": "max"}
 
 
-def _feature_stage(names: list[str], scaling: str, train: "DataFrame") -> tuple["Transformer", int]:
+def _feature_stage(
+    names: list[str], scaling: str, train: "DataFrame", indices: Sequence[str] = ()
+) -> tuple["Transformer", int]:
     """The features' one stage, and its width: every value of ``names`` (numbers, arrays
-    of numbers) as a double, scaled by statistics of ``train`` from one aggregation
+    of numbers; the ``indices`` of categorical columns last, as they are) as a double,
+    the others scaled by statistics of ``train`` from one aggregation
     (``standard``: minus the mean, over the sample standard deviation; ``minmax``: into
     [0, 1]; a constant value becomes 0, or 0.5 for minmax, as ``pyspark.ml``'s scalers do),
     cast to float, in the order of ``names``. A number is one expression (compiled by
@@ -309,16 +344,13 @@ def _feature_stage(names: list[str], scaling: str, train: "DataFrame") -> tuple[
     from pyspark.sql import functions as F
 
     types = dict(train.dtypes)
-    widths = _widths([c for c in names if types[c].startswith("array<")], train)
-    numbers = [c for c in names if c not in widths]
-    failures = [
-        (
-            " OR ".join(
-                f"`{c}` IS NULL" + ("" if c in widths else f" OR isnan(`{c}`)") for c in names
-            ),
-            _INVALID,
-        )
-    ]
+    scaled = [c for c in names if c not in indices]
+    widths = _widths([c for c in scaled if types[c].startswith("array<")], train)
+    numbers = [c for c in scaled if c not in widths]
+    invalid = " OR ".join(
+        f"`{c}` IS NULL" + ("" if c in widths else f" OR isnan(`{c}`)") for c in scaled
+    )
+    failures = [(invalid, _INVALID)] if scaled else []  # indices are never null
     failures += [
         (
             f"size(`{c}`) != {w}",
@@ -335,14 +367,14 @@ def _feature_stage(names: list[str], scaling: str, train: "DataFrame") -> tuple[
     if widths and measures:
         aggregates.append(_summary(widths, measures))
     try:
-        row = train.select(*aggregates).first()
+        row: Any = train.select(*aggregates).first() if aggregates else ()  # () indices only
     except Exception as err:
         raise spark_error(err, f"data.scaling: {first_line(err)}") from None
     assert row is not None  # an aggregation has a row
     for (_, message), count in zip(failures, row):
         if count:
             raise RunnerError(message.removeprefix(_OURS))
-    stats: dict[str, list[list[float]]] = {c: [[], []] for c in names}  # per measure, per value
+    stats: dict[str, list[list[float]]] = {c: [[], []] for c in scaled}  # per measure, per value
     if measures:
         scalars = list(row)[len(failures) : len(failures) + 2 * len(numbers)]
         for j, c in enumerate(numbers):
@@ -355,14 +387,16 @@ def _feature_stage(names: list[str], scaling: str, train: "DataFrame") -> tuple[
         _scaled_number(c, scaling, *stats[c])
         if c in numbers
         else _scaled_array(c, scaling, *stats[c])
-        for c in names
-    ]
+        for c in scaled
+    ] + [f"array(CAST(`{c}` AS FLOAT))" for c in indices]
     checks = " ".join(
         f"WHEN {test} THEN raise_error({_string(message)})" for test, message in failures
     )
     features = parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
-    return _sql(f"SELECT *, CASE {checks} ELSE {features} END AS `{FEATURES}` FROM __THIS__"), (
-        len(numbers) + sum(widths.values())
+    if checks:
+        features = f"CASE {checks} ELSE {features} END"
+    return _sql(f"SELECT *, {features} AS `{FEATURES}` FROM __THIS__"), (
+        len(numbers) + sum(widths.values()) + len(indices)
     )
 
 
@@ -442,7 +476,8 @@ def _check_features(names: list[str], types: dict[str, str], label: str, df: "Da
     if bad:
         raise RunnerError(
             f"data.features: non-numeric feature {', '.join(bad)}; encode it with "
-            "{op: onehot, columns: [...]} in data.steps or leave it out of data.features"
+            "{op: onehot, columns: [...]} or {op: categorical, columns: [...]} (for "
+            "model=tabular) in data.steps, or leave it out of data.features"
         )
     if not names:
         raise RunnerError(

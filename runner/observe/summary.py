@@ -4,16 +4,24 @@ last: its presence marks a finished run (the sweep wrote ``trials.jsonl``)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
-from runner.serve.artifacts import atomic_write
-from runner.serve.infer import InferenceResult
 from runner.data.prepared import PreparedDataset
 from runner.observe.reports import render
-from runner.tune.sweep import SweepResult
+from runner.observe.result import (
+    BestTrial,
+    DataRecord,
+    PredictionsRecord,
+    Ranking,
+    RunResult,
+    SweepRecord,
+    TrainRecord,
+)
+from runner.serve.artifacts import atomic_write
+from runner.serve.infer import InferenceResult
 from runner.train.retrain import TrainResult
+from runner.tune.sweep import SweepResult
 
 
 def run(
@@ -24,90 +32,74 @@ def run(
     timings: dict[str, float],
     trained: Optional[TrainResult] = None,
     search: Optional[dict[str, Any]] = None,
-) -> dict[str, Any]:
-    """Write the summary; return it.
-
-    ``best``/``trials``/``parallelism``/``pruning`` are there when the sweep ran, ``train``
-    when the train stage ran, ``test_metrics``/``predictions`` when infer ran.
-    """
-    summary: dict[str, Any] = {"task": prepared.task}
-    if search:  # the metric trials were ranked by: search.metric, or the task's default
-        summary["search"] = {"metric": search["metric"], "direction": search["direction"]}
-    if swept:
-        summary["best"] = {
-            "number": swept.best.number,
-            "params": swept.params[swept.best.number],
-            "metrics": swept.best.metrics,
-        }
-    if trained:
-        summary["train"] = {
-            "metrics": trained.metrics,
-            "history": trained.history,
-            "start_epoch": trained.start_epoch,
-            "num_processes": trained.num_processes,
-            "local_mode": trained.local_mode,
-            "device": trained.device,
-            "checkpoint": trained.checkpoint,
-        }
-    if predicted:
-        summary["test_metrics"] = predicted.metrics
-        summary["deployed"] = "train" if trained else "sweep"
-    if swept:
-        summary.update(
-            {
-                "trials": swept.counts,
-                "parallelism": swept.parallelism,
-                "resumed_trials": swept.resumed,
-                "pruning": {"epochs_run": swept.epochs_run, "epochs_saved": swept.epochs_saved},
-            }
-        )
-    summary.update(
-        {
-            "data": {
-                "fingerprint": prepared.fingerprint,
-                "cache_hit": prepared.cache_hit,
-                "rows": prepared.rows,
-                "path": prepared.uri,
-            },
-            **({"predictions": _predictions(predicted)} if predicted else {}),
-            "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            "run_dir": str(run_dir),
-            "driver_pid": os.getpid(),
-        }
+) -> RunResult:
+    """The run's result from its stages' results, its reports and summary written."""
+    result = RunResult(
+        run_dir=str(run_dir),
+        timings_s=timings,
+        task=prepared.task,
+        ranking=Ranking(search["metric"], search["direction"]) if search else None,
+        best=(
+            BestTrial(swept.best.number, swept.params[swept.best.number], swept.best.metrics)
+            if swept
+            else None
+        ),
+        sweep=(
+            SweepRecord(
+                swept.counts, swept.parallelism, swept.resumed, swept.epochs_run, swept.epochs_saved
+            )
+            if swept
+            else None
+        ),
+        train=(
+            TrainRecord(
+                trained.metrics,
+                trained.history,
+                trained.start_epoch,
+                trained.num_processes,
+                trained.local_mode,
+                trained.device,
+                trained.checkpoint,
+            )
+            if trained
+            else None
+        ),
+        test_metrics=predicted.metrics if predicted else None,
+        deployed=("train" if trained else "sweep") if predicted else None,
+        data=DataRecord(prepared.fingerprint, prepared.cache_hit, prepared.rows, prepared.uri),
+        predictions=_predictions(predicted) if predicted else None,
     )
-    render(run_dir, summary)
-    _write_summary(run_dir, summary)
-    return summary
+    render(run_dir, result.to_json())
+    _write_summary(run_dir, result)
+    return result
 
 
 def run_infer(
     run_dir: Path, model_run: Path, predicted: InferenceResult, timings: dict[str, float]
-) -> dict[str, Any]:
-    """The summary of a ``stages=[infer]`` run: which model, which predictions."""
-    summary = {
-        "stages": ["infer"],
-        "model_path": str(model_run),
-        "test_metrics": predicted.metrics,
-        "predictions": _predictions(predicted),
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "run_dir": str(run_dir),
-        "driver_pid": os.getpid(),
-    }
-    _write_summary(run_dir, summary)
-    return summary
+) -> RunResult:
+    """The result of a ``stages=[infer]`` run: which model, which predictions."""
+    result = RunResult(
+        run_dir=str(run_dir),
+        timings_s=timings,
+        model_path=str(model_run),
+        test_metrics=predicted.metrics,
+        predictions=_predictions(predicted),
+    )
+    _write_summary(run_dir, result)
+    return result
 
 
-def _predictions(predicted: InferenceResult) -> dict[str, Any]:
-    return {
-        "path": predicted.path,
-        "rows": predicted.rows,
-        "labelled_rows": predicted.labelled,
-        "unseen": predicted.unseen,
-        "skipped_steps": predicted.skipped,
-        "notes": predicted.notes(),
-    }
+def _predictions(predicted: InferenceResult) -> PredictionsRecord:
+    return PredictionsRecord(
+        path=predicted.path,
+        rows=predicted.rows,
+        labelled_rows=predicted.labelled,
+        unseen=predicted.unseen,
+        skipped_steps=predicted.skipped,
+        notes=predicted.notes(),
+    )
 
 
-def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+def _write_summary(run_dir: Path, result: RunResult) -> None:
     """``summary.json`` appears only when complete: it marks a finished run."""
-    atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    atomic_write(run_dir / "summary.json", json.dumps(result.to_json(), indent=2).encode())

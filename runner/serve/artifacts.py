@@ -45,7 +45,8 @@ class ModelArtifact:
     ) -> "ModelArtifact":
         """A ``model`` config trained for ``task`` on ``prepared`` data, with its ``weights``
         (``task=auto``: the task the prepared data's label chose)."""
-        from runner.tasks import is_auto, task_for
+        from runner.tasks import is_auto
+        from runner.train.model import model_kwargs
 
         task = prepared.task if is_auto(task) else task
         classes = (prepared.meta.get("label") or {}).get("classes")
@@ -53,7 +54,7 @@ class ModelArtifact:
             model=model,
             input_shape=prepared.input_shape,
             task=task,
-            model_kwargs=task_for(task).model_kwargs(prepared.meta),
+            model_kwargs=model_kwargs(task, prepared),
             weights=weights,
             input=prepared.input,
             classes=tuple(classes) if classes is not None else None,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.errors import RunnerError, first_line
-from runner.tasks._base import Task, TaskConfig
+from runner.tasks._base import Task, TaskConfig, gain
 from runner.tasks.binary import Binary, BinaryConfig
 from runner.tasks.classification import Classification, ClassificationConfig
 from runner.tasks.multilabel import Multilabel, MultilabelConfig
@@ -33,6 +33,7 @@ __all__ = [
     "Task",
     "TaskConfig",
     "all_directions",
+    "gain",
     "infer",
     "is_auto",
     "task_for",

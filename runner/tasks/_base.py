@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 
+def gain(direction: str) -> float:
+    """+1 when a higher value of the metric is better (``maximize``), -1 when lower is."""
+    return 1.0 if direction == "maximize" else -1.0
+
+
 @dataclass
 class TaskConfig:
     """A task by ``_target_`` (a :class:`Task` class) and its keyword arguments.

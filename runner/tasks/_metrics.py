@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 N_THRESHOLDS = 201  # 0, 0.005, ..., 1: index 100 is 0.5
@@ -78,14 +79,15 @@ def confusion(predicted: "torch.Tensor", target: "torch.Tensor", classes: int) -
     ).double()
 
 
-def from_confusion(matrix: "torch.Tensor") -> dict[str, float]:
+def from_confusion(matrix: "np.ndarray") -> dict[str, float]:
     """Accuracy, balanced accuracy (mean recall of the classes present) and macro F1 (over
-    classes present or predicted) of a summed confusion matrix."""
+    classes present or predicted) of a summed confusion matrix (NumPy: a few microseconds
+    an operation on a K x K matrix, where torch takes several times that, every epoch)."""
     tp = matrix.diagonal()
     support, predicted = matrix.sum(1), matrix.sum(0)
     present = support > 0
     f1_rows = (support + predicted) > 0
-    f1 = 2 * tp / (support + predicted).clamp(min=1)
+    f1 = 2 * tp / (support + predicted).clip(min=1)
     rows = float(matrix.sum())
     return {
         "accuracy": float(tp.sum()) / rows if rows else 0.0,

@@ -133,12 +133,17 @@ class Classification(Task):
         import torch.nn.functional as F
 
         outputs = outputs.float()
+        log_p = F.log_softmax(outputs, dim=1)  # cross_entropy's, computed once
+        log_loss = F.nll_loss(log_p, labels, reduction="sum")
+        loss = (
+            log_loss
+            if self.weight is None
+            else F.nll_loss(log_p, labels, weight=self._weight(outputs), reduction="sum")
+        )
         head = torch.stack(
             [
-                F.cross_entropy(
-                    outputs, labels, weight=self._weight(outputs), reduction="sum"
-                ).double(),
-                F.cross_entropy(outputs, labels, reduction="sum").double(),
+                loss.double(),
+                log_loss.double(),
                 torch.tensor(len(labels), dtype=torch.float64, device=outputs.device),
             ]
         )
@@ -146,18 +151,17 @@ class Classification(Task):
         return torch.cat([head, matrix.flatten()])
 
     def metrics(self, sums: Any) -> dict[str, float]:
+        import numpy as np
         import torch
 
-        sums = torch.as_tensor(sums, dtype=torch.float64)
+        sums = torch.as_tensor(sums, dtype=torch.float64).cpu().numpy()
         loss, log_loss, rows = (float(s) for s in sums[:3])
         classes = int(round((len(sums) - 3) ** 0.5))
-        scores = _metrics.from_confusion(sums[3:].reshape(classes, classes))
+        matrix = sums[3:].reshape(classes, classes)
+        scores = _metrics.from_confusion(matrix)
         weighted_rows = rows
         if self.weight is not None:  # a weighted mean, as cross_entropy takes it
-            weighted_rows = float(
-                sums[3:].reshape(classes, classes).sum(1)
-                @ torch.tensor(self.weight, dtype=torch.float64)
-            )
+            weighted_rows = float(matrix.sum(1) @ np.asarray(self.weight, dtype=np.float64))
         return {
             **scores,
             "log_loss": log_loss / rows if rows else 0.0,

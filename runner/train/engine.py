@@ -146,7 +146,8 @@ def train_epoch(
     device = next(model.parameters()).device
     name = PRECISIONS[loop.precision]
     dtype = getattr(torch, name) if name else None
-    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    total = torch.zeros((), dtype=torch.float64, device=device)  # one op a step, no sync
+    rows = 0
     for x, y in data:
         optimizer.zero_grad(set_to_none=True)
         if dtype is None:  # 32: no autocast context per step
@@ -169,12 +170,13 @@ def train_epoch(
             optimizer.step()
         if loop.scheduler is not None and loop.interval == "step":
             loop.scheduler.step()
-        sums[0] += loss.detach().double() * len(y)
-        sums[1] += len(y)
+        total.add_(loss.detach(), alpha=len(y))
+        rows += len(y)
         if on_step is not None:
             on_step()
-    total, rows = (float(s) for s in (reduce(sums) if reduce else sums))
-    mean = total / rows
+    sums = torch.stack([total, torch.tensor(float(rows), dtype=torch.float64, device=device)])
+    loss_sum, rows_sum = (float(s) for s in (reduce(sums) if reduce else sums))
+    mean = loss_sum / rows_sum
     if not math.isfinite(mean):
         raise FloatingPointError(f"non-finite training loss {mean}")
     return mean

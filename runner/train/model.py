@@ -1,14 +1,28 @@
-"""The model contract: ``_target_(input_shape, **task.model_kwargs, **its own keys)``, and
-an optional ``check_input(input_shape) -> list[str]`` classmethod run before Spark starts."""
+"""The model contract: ``_target_(input_shape, **model_kwargs(task, prepared), **its own
+keys)``, and an optional ``check_input(input_shape) -> list[str]`` classmethod run before
+Spark starts."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runner.errors import first_line
+
+if TYPE_CHECKING:
+    from runner.data.prepared import PreparedDataset
 
 RUNNER_KEYS = ("weights_path", "freeze")  # model keys the runner applies, not the constructor
+
+
+def model_kwargs(task: Mapping[str, Any], prepared: "PreparedDataset") -> dict[str, Any]:
+    """What a model learning ``task`` (a task config) on ``prepared`` data is told besides
+    ``input_shape``: the preparation's (``PreparedDataset.model_kwargs``, e.g. ``categories``)
+    and the task's (``Task.model_kwargs``, e.g. ``num_classes``)."""
+    from runner.tasks import task_for
+
+    return {**prepared.model_kwargs, **task_for(task).model_kwargs(prepared.meta)}
 
 
 def build_model(
@@ -122,7 +136,7 @@ def build_problems(
         return [
             f"model._target_: {target!r} does not build for input_shape {list(input_shape)} "
             f"and {dict(task_kwargs)} with its keys ({keys}): {_reason(err)}; its "
-            "constructor takes input_shape, num_classes and the model's own keys"
+            f"constructor takes input_shape, {', '.join(task_kwargs)} and the model's own keys"
         ]
     return pretrained_problems(model, model_cfg)
 
@@ -149,7 +163,7 @@ def _reason(err: BaseException) -> str:
     """The innermost cause of ``err`` (Hydra wraps the real one), as one line."""
     while err.__cause__ is not None or err.__context__ is not None:
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    return f"{type(err).__name__}: {first_line(str(err))}"
 
 
 def weights_of(model: Any) -> bytes:

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from runner.serve.artifacts import ModelArtifact
 from runner.errors import RunnerError
 from runner.data.prepared import PreparedDataset
-from runner.tasks import is_auto, task_for
+from runner.tasks import is_auto
+from runner.train.model import model_kwargs
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -123,7 +124,7 @@ def run(
         },
         "input_shape": list(prepared.input_shape),
         "task": task,
-        "model_kwargs": task_for(task).model_kwargs(prepared.meta),
+        "model_kwargs": model_kwargs(task, prepared),
         "checkpoint_dir": str(out_dir),
         "key": key,
         "use_gpu": use_gpu,

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runner.data.prepared import PreparedDataset
-from runner.tasks import Task, task_for
+from runner.tasks import Task, gain, task_for
 from runner.train import augment, engine
 from runner.train.model import build_model, compiled, pretrained, weights_of
 
@@ -74,7 +74,7 @@ class TrialOutcome:
         return record
 
 
-Reporter = Callable[[int, float], bool]  # (epoch, metric) -> stop now?
+EpochCheck = Callable[[int, float], bool]  # (epoch, metric) -> stop now? (the pruner)
 
 
 def validate(cfg: Any) -> list[str]:
@@ -114,7 +114,9 @@ def validate(cfg: Any) -> list[str]:
     return problems
 
 
-def run_trial(spec: TrialSpec, device: str = "cpu", report: Reporter | None = None) -> TrialOutcome:
+def run_trial(
+    spec: TrialSpec, device: str = "cpu", report: EpochCheck | None = None
+) -> TrialOutcome:
     """Train and evaluate, calling ``report`` (if given) after every epoch.
 
     A True answer from ``report`` ends the trial as PRUNED; any exception, a
@@ -141,7 +143,7 @@ def metric_directions(task: Task) -> dict[str, str]:
     return {"train_loss": "minimize", **{f"val_{k}": d for k, d in task.directions.items()}}
 
 
-def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: Reporter | None) -> None:
+def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: EpochCheck | None) -> None:
     import torch
     from hydra.utils import instantiate
 
@@ -197,7 +199,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int | None, direction: str) -> None:
         self.patience = patience
-        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.sign = gain(direction)
         self.best_epoch = 0
         self.best_value = -math.inf
         self.best_state: dict[str, Any] | None = None

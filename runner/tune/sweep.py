@@ -30,7 +30,7 @@ from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
 from runner.tune.coordinator import REASKS, Coordinator
-from runner.errors import RunIncomplete, RunnerError, spark_cause, with_path
+from runner.errors import RunIncomplete, RunnerError, first_line, spark_cause, with_path
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
 from runner.cluster.spark import (
@@ -43,7 +43,8 @@ from runner.cluster.spark import (
     task_slots,
 )
 from runner.cluster.targets import Target, target_for
-from runner.tasks import all_directions, task_for
+from runner.tasks import all_directions, gain, task_for
+from runner.train.model import model_kwargs
 from runner.train.trial import TrialOutcome, metric_directions
 from runner.tune.trial_cost import TrialCost, training_work
 
@@ -221,7 +222,7 @@ def run(
     )
     on_start(n_trials, parallelism)
     task = as_plain(cfg.task)
-    model_kwargs = task_for(task).model_kwargs(prepared.meta)
+    told = model_kwargs(task, prepared)
 
     def finished(outcome: TrialOutcome, params: dict[str, Any]) -> None:
         log.append(outcome, params)
@@ -232,13 +233,13 @@ def run(
         space=space,
         n_trials=n_trials,
         metric=search.metric,
-        make_spec=lambda number, params: _spec(cfg, prepared, number, params, task, model_kwargs),
+        make_spec=lambda number, params: _spec(cfg, prepared, number, params, task, told),
         on_finish=finished,
         on_start=on_trial_start,
         on_lost=on_trial_lost,
         pruning=not isinstance(pruner, optuna.pruners.NopPruner),
         cost=(
-            TrialCost(lambda params: _work(cfg, prepared, params, model_kwargs))
+            TrialCost(lambda params: _work(cfg, prepared, params, told))
             if search_space.result_blind(sampler)
             else None
         ),
@@ -274,7 +275,7 @@ def run(
 
     trials = [coordinator.outcomes[n] for n in sorted(coordinator.outcomes)]
     if not any(t.state == "COMPLETE" for t in trials):
-        errors = [t.error.splitlines()[0] for t in trials if t.error] or ["none recorded"]
+        errors = [first_line(t.error) for t in trials if t.error] or ["none recorded"]
         raise RunnerError(f"sweep: all {len(trials)} trials failed; first error: {errors[0]}")
     best = log.best()
     epochs = int(cfg.train.epochs)
@@ -311,7 +312,7 @@ class _TrialLog:
         self.path = run_dir / "trials.jsonl"
         self.best_weights = run_dir / "best_trial.pt"
         self.metric = metric
-        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.sign = gain(direction)
         self._best: TrialOutcome | None = None
 
     def read(self) -> dict[int, tuple[TrialOutcome, dict[str, Any]]]:

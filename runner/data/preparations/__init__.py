@@ -61,7 +61,8 @@ class FittedPreparation(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """``meta.json`` keys: ``input_shape`` (a row's features as the model reads them),
-        ``input`` (see ``prepared.model_input``) and any of its own."""
+        ``input`` (see ``prepared.model_input``), ``model_kwargs`` (what the model is told
+        of the features, e.g. ``categories``) and any of its own."""
 
 
 class Preparation(Protocol):

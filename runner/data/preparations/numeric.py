@@ -27,6 +27,7 @@ class FittedNumeric:
     task: dict[str, Any]
     features: list[str]
     input_shape: list[int]  # data.image_shape, or the features' width
+    categories: list[int]  # per categorical column (the features' last values): its indices
 
     def transform(self, df: "DataFrame") -> "DataFrame":
         rows = steps.run_stages(self.model, steps.to_input(df), self.label).df
@@ -42,7 +43,8 @@ class FittedNumeric:
         self.model.write().save(entry.transform_uri)
 
     def describe(self) -> dict[str, Any]:
-        return {"input_shape": self.input_shape}
+        told = {"model_kwargs": {"categories": self.categories}} if self.categories else {}
+        return {"input_shape": self.input_shape, **told}
 
 
 class NumericPreparation:
@@ -71,7 +73,13 @@ class NumericPreparation:
                 f"rows have {fitted.width} features"
             )
         return FittedNumeric(
-            fitted.model, fitted.label, fitted.label_type, fitted.task, fitted.features, shape
+            fitted.model,
+            fitted.label,
+            fitted.label_type,
+            fitted.task,
+            fitted.features,
+            shape,
+            fitted.categories,
         )
 
     def load(self, entry: "PreparedDataset") -> FittedNumeric:
@@ -85,4 +93,5 @@ class NumericPreparation:
             entry.task,
             entry.meta.get("features", []),
             list(entry.input_shape),
+            entry.model_kwargs.get("categories", []),
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import RunnerError
+from runner.tasks import gain
 from runner.multirun import ERROR_FILE
 from runner.observe.console import format_params
 from runner.observe.reports.markdown import table
@@ -71,7 +72,7 @@ def leaderboard(records: list[RunRecord]) -> list[list[str]]:
 
     def key(r: RunRecord) -> tuple[str, float]:
         value = r.summary["best"]["metrics"].get(r.metric, float("nan"))
-        return _group(r), -value if r.direction == "maximize" else value
+        return _group(r), -gain(r.direction) * value
 
     shared = set.intersection(*(set(r.overrides) for r in records)) if len(records) > 1 else set()
     root = Path(os.path.commonpath([r.run_dir.resolve() for r in records]))

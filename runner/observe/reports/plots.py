@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from runner.observe.reports.record import RunRecord
+from runner.tasks import gain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +77,7 @@ def optimization_history(record: RunRecord) -> "Figure":
     xs = [t["number"] for t in done]
     ys = [t["metrics"][record.metric] for t in done]
     ax.scatter(xs, ys, label="trial", zorder=3)
-    pick = max if record.direction == "maximize" else min
+    pick = max if gain(record.direction) > 0 else min
     best = [pick(ys[: i + 1]) for i in range(len(ys))]
     ax.step(xs, best, where="post", color="tab:red", label="best so far")
     failed = [t["number"] for t in record.trials if t["state"] != "COMPLETE"]

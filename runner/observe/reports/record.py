@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import RunnerError
+from runner.tasks import gain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +44,7 @@ class RunRecord:
 
     def ranked(self) -> list[dict[str, Any]]:
         """Complete trials best first, then the others by number."""
-        sign = -1.0 if self.direction == "maximize" else 1.0
+        sign = -gain(self.direction)  # sorted ascending: best first
         return sorted(
             self.trials,
             key=lambda t: (

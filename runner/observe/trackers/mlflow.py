@@ -1,9 +1,6 @@
-"""Recording a run in an experiment tracker besides its run directory.
-
-``tracking=none`` (the default) records nothing more; ``tracking=mlflow`` makes the
-experiment an MLflow run with one nested run per trial (params, per-epoch metrics,
-status) and the best model, the reports and the summary as artifacts. Trials are
-logged from the driver as they finish, from their reported history.
+"""``tracking=mlflow``: the experiment as an MLflow run with one nested run per trial
+(params, per-epoch metrics, status) and the best model, the reports and the summary as
+artifacts. Trials are logged from the driver as they finish, from their reported history.
 """
 
 from __future__ import annotations
@@ -12,58 +9,42 @@ import importlib.util
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Optional, cast
 
 from runner.errors import RunnerError, first_line
+from runner.observe.trackers import Tracker, TrackingConfig
+from runner.observe.result import RunResult
 from runner.train.trial import TrialOutcome
 
-TRACKERS = ("none", "mlflow")
 _STATUS = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
 
 
-class Tracker:
-    """The calls the pipeline makes; this one records nothing (``tracking=none``)."""
+@dataclass
+class MLflowTrackingConfig(TrackingConfig):
+    """The experiment as an MLflow run, each trial a nested run (``pip install .[tracking]``)."""
 
-    def trial(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
-        """A trial finished (any state)."""
-
-    def finish(self, run_dir: Path, summary: dict[str, Any]) -> None:
-        """The run finished: its results and artifacts are in ``run_dir``."""
-
-    def end(self, failed: bool) -> None:
-        """Close the record; ``failed`` when the pipeline raised."""
-
-
-def validate(cfg: Any) -> list[str]:
-    """Problems with the tracking settings, each naming its key."""
-    if cfg.tracking.name not in TRACKERS:
-        return [f"tracking: {cfg.tracking.name!r} is not one of {', '.join(TRACKERS)}"]
-    if cfg.tracking.name == "mlflow" and importlib.util.find_spec("mlflow") is None:
-        return [
-            "tracking=mlflow: mlflow is not installed; pip install -e '.[tracking]' "
-            "or use tracking=none"
-        ]
-    return []
-
-
-@contextmanager
-def start(cfg: Any, run_dir: Path, original_cwd: Path) -> Iterator[Tracker]:
-    """The run's tracker, ended as failed if the body raises."""
-    mlflow = cfg.tracking.name == "mlflow"
-    tracker = MLflowTracker(cfg, run_dir, original_cwd) if mlflow else Tracker()
-    try:
-        yield tracker
-    except BaseException:
-        tracker.end(failed=True)
-        raise
-    tracker.end(failed=False)
+    _target_: str = "runner.observe.trackers.mlflow.MLflowTracker"
+    name: str = "mlflow"
+    # a directory (file store; relative to where the runner started) or any tracking URI
+    uri: str = "mlruns"
+    experiment: str = "spark-dl-runner"
+    run_name: Optional[str] = None  # null: the run directory's name
 
 
 class MLflowTracker(Tracker):
-    """One MLflow run per experiment, a nested run per trial (client API: thread-agnostic)."""
+    """One MLflow run per experiment, a nested run per trial (client API: thread-agnostic),
+    ended as failed when the run raised."""
+
+    @classmethod
+    def validate(cls, cfg: Any) -> list[str]:
+        if importlib.util.find_spec("mlflow") is None:
+            return [
+                "tracking=mlflow: mlflow is not installed; pip install -e '.[tracking]' "
+                "or use tracking=none"
+            ]
+        return []
 
     def __init__(self, cfg: Any, run_dir: Path, original_cwd: Path):
         from mlflow.tracking import MlflowClient
@@ -90,7 +71,7 @@ class MLflowTracker(Tracker):
             ) from None
         self._log(self.run_id, params=_flatten(_plain(cfg)))
 
-    def trial(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
+    def trial_finished(self, outcome: TrialOutcome, params: dict[str, Any]) -> None:
         now_ms = int(time.time() * 1000)
         child = self.client.create_run(
             self.experiment_id,
@@ -115,21 +96,22 @@ class MLflowTracker(Tracker):
             child, status=_STATUS.get(outcome.state, "FAILED"), end_time=now_ms
         )
 
-    def finish(self, run_dir: Path, summary: dict[str, Any]) -> None:
-        best = summary.get("best")  # a run without the sweep stage has none
-        metrics = [(f"best_{k}", v, 0) for k, v in (best or {}).get("metrics", {}).items()]
-        metrics += [(k, v, 0) for k, v in summary.get("test_metrics", {}).items()]
+    def run_finished(self, result: RunResult) -> None:
+        best = result.best  # a run without the sweep stage has none
+        metrics = [(f"best_{k}", v, 0) for k, v in (best.metrics if best else {}).items()]
+        metrics += [(k, v, 0) for k, v in (result.test_metrics or {}).items()]
         self._log(self.run_id, metrics=metrics)
         if best:
-            self.client.set_tag(self.run_id, "best_trial", str(best["number"]))
+            self.client.set_tag(self.run_id, "best_trial", str(best.number))
+        run_dir = Path(result.run_dir)
         if (run_dir / "model").is_dir():
             self.client.log_artifacts(self.run_id, str(run_dir / "model"), "model")
         for name in ("report.html", "report.md", "summary.json", "trials.jsonl"):
             if (run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(run_dir / name))
 
-    def end(self, failed: bool) -> None:
-        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+    def __exit__(self, *exc: Any) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if exc[0] else "FINISHED")
 
     def _log(
         self,
