@@ -102,18 +102,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> RunRes
         swept = None
         if "sweep" in selected:
             with events.stage("sweep", f"{cfg.search.n_trials} trials"):
-                swept = sweep.run(
-                    spark,
-                    prepared,
-                    cfg,
-                    run_dir,
-                    target=target,
-                    on_start=events.sweep_started,
-                    on_trial=events.trial_finished,
-                    on_trial_start=events.trial_started,
-                    on_trial_lost=events.trial_lost,
-                    on_note=events.note,
-                )
+                swept = sweep.run(spark, prepared, cfg, run_dir, target=target, events=events)
         params = swept.params[swept.best.number] if swept else {}
 
         trained = None

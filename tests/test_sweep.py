@@ -13,6 +13,7 @@ from runner.data import preprocess
 from runner.tune import journal, jsonl, search_space
 from runner.tune import sweep
 from runner.errors import RunIncomplete, RunnerError
+from runner.observe.events import RunEvents
 from tests.conftest import use
 from tests.crash_model import crash_tickets
 
@@ -22,15 +23,31 @@ def prepared(spark, cfg, tmp_path):
     return preprocess.run(spark, cfg.data, tmp_path / "cache")
 
 
+class Heard(RunEvents):
+    """The sweep's events, as the console and trackers are told them."""
+
+    def __init__(self):
+        self.finished, self.lost, self.notes = [], [], []
+
+    def trial_finished(self, outcome, params):
+        self.finished.append(outcome.number)
+
+    def trial_lost(self, number, reasked_as):
+        self.lost.append((number, reasked_as))
+
+    def note(self, message):
+        self.notes.append(message)
+
+
 def _records(run_dir):
     return [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
 
 
 def test_trials_run_in_executor_processes(spark, cfg, prepared, tmp_path):
     cfg.search.n_trials = 4
-    seen = []
-    result = sweep.run(spark, prepared, cfg, tmp_path, on_trial=lambda o, p: seen.append(o.number))
-    assert sorted(seen) == [0, 1, 2, 3]
+    heard = Heard()
+    result = sweep.run(spark, prepared, cfg, tmp_path, events=heard)
+    assert sorted(heard.finished) == [0, 1, 2, 3]
     assert [t.number for t in result.trials] == [0, 1, 2, 3]
     assert all(t.state == "COMPLETE" for t in result.trials)
     assert all(t.pid != os.getpid() for t in result.trials)
@@ -111,8 +128,7 @@ def test_rerun_in_the_same_dir_runs_only_the_missing_trials(spark, cfg, prepared
     )
     interrupted = study.ask(search_space.parse(cfg.search.params))
     cfg.search.n_trials = 4
-    ran = []
-    again = sweep.run(spark, prepared, cfg, tmp_path, on_trial=lambda o, p: ran.append(o.number))
+    again = sweep.run(spark, prepared, cfg, tmp_path)
     assert again.resumed == 2
     assert len(again.trials) == 4 and again.counts == {"COMPLETE": 4}
     assert {t.number: t.pid for t in again.trials if t.number in first_pids} == first_pids
@@ -132,9 +148,9 @@ def _crashing(cfg, tickets):
 def test_trials_of_a_failed_spark_job_are_lost_and_asked_again(spark, cfg, prepared, tmp_path):
     cfg.search.n_trials = 4
     _crashing(cfg, crash_tickets(tmp_path / "tickets", 1))
-    lost = []
-    result = sweep.run(spark, prepared, cfg, tmp_path / "run",
-                       on_trial_lost=lambda n, again: lost.append((n, again)))
+    heard = Heard()
+    result = sweep.run(spark, prepared, cfg, tmp_path / "run", events=heard)
+    lost = heard.lost
     assert result.counts == {"COMPLETE": 4}
     # a re-ask takes the next free number (under load, before all 4 were first asked)
     assert len(lost) >= 1 and all(again > number for number, again in lost)
@@ -177,10 +193,10 @@ def test_torn_last_lines_are_repaired_with_a_note_on_resume(spark, cfg, prepared
     for name in ("trials.jsonl", "study.journal"):
         with open(tmp_path / name, "ab") as fh:
             fh.write(b'{"number": 7, "sta')  # a crash or a full disk mid-line
-    notes = []
+    heard = Heard()
     cfg.search.n_trials = 3
-    again = sweep.run(spark, prepared, cfg, tmp_path, on_note=notes.append)
-    assert [note.split(":")[1].strip() for note in notes] == ["study.journal", "trials.jsonl"]
+    again = sweep.run(spark, prepared, cfg, tmp_path, events=heard)
+    assert [note.split(":")[1].strip() for note in heard.notes] == ["study.journal", "trials.jsonl"]
     assert again.counts == {"COMPLETE": 3} and len(_records(tmp_path)) == 3
     for line in (tmp_path / "study.journal").read_text().splitlines():
         json.loads(line)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
+from runner.observe.events import RunEvents
 from runner.tune.coordinator import REASKS, Coordinator
 from runner.errors import RunIncomplete, RunnerError, first_line, spark_cause, with_path
 from runner.data.prepared import PreparedDataset
@@ -171,14 +172,11 @@ def run(
     cfg: Any,
     run_dir: Path,
     target: Target | None = None,
-    on_start: Callable[[int, int], None] = lambda n_trials, parallelism: None,
-    on_trial: Callable[[TrialOutcome, dict[str, Any]], None] = lambda outcome, params: None,
-    on_trial_start: Callable[[int, dict[str, Any]], None] = lambda number, params: None,
-    on_trial_lost: Callable[[int, int], None] = lambda lost, reasked_as: None,
-    on_note: Callable[[str], None] = lambda line: None,
+    events: RunEvents | None = None,
 ) -> SweepResult:
     """Run (or finish) ``cfg.search.n_trials`` trials, ``parallelism`` at a time, on ``target``
-    (the GPU plan's; None: the one ``cfg.deploy`` names).
+    (the GPU plan's; None: the one ``cfg.deploy`` names), telling ``events`` the sweep's start,
+    each trial's start, end or loss, and notes (records repaired, executors lost).
 
     Raises:
         RunIncomplete: Spark jobs kept failing and some trials never ran.
@@ -190,6 +188,7 @@ def run(
     from runner.tune.grid import GridSampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    events = events or RunEvents()
     cfg = for_task(cfg, prepared)
     target = target or target_for(cfg.deploy)
     search = cfg.search
@@ -201,7 +200,7 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=True)
     for records in (run_dir / "study.journal", run_dir / "trials.jsonl"):
         if note := jsonl.repair(records):
-            on_note(note)
+            events.note(note)
     log = _TrialLog(run_dir, search.metric, search.direction)
     study = search_space.create_study(
         sampler,
@@ -220,13 +219,13 @@ def run(
         max(1, n_trials - len(earlier)),
         search.parallelism or slots_per_cluster(fair_share(task_slots(spark)), target.cfg),
     )
-    on_start(n_trials, parallelism)
+    events.sweep_started(n_trials, parallelism)
     task = as_plain(cfg.task)
     told = model_kwargs(task, prepared)
 
     def finished(outcome: TrialOutcome, params: dict[str, Any]) -> None:
         log.append(outcome, params)
-        on_trial(outcome, params)
+        events.trial_finished(outcome, params)
 
     coordinator = Coordinator(
         study=study,
@@ -235,8 +234,8 @@ def run(
         metric=search.metric,
         make_spec=lambda number, params: _spec(cfg, prepared, number, params, task, told),
         on_finish=finished,
-        on_start=on_trial_start,
-        on_lost=on_trial_lost,
+        on_start=events.trial_started,
+        on_lost=events.trial_lost,
         pruning=not isinstance(pruner, optuna.pruners.NopPruner),
         cost=(
             TrialCost(lambda params: _work(cfg, prepared, params, told))
@@ -248,9 +247,9 @@ def run(
         params={n: p for n, (_, p) in earlier.items()},
     )
     for outcome, params in earlier.values():
-        on_trial(outcome, params)
+        events.trial_finished(outcome, params)
     failures: list[str] = []
-    with executors_watched(spark, target, on_note) as executors_lost:
+    with executors_watched(spark, target, events.note) as executors_lost:
         while len(coordinator.outcomes) < n_trials and len(failures) <= JOB_RETRIES:
             slots = min(parallelism, n_trials - len(coordinator.outcomes))
             failure = _run_slots(spark, coordinator, slots, target)
@@ -261,7 +260,7 @@ def run(
             if failure and target.remote and (lost := server_lost(target.cfg, run_dir)):
                 raise lost
     if coordinator.refused:
-        on_note(
+        events.note(
             f"note: the trial endpoint refused {coordinator.refused} calls without the "
             "sweep's token"
         )
