@@ -189,53 +189,106 @@ class ImagePreparation:
     ) -> FittedImages:
         from pyspark.sql import functions as F
 
-        bad = df.where(F.col("features").isNull())
-        count = bad.count()
-        if count and cfg.on_bad_record == "fail":
-            first = bad.select("path", "error").first()
-            example = f"{first['path']} ({first['error']})" if first is not None else "?"
-            raise RunnerError(
-                f"data.on_bad_record: {count} images do not decode, e.g. {example}; remove them "
-                "or set data.on_bad_record=skip"
-            )
-        train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
-        labels = fit_label(train, raw.label, task)
         shape = image_shape(cfg.image)
+        named = dict(df.dtypes)[raw.label] == "string"
+        summary = _summary(df, raw.label, shape[0], named)
+        if summary.bad and cfg.on_bad_record == "fail":
+            raise RunnerError(
+                f"data.on_bad_record: {summary.bad} images do not decode, e.g. "
+                f"{summary.first_bad}; remove them or set data.on_bad_record=skip"
+            )
+        if named:  # a string label's stages depend on its distinct train values alone:
+            # fit them on those, as literals (no pass over the images, no Python worker)
+            values = F.array(*(F.lit(v) for v in summary.labels)).cast("array<string>")
+            train = spark.range(1).select(F.explode(values).alias(raw.label))
+        else:
+            train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
+        labels = fit_label(train, raw.label, task)
         if cfg.scaling == "standard":
-            mean, std = _channel_stats(train, shape[0])
+            mean, std = summary.mean, summary.std
         else:
             mean, std = [0.0] * shape[0], [255.0] * shape[0]
-        return FittedImages(labels, mean, std, shape, count)
+        return FittedImages(labels, mean, std, shape, summary.bad)
 
     def load(self, entry: "PreparedDataset") -> FittedImages:
         saved = json.loads(entry.read_file(_FILE))
         return FittedImages(load_label(entry), saved["mean"], saved["std"], saved["shape"])
 
 
-def _channel_stats(train: "DataFrame", channels: int) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the train images: sums per task, added on the driver."""
+@dataclass(frozen=True)
+class _Summary:
+    """What the fit needs of the decoded rows, from one pass."""
+
+    bad: int  # images that do not decode, in every split
+    first_bad: str  # the first of them: its path (why)
+    labels: list[Any]  # the train split's distinct label values (string labels only)
+    mean: list[float]  # per channel, of the train images' 0..255 values
+    std: list[float]
+
+
+_CHUNK = 512  # rows converted to floats at a time by the channel sums
+
+
+def _summary(df: "DataFrame", label: str, channels: int, named: bool) -> _Summary:
+    """One Spark job over the decoded rows: the bad images, the train labels (``named``)
+    and the train images' per-channel sums (each task's totals, added on the driver)."""
     import numpy as np
 
-    def sums(batches):
+    def summarize(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from runner.data.prepared import model_input
 
-        total = np.zeros((3, channels))
+        raw = {"kind": "image", "mean": [0.0] * channels, "std": [1.0] * channels}
+        sums, bad, first, values = np.zeros((3, channels)), 0, None, set()
         for batch in batches:
-            x = model_input(
-                batch.column("features"),
-                {"kind": "image", "mean": [0.0] * channels, "std": [1.0] * channels},
-            )
-            x = x.reshape(len(x), channels, -1).astype(np.float64)
-            total[0] += x.sum(axis=(0, 2))
-            total[1] += (x * x).sum(axis=(0, 2))
-            total[2] += x.shape[0] * x.shape[2]
-        yield pa.RecordBatch.from_arrays([pa.array([total.ravel().tolist()])], names=["s"])
+            decoded = pc.is_valid(batch.column("features"))
+            failed = batch.filter(pc.invert(decoded))
+            bad += failed.num_rows
+            if failed.num_rows and first is None:
+                first = f"{failed.column('path')[0]} ({failed.column('error')[0]})"
+            train = batch.filter(pc.and_(decoded, pc.equal(batch.column("split"), "train")))
+            if named:
+                values.update(train.column(label).to_pylist())
+            features = train.column("features")
+            for start in range(0, train.num_rows, _CHUNK):
+                x = model_input(features.slice(start, _CHUNK), raw)
+                x = x.reshape(len(x), channels, -1)
+                sums[0] += x.sum(axis=(0, 2), dtype=np.float64)
+                sums[1] += (x * x).sum(axis=(0, 2), dtype=np.float64)  # exact: whole numbers
+                sums[2] += x.shape[0] * x.shape[2]
+        yield pa.RecordBatch.from_pydict(
+            {
+                "bad": [bad],
+                "first": [first],
+                "labels": [sorted(v for v in values if v is not None)],
+                "sums": [sums.ravel().tolist()],
+            },
+            schema=pa.schema(
+                [
+                    ("bad", pa.int64()),
+                    ("first", pa.string()),
+                    ("labels", pa.list_(pa.string())),
+                    ("sums", pa.list_(pa.float64())),
+                ]
+            ),
+        )
 
-    rows = train.select("features").mapInArrow(sums, "s array<double>").collect()
-    total = np.sum([np.asarray(r["s"]).reshape(3, channels) for r in rows], axis=0)
+    schema = "bad long, first string, labels array<string>, sums array<double>"
+    rows = (
+        df.select("split", label, "features", "path", "error")
+        .mapInArrow(summarize, schema)
+        .collect()
+    )
+    total = np.sum([np.asarray(r["sums"]).reshape(3, channels) for r in rows], axis=0)
     count = np.maximum(total[2], 1)
     mean = total[0] / count
     std = np.sqrt(np.maximum(total[1] / count - mean**2, 1e-6))
-    return mean.tolist(), std.tolist()
+    return _Summary(
+        bad=sum(r["bad"] for r in rows),
+        first_bad=next((r["first"] for r in rows if r["first"]), "?"),
+        labels=sorted({v for r in rows for v in r["labels"]}),
+        mean=mean.tolist(),
+        std=std.tolist(),
+    )
