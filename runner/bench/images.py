@@ -10,10 +10,11 @@ tensors in memory, nothing written. Each engine and count runs in a fresh proces
 reports its wall time (Spark: session start excluded) and its peak memory (``VmHWM``).
 
 Training: the train split the Spark stage wrote for ``--train-count`` images, read as a
-trial reads it with ``train.streaming`` (``ParquetBatches``: row groups read and turned into
-normalised floats by a background thread), vs the same uint8 images held as one tensor,
-normalised batch by batch. The same small ``cnn``, batch size, seed and ``C`` torch threads,
-no augmentation; epochs alternate between the two, the best of ``--repeats`` each.
+trial reads it with ``train.streaming`` (``ParquetBatches``: windows of row groups read and
+shuffled together, each batch turned into normalised floats, by a background thread), vs the
+same uint8 images held as one tensor, normalised batch by batch. The same small ``cnn``,
+batch size, seed and ``C`` torch threads, no augmentation; epochs alternate between the
+two, the best of ``--repeats`` each.
 
     python -m runner.bench images [--counts 4000,20000] [--train-count 4000] [--size 128]
         [--to 64] [--cores 2] [--batch-size 64] [--repeats 5]
