@@ -73,30 +73,40 @@ def decode(content: bytes, mode: str, size: tuple[int, int], fit: str) -> "np.nd
 
 def decoder(mode: str, size: tuple[int, int], fit: str, keep: Sequence[str]):
     """The ``mapInArrow`` function: ``content`` -> ``features`` (binary, null if the
-    image does not decode) and ``error`` (why), the ``keep`` columns carried over."""
+    image does not decode), ``error`` (why) and ``moments`` (each channel's sum of values,
+    then of squared values: the channel statistics add them up without reading the images
+    again), the ``keep`` columns carried over."""
 
     def decode_batches(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import numpy as np
         import pyarrow as pa
 
         for batch in batches:
             features: list[bytes | None] = []
             errors: list[str | None] = []
+            moments: list[list[float] | None] = []
             for content in batch.column("content").to_pylist():
                 try:
                     if content is None:
                         raise ValueError("no content")
-                    features.append(decode(content, mode, size, fit).tobytes())
-                    errors.append(None)
+                    image = decode(content, mode, size, fit)
                 except Exception as err:  # a bad image is a counted row, never a crash
                     features.append(None)
                     errors.append(f"{type(err).__name__}: {err}"[:300])
+                    moments.append(None)
+                    continue
+                features.append(image.tobytes())
+                errors.append(None)
+                pixels = image.reshape(len(image), -1).astype(np.float64)
+                moments.append([*pixels.sum(axis=1), *(pixels * pixels).sum(axis=1)])
             yield pa.RecordBatch.from_arrays(
                 [
                     *(batch.column(c) for c in keep),
                     pa.array(features, pa.binary()),
                     pa.array(errors, pa.string()),
+                    pa.array(moments, pa.list_(pa.float64())),
                 ],
-                names=[*keep, "features", "error"],
+                names=[*keep, "features", "error", "moments"],
             )
 
     return decode_batches
@@ -169,7 +179,14 @@ class ImagePreparation:
         return problems
 
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
-        from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+        from pyspark.sql.types import (
+            ArrayType,
+            BinaryType,
+            DoubleType,
+            StringType,
+            StructField,
+            StructType,
+        )
 
         df = raw.df
         keep = [c for c in ("id", "path", raw.label, steps.KEPT) if c in df.columns]
@@ -179,6 +196,7 @@ class ImagePreparation:
                 *(types[c] for c in keep),
                 StructField("features", BinaryType()),
                 StructField("error", StringType()),
+                StructField("moments", ArrayType(DoubleType())),
             ]
         )
         fn = decoder(cfg.image.mode, _size(cfg.image.size), cfg.image.fit, keep)
@@ -191,7 +209,7 @@ class ImagePreparation:
 
         shape = image_shape(cfg.image)
         named = dict(df.dtypes)[raw.label] == "string"
-        summary = _summary(df, raw.label, shape[0], named)
+        summary = _summary(df, raw.label, shape, named)
         if summary.bad and cfg.on_bad_record == "fail":
             raise RunnerError(
                 f"data.on_bad_record: {summary.bad} images do not decode, e.g. "
@@ -226,69 +244,33 @@ class _Summary:
     std: list[float]
 
 
-_CHUNK = 512  # rows converted to floats at a time by the channel sums
-
-
-def _summary(df: "DataFrame", label: str, channels: int, named: bool) -> _Summary:
-    """One Spark job over the decoded rows: the bad images, the train labels (``named``)
-    and the train images' per-channel sums (each task's totals, added on the driver)."""
+def _summary(df: "DataFrame", label: str, shape: Sequence[int], named: bool) -> _Summary:
+    """One aggregation over the decoded rows (no image read again): the bad images, the
+    train labels (``named``) and the train images' per-channel mean and std."""
     import numpy as np
+    from pyspark.sql import functions as F
 
-    def summarize(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        from runner.data.prepared import model_input
-
-        raw = {"kind": "image", "mean": [0.0] * channels, "std": [1.0] * channels}
-        sums, bad, first, values = np.zeros((3, channels)), 0, None, set()
-        for batch in batches:
-            decoded = pc.is_valid(batch.column("features"))
-            failed = batch.filter(pc.invert(decoded))
-            bad += failed.num_rows
-            if failed.num_rows and first is None:
-                first = f"{failed.column('path')[0]} ({failed.column('error')[0]})"
-            train = batch.filter(pc.and_(decoded, pc.equal(batch.column("split"), "train")))
-            if named:
-                values.update(train.column(label).to_pylist())
-            features = train.column("features")
-            for start in range(0, train.num_rows, _CHUNK):
-                x = model_input(features.slice(start, _CHUNK), raw)
-                x = x.reshape(len(x), channels, -1)
-                sums[0] += x.sum(axis=(0, 2), dtype=np.float64)
-                sums[1] += (x * x).sum(axis=(0, 2), dtype=np.float64)  # exact: whole numbers
-                sums[2] += x.shape[0] * x.shape[2]
-        yield pa.RecordBatch.from_pydict(
-            {
-                "bad": [bad],
-                "first": [first],
-                "labels": [sorted(v for v in values if v is not None)],
-                "sums": [sums.ravel().tolist()],
-            },
-            schema=pa.schema(
-                [
-                    ("bad", pa.int64()),
-                    ("first", pa.string()),
-                    ("labels", pa.list_(pa.string())),
-                    ("sums", pa.list_(pa.float64())),
-                ]
-            ),
-        )
-
-    schema = "bad long, first string, labels array<string>, sums array<double>"
-    rows = (
-        df.select("split", label, "features", "path", "error")
-        .mapInArrow(summarize, schema)
-        .collect()
-    )
-    total = np.sum([np.asarray(r["sums"]).reshape(3, channels) for r in rows], axis=0)
-    count = np.maximum(total[2], 1)
-    mean = total[0] / count
-    std = np.sqrt(np.maximum(total[1] / count - mean**2, 1e-6))
+    channels, pixels = shape[0], shape[1] * shape[2]
+    bad = F.col("features").isNull()
+    train = (F.col("split") == "train") & ~bad
+    row = df.agg(
+        F.count_if(bad).alias("bad"),
+        F.first(F.when(bad, F.format_string("%s (%s)", "path", "error")), ignorenulls=True).alias(
+            "first"
+        ),
+        (F.collect_set(F.when(train, F.col(label))) if named else F.lit(None)).alias("labels"),
+        F.count_if(train).alias("images"),
+        *(F.sum(F.when(train, F.col("moments")[i])).alias(f"m{i}") for i in range(2 * channels)),
+    ).first()
+    assert row is not None
+    moments = np.array([row[f"m{i}"] or 0.0 for i in range(2 * channels)]).reshape(2, channels)
+    count = max(int(row["images"]), 1) * pixels
+    mean = moments[0] / count
+    std = np.sqrt(np.maximum(moments[1] / count - mean**2, 1e-6))
     return _Summary(
-        bad=sum(r["bad"] for r in rows),
-        first_bad=next((r["first"] for r in rows if r["first"]), "?"),
-        labels=sorted({v for r in rows for v in r["labels"]}),
+        bad=int(row["bad"]),
+        first_bad=row["first"] or "?",
+        labels=sorted(row["labels"] or []),
         mean=mean.tolist(),
         std=std.tolist(),
     )
