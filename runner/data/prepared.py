@@ -311,12 +311,12 @@ def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) ->
             features.offset : features.offset + rows + 1
         ]
         data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        values = data.reshape(rows, -1).astype(np.float32)
         mean = np.asarray(spec["mean"], dtype=np.float32)
-        std = np.asarray(spec["std"], dtype=np.float32)
-        channels = len(mean)
-        shaped = values.reshape(rows, channels, -1)
-        return ((shaped - mean[:, None]) / std[:, None]).reshape(rows, -1)
+        scale = 1 / np.asarray(spec["std"], dtype=np.float32)
+        values = data.reshape(rows, len(mean), -1).astype(np.float32)
+        values -= mean[:, None]  # in place: one float copy of the batch, no more
+        values *= scale[:, None]
+        return values.reshape(rows, -1)
     width = len(features[0]) if len(features) else 0
     values = features.flatten().to_numpy(zero_copy_only=False)
     dtype = np.int64 if kind == "tokens" else np.float32
@@ -447,7 +447,7 @@ class ParquetBatches:
             window = [self.groups[i] for i in order[start : start + SHUFFLE_GROUPS]]
             table = pa.concat_tables(
                 [*carry, pa.Table.from_batches(list(self.dataset.batches_of(window, COLUMNS)))]
-            )
+            ).combine_chunks()  # one chunk: each batch's take reads only its rows
             rows = np.arange(table.num_rows) if rng is None else rng.permutation(table.num_rows)
             full = len(rows) - len(rows) % self.batch_size
             for first in range(0, full, self.batch_size):
