@@ -99,6 +99,13 @@ def test_shuffled_passes_differ_and_keep_every_row(tmp_path):
     assert np.array_equal(first[1], first[0][:, 0].astype(int) % 3)
 
 
+def test_a_shuffled_batch_mixes_row_groups(tmp_path):
+    """A row group is one task's rows, not a fair sample: batches draw from several."""
+    stream = _entry(tmp_path / "e", files=1).batches("train", batch_size=10, seed=3)
+    for x, _ in list(stream)[:-1]:
+        assert len({i // 10 for i in _ids(x)}) > 1  # ids i // 10: the row group (of 10)
+
+
 def test_a_file_uri_reads_as_the_path(tmp_path):
     path = _entry(tmp_path / "e")
     uri = PreparedDataset.open(f"file://{tmp_path / 'e'}", ["train"])

@@ -6,10 +6,14 @@ Figures are ratios against a baseline measured in the same run, on the same mach
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 OUT_DIR = Path("outputs/bench")
 
@@ -44,3 +48,29 @@ def write_table(
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return path
+
+
+def run_job(benchmark: str, args: Sequence[object], what: str) -> dict[str, Any] | None:
+    """``python -m runner.bench <benchmark> --job ARGS`` in a fresh process (no imports,
+    memory or JIT state carried over from this one): the JSON object its last output line
+    prints, or None (its stderr's tail printed) when it fails. ``what`` names it in the log."""
+    print(f"[bench] {what} ...", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.bench", benchmark, "--job", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"[bench] {what}: {result}", flush=True)
+    return result
+
+
+def peak_mb(pid: int) -> int:
+    """A process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, not carried over
+    from the parent a job was started from)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+    return round(int(hwm.split()[1]) / 1024)

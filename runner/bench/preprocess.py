@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from runner.bench import peak_mb, run_job
 
 OUT = Path("outputs/bench/preprocess.md")
 INPUTS = Path("outputs/bench/inputs")
@@ -64,27 +64,14 @@ def main(argv: list[str]) -> int:
         plan.append(("spark", "parquet", max(sizes), 1))
     results = []
     for engine, kind, rows, cores in plan:
-        print(f"[bench] {engine} {kind} {rows:,} rows, {cores} cores ...", flush=True)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "runner.bench",
-                "preprocess",
-                "--job",
-                engine,
-                kind,
-                str(rows),
-                str(cores),
-            ],
-            capture_output=True,
-            text=True,
+        result = run_job(
+            "preprocess",
+            [engine, kind, rows, cores],
+            f"{engine} {kind} {rows:,} rows, {cores} cores",
         )
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
+        if result is None:
             return 1
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"[bench] {results[-1]}", flush=True)
+        results.append(result)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(_table(results))
     print(OUT.read_text())
@@ -142,16 +129,8 @@ def _job(engine: str, kind: str, rows: int, cores: int) -> dict:
             (_pandas if engine == "pandas" else _polars)(kind, rows, Path(tmp))
         result["seconds"] = round(time.perf_counter() - start - result.get("session_s", 0), 2)
     result["rows_per_s"] = round(rows / result["seconds"])
-    result["python_peak_mb"] = _peak_mb(os.getpid())
+    result["python_peak_mb"] = peak_mb(os.getpid())
     return result
-
-
-def _peak_mb(pid: int) -> int:
-    """A process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, not carried over
-    from the parent this job was started from)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-    return round(int(hwm.split()[1]) / 1024)
 
 
 def _data_config(kind: str, rows: int, cache_dir: Path):
@@ -210,7 +189,7 @@ def _spark(kind: str, rows: int, cores: int, tmp: Path) -> dict:
         jobs = len(context.statusTracker().getJobIdsForGroup("prepare"))
         gateway = context._gateway
         assert gateway is not None  # a classic (not Connect) session
-        jvm_peak = _peak_mb(gateway.proc.pid)
+        jvm_peak = peak_mb(gateway.proc.pid)
     finally:
         stop_session()
     return {"session_s": round(session_s, 2), "jobs": jobs, "jvm_peak_mb": jvm_peak}

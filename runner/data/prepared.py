@@ -318,12 +318,12 @@ def model_input(features: "pa.Array", input: Mapping[str, Any] | None = None) ->
             features.offset : features.offset + rows + 1
         ]
         data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        values = data.reshape(rows, -1).astype(np.float32)
         mean = np.asarray(spec["mean"], dtype=np.float32)
-        std = np.asarray(spec["std"], dtype=np.float32)
-        channels = len(mean)
-        shaped = values.reshape(rows, channels, -1)
-        return ((shaped - mean[:, None]) / std[:, None]).reshape(rows, -1)
+        scale = 1 / np.asarray(spec["std"], dtype=np.float32)
+        values = data.reshape(rows, len(mean), -1).astype(np.float32)
+        values -= mean[:, None]  # in place: one float copy of the batch, no more
+        values *= scale[:, None]
+        return values.reshape(rows, -1)
     width = len(features[0]) if len(features) else 0
     values = features.flatten().to_numpy(zero_copy_only=False)
     dtype = np.int64 if kind == "tokens" else np.float32
@@ -418,11 +418,13 @@ def write_entry(
 
 class ParquetBatches:
     """Re-iterable ``(features, labels)`` numpy batches over one split's row groups, for
-    data larger than a trial's memory: one row group (plus one batch) in memory at a time.
+    data larger than a trial's memory: ``SHUFFLE_GROUPS`` row groups in memory at a time,
+    as stored (images stay uint8 until their batch is made).
 
-    Each pass visits the row groups in an order shuffled by ``seed`` and the pass
-    number, and shuffles rows within each group; ``seed=None`` keeps file order.
-    Batches never span row groups except to fill up to ``batch_size``.
+    Each pass visits the row groups in an order shuffled by ``seed`` and the pass number,
+    and shuffles the rows of each window of ``SHUFFLE_GROUPS`` groups together: a row
+    group holds one Spark task's rows, which need not be a fair sample (image files are
+    packed into tasks by size, so their classes cluster). ``seed=None`` keeps file order.
     """
 
     def __init__(
@@ -444,25 +446,26 @@ class ParquetBatches:
     def _read_pass(
         self, rng: "np.random.Generator | None"
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        import pyarrow as pa
+
         order = rng.permutation(len(self.groups)) if rng is not None else range(len(self.groups))
-        carry_x: list[np.ndarray] = []
-        carry_y: list[np.ndarray] = []
-        for i in order:
-            x, y = self.dataset.read_groups([self.groups[i]])
-            if rng is not None:
-                perm = rng.permutation(len(y))
-                x, y = x[perm], y[perm]
-            carry_x.append(x)
-            carry_y.append(y)
-            x, y = np.concatenate(carry_x), np.concatenate(carry_y)
-            full = len(y) - len(y) % self.batch_size
-            for start in range(0, full, self.batch_size):
-                yield x[start : start + self.batch_size], y[start : start + self.batch_size]
-            carry_x, carry_y = [x[full:]], [y[full:]]
-        if carry_y and len(carry_y[0]):
-            yield carry_x[0], carry_y[0]
+        carry: list[pa.Table] = []  # the rows short of a full batch, for the next window
+        for start in range(0, len(order), SHUFFLE_GROUPS):
+            window = [self.groups[i] for i in order[start : start + SHUFFLE_GROUPS]]
+            table = pa.concat_tables(
+                [*carry, pa.Table.from_batches(list(self.dataset.batches_of(window, COLUMNS)))]
+            ).combine_chunks()  # one chunk: each batch's take reads only its rows
+            rows = np.arange(table.num_rows) if rng is None else rng.permutation(table.num_rows)
+            full = len(rows) - len(rows) % self.batch_size
+            for first in range(0, full, self.batch_size):
+                batch = table.take(rows[first : first + self.batch_size])
+                yield read_arrays(batch, self.dataset.input)
+            carry = [table.take(rows[full:])]
+        if carry and carry[0].num_rows:
+            yield read_arrays(carry[0], self.dataset.input)
 
 
+SHUFFLE_GROUPS = 4  # row groups a shuffled pass mixes at a time
 PREFETCH = 4  # batches a streaming reader keeps ready
 
 

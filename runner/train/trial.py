@@ -158,7 +158,7 @@ def _train(spec: TrialSpec, device: str, outcome: TrialOutcome, report: EpochChe
         device
     )
     optimizer = instantiate(spec.optimizer, params=model.parameters())
-    batches, steps_per_epoch = _train_batches(spec, device)
+    batches, steps_per_epoch = train_batches(spec, device)
     loop = engine.Loop.of(spec.train, optimizer, device, steps_per_epoch)
     deadline = time.perf_counter() + (spec.timeout_s or math.inf)
     stopping = EarlyStopping(
@@ -228,7 +228,7 @@ def warm_up() -> None:
     optimizer.step()
 
 
-def _train_batches(spec: TrialSpec, device: str):
+def train_batches(spec: TrialSpec, device: str):
     """A function giving one epoch of shuffled ``(x, y)`` tensor batches of the train split,
     and the number of batches an epoch has.
 

@@ -73,30 +73,40 @@ def decode(content: bytes, mode: str, size: tuple[int, int], fit: str) -> "np.nd
 
 def decoder(mode: str, size: tuple[int, int], fit: str, keep: Sequence[str]):
     """The ``mapInArrow`` function: ``content`` -> ``features`` (binary, null if the
-    image does not decode) and ``error`` (why), the ``keep`` columns carried over."""
+    image does not decode), ``error`` (why) and ``moments`` (each channel's sum of values,
+    then of squared values: the channel statistics add them up without reading the images
+    again), the ``keep`` columns carried over."""
 
     def decode_batches(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import numpy as np
         import pyarrow as pa
 
         for batch in batches:
             features: list[bytes | None] = []
             errors: list[str | None] = []
+            moments: list[list[float] | None] = []
             for content in batch.column("content").to_pylist():
                 try:
                     if content is None:
                         raise ValueError("no content")
-                    features.append(decode(content, mode, size, fit).tobytes())
-                    errors.append(None)
+                    image = decode(content, mode, size, fit)
                 except Exception as err:  # a bad image is a counted row, never a crash
                     features.append(None)
                     errors.append(f"{type(err).__name__}: {err}"[:300])
+                    moments.append(None)
+                    continue
+                features.append(image.tobytes())
+                errors.append(None)
+                pixels = image.reshape(len(image), -1).astype(np.float64)
+                moments.append([*pixels.sum(axis=1), *(pixels * pixels).sum(axis=1)])
             yield pa.RecordBatch.from_arrays(
                 [
                     *(batch.column(c) for c in keep),
                     pa.array(features, pa.binary()),
                     pa.array(errors, pa.string()),
+                    pa.array(moments, pa.list_(pa.float64())),
                 ],
-                names=[*keep, "features", "error"],
+                names=[*keep, "features", "error", "moments"],
             )
 
     return decode_batches
@@ -169,7 +179,14 @@ class ImagePreparation:
         return problems
 
     def rows(self, raw: "RawData", cfg: Any) -> "DataFrame":
-        from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+        from pyspark.sql.types import (
+            ArrayType,
+            BinaryType,
+            DoubleType,
+            StringType,
+            StructField,
+            StructType,
+        )
 
         df = raw.df
         keep = [c for c in ("id", "path", raw.label, steps.KEPT) if c in df.columns]
@@ -179,6 +196,7 @@ class ImagePreparation:
                 *(types[c] for c in keep),
                 StructField("features", BinaryType()),
                 StructField("error", StringType()),
+                StructField("moments", ArrayType(DoubleType())),
             ]
         )
         fn = decoder(cfg.image.mode, _size(cfg.image.size), cfg.image.fit, keep)
@@ -189,53 +207,70 @@ class ImagePreparation:
     ) -> FittedImages:
         from pyspark.sql import functions as F
 
-        bad = df.where(F.col("features").isNull())
-        count = bad.count()
-        if count and cfg.on_bad_record == "fail":
-            first = bad.select("path", "error").first()
-            example = f"{first['path']} ({first['error']})" if first is not None else "?"
-            raise RunnerError(
-                f"data.on_bad_record: {count} images do not decode, e.g. {example}; remove them "
-                "or set data.on_bad_record=skip"
-            )
-        train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
-        labels = fit_label(train, raw.label, task)
         shape = image_shape(cfg.image)
+        named = dict(df.dtypes)[raw.label] == "string"
+        summary = _summary(df, raw.label, shape, named)
+        if summary.bad and cfg.on_bad_record == "fail":
+            raise RunnerError(
+                f"data.on_bad_record: {summary.bad} images do not decode, e.g. "
+                f"{summary.first_bad}; remove them or set data.on_bad_record=skip"
+            )
+        if named:  # a string label's stages depend on its distinct train values alone:
+            # fit them on those, as literals (no pass over the images, no Python worker)
+            values = F.array(*(F.lit(v) for v in summary.labels)).cast("array<string>")
+            train = spark.range(1).select(F.explode(values).alias(raw.label))
+        else:
+            train = df.where((F.col("split") == "train") & F.col("features").isNotNull())
+        labels = fit_label(train, raw.label, task)
         if cfg.scaling == "standard":
-            mean, std = _channel_stats(train, shape[0])
+            mean, std = summary.mean, summary.std
         else:
             mean, std = [0.0] * shape[0], [255.0] * shape[0]
-        return FittedImages(labels, mean, std, shape, count)
+        return FittedImages(labels, mean, std, shape, summary.bad)
 
     def load(self, entry: "PreparedDataset") -> FittedImages:
         saved = json.loads(entry.read_file(_FILE))
         return FittedImages(load_label(entry), saved["mean"], saved["std"], saved["shape"])
 
 
-def _channel_stats(train: "DataFrame", channels: int) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the train images: sums per task, added on the driver."""
+@dataclass(frozen=True)
+class _Summary:
+    """What the fit needs of the decoded rows, from one pass."""
+
+    bad: int  # images that do not decode, in every split
+    first_bad: str  # the first of them: its path (why)
+    labels: list[Any]  # the train split's distinct label values (string labels only)
+    mean: list[float]  # per channel, of the train images' 0..255 values
+    std: list[float]
+
+
+def _summary(df: "DataFrame", label: str, shape: Sequence[int], named: bool) -> _Summary:
+    """One aggregation over the decoded rows (no image read again): the bad images, the
+    train labels (``named``) and the train images' per-channel mean and std."""
     import numpy as np
+    from pyspark.sql import functions as F
 
-    def sums(batches):
-        import pyarrow as pa
-
-        from runner.data.prepared import model_input
-
-        total = np.zeros((3, channels))
-        for batch in batches:
-            x = model_input(
-                batch.column("features"),
-                {"kind": "image", "mean": [0.0] * channels, "std": [1.0] * channels},
-            )
-            x = x.reshape(len(x), channels, -1).astype(np.float64)
-            total[0] += x.sum(axis=(0, 2))
-            total[1] += (x * x).sum(axis=(0, 2))
-            total[2] += x.shape[0] * x.shape[2]
-        yield pa.RecordBatch.from_arrays([pa.array([total.ravel().tolist()])], names=["s"])
-
-    rows = train.select("features").mapInArrow(sums, "s array<double>").collect()
-    total = np.sum([np.asarray(r["s"]).reshape(3, channels) for r in rows], axis=0)
-    count = np.maximum(total[2], 1)
-    mean = total[0] / count
-    std = np.sqrt(np.maximum(total[1] / count - mean**2, 1e-6))
-    return mean.tolist(), std.tolist()
+    channels, pixels = shape[0], shape[1] * shape[2]
+    bad = F.col("features").isNull()
+    train = (F.col("split") == "train") & ~bad
+    row = df.agg(
+        F.count_if(bad).alias("bad"),
+        F.first(F.when(bad, F.format_string("%s (%s)", "path", "error")), ignorenulls=True).alias(
+            "first"
+        ),
+        (F.collect_set(F.when(train, F.col(label))) if named else F.lit(None)).alias("labels"),
+        F.count_if(train).alias("images"),
+        *(F.sum(F.when(train, F.col("moments")[i])).alias(f"m{i}") for i in range(2 * channels)),
+    ).first()
+    assert row is not None
+    moments = np.array([row[f"m{i}"] or 0.0 for i in range(2 * channels)]).reshape(2, channels)
+    count = max(int(row["images"]), 1) * pixels
+    mean = moments[0] / count
+    std = np.sqrt(np.maximum(moments[1] / count - mean**2, 1e-6))
+    return _Summary(
+        bad=int(row["bad"]),
+        first_bad=row["first"] or "?",
+        labels=sorted(row["labels"] or []),
+        mean=mean.tolist(),
+        std=std.tolist(),
+    )
