@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import xmlrpc.client
 
@@ -74,6 +75,27 @@ def test_the_trial_endpoint_refuses_calls_without_the_jobs_token():
     again = coordinator.serve("127.0.0.1")
     again.close()
     assert again.token != server.token  # a token per served job
+
+
+def test_a_record_that_cannot_be_written_stops_the_hand_out_and_is_kept_for_the_sweep():
+    def full_disk(outcome, params):
+        raise OSError(errno.ENOSPC, "No space left on device", "run/trials.jsonl")
+
+    coordinator = _coordinator(3, [], [])
+    coordinator.on_finish = full_disk
+    server = coordinator.serve("127.0.0.1")
+    try:
+        client = xmlrpc.client.ServerProxy(server.url, allow_none=True)
+        number = json.loads(client.next_trial(server.token, 0, 0))["number"]
+        record = TrialOutcome(number=number, state="COMPLETE", metrics={"val_accuracy": 0.5})
+        with pytest.raises(xmlrpc.client.Fault, match="No space left"):
+            client.finish(server.token, json.dumps(record.as_record()), xmlrpc.client.Binary(b""))
+        assert client.next_trial(server.token, 1, 0) == ""  # no trial after it
+    finally:
+        server.close()
+    err = coordinator.storage_error
+    assert isinstance(err, OSError) and err.errno == errno.ENOSPC
+    assert err.filename == "run/trials.jsonl" and coordinator.started == 1
 
 
 class _Conf:

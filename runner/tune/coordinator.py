@@ -68,6 +68,7 @@ class Coordinator:
     cost: TrialCost | None = None  # set: draw all trials now, hand out the longest first
     started: int = 0
     refused: int = 0  # calls without the serving job's token
+    storage_error: OSError | None = None  # the run dir could not be written: no more trials
     outcomes: dict[int, TrialOutcome] = field(default_factory=dict)
     params: dict[int, dict[str, Any]] = field(default_factory=dict)
     _trials: dict[int, Any] = field(default_factory=dict)
@@ -88,7 +89,7 @@ class Coordinator:
             held = self._slot_trial.pop(slot, None)
             if held is not None and held[0] != attempt and held[1] not in self.outcomes:
                 self._lose(held[1])
-            if self.started >= self.n_trials:
+            if self.started >= self.n_trials or self.storage_error is not None:
                 return _NO_MORE_TRIALS
             trial = self._ask()
             self.started += 1
@@ -196,14 +197,21 @@ class Coordinator:
         return RunningServer(server, f"http://{host}:{server.server_address[1]}/", token)
 
     def _guarded(self, token: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        """``method`` for callers that send ``token`` first; any other call is refused."""
+        """``method`` for callers that send ``token`` first; any other call is refused.
+        A record that cannot be written (a full or read-only run dir) is kept for the sweep
+        to raise, and no trial is handed out after it."""
 
         def call(*args: Any) -> Any:
             if not args or not hmac.compare_digest(str(args[0]).encode(), token.encode()):
                 with self._lock:
                     self.refused += 1
                 raise PermissionError("the trial endpoint needs the sweep's token")
-            return method(*args[1:])
+            try:
+                return method(*args[1:])
+            except OSError as err:
+                with self._lock:
+                    self.storage_error = self.storage_error or err
+                raise
 
         return call
 

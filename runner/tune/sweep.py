@@ -253,6 +253,8 @@ def run(
         while len(coordinator.outcomes) < n_trials and len(failures) <= JOB_RETRIES:
             slots = min(parallelism, n_trials - len(coordinator.outcomes))
             failure = _run_slots(spark, coordinator, slots, target)
+            if coordinator.storage_error is not None:  # one line: the path and the cause
+                raise coordinator.storage_error
             if coordinator.lose_unfinished() or failure:
                 failures.append(failure or "its slots ended with trials unfinished")
             if executors_lost.is_set():
