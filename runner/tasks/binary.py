@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, Optional
 from runner.errors import RunnerError
 from runner.tasks import _metrics
 from runner.tasks._base import Task, TaskConfig, kind_error
-from runner.tasks.classification import INTEGRAL, LABEL_INDEX, class_counts, label_counts
+from runner.tasks.classification import (
+    INTEGRAL,
+    LABEL_INDEX,
+    class_counts,
+    label_counts,
+    string_classes,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,16 +64,8 @@ class Binary(Task):
     def fit_label(
         self, train: "DataFrame", label: str, kind: str
     ) -> tuple[list["Transformer"], dict[str, Any]]:
-        from pyspark.ml.feature import StringIndexer
-
         if kind == "string":
-            fitted = StringIndexer(
-                inputCol=label,
-                outputCol=LABEL_INDEX,
-                handleInvalid="keep",
-                stringOrderType="alphabetAsc",
-            ).fit(train.where(train[label].isNotNull()))
-            classes = list(fitted.labelsArray[0])
+            fitted, classes = string_classes(train, label)
             if len(classes) != 2:
                 raise RunnerError(
                     f"data.label: task=binary needs two values, column {label!r} "

@@ -31,6 +31,17 @@ class ClassificationConfig(TaskConfig):
     weight: Optional[list[float]] = None  # per-class loss weights; train.class_weight sets them
 
 
+def string_classes(train: "DataFrame", label: str) -> tuple["Transformer", list[str]]:
+    """A string label's classes in the train split, alphabetical, and the fitted indexer that
+    writes their index to ``LABEL_INDEX`` (a value not among them: index = len(classes))."""
+    from pyspark.ml.feature import StringIndexer
+
+    fitted = StringIndexer(
+        inputCol=label, outputCol=LABEL_INDEX, handleInvalid="keep", stringOrderType="alphabetAsc"
+    ).fit(train.where(train[label].isNotNull()))
+    return fitted, list(fitted.labelsArray[0])
+
+
 def label_counts(written: "DataFrame") -> dict[Any, tuple[int, int]]:
     """Each label of the prepared rows -> (its rows, its rows in the train split), from one
     aggregation."""
@@ -79,17 +90,9 @@ class Classification(Task):
     def fit_label(
         self, train: "DataFrame", label: str, kind: str
     ) -> tuple[list["Transformer"], dict[str, Any]]:
-        from pyspark.ml.feature import StringIndexer
-
         if kind == "string":
-            indexer = StringIndexer(
-                inputCol=label,
-                outputCol=LABEL_INDEX,
-                handleInvalid="keep",
-                stringOrderType="alphabetAsc",
-            )
-            fitted = indexer.fit(train.where(train[label].isNotNull()))
-            return [fitted], {"classes": list(fitted.labelsArray[0])}
+            fitted, classes = string_classes(train, label)
+            return [fitted], {"classes": classes}
         if kind not in INTEGRAL:
             raise kind_error(
                 label,
