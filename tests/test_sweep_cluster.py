@@ -78,34 +78,9 @@ def _executor_pids(pid: int) -> list[int]:
     return found
 
 
-def test_sweep_survives_losing_an_executor(tmp_path):
-    run_dir = tmp_path / "run"
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "search.n_trials=4", "train.epochs=20",
-         "stages=[preprocess,sweep]", "deploy=local_cluster", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not _trials(run_dir) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-        assert _trials(run_dir), "no trial finished in time"
-        victims = _executor_pids(proc.pid)
-        assert len(victims) == 2
-        os.kill(victims[0], signal.SIGKILL)
-        output, _ = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output
-    trials = _trials(run_dir)
-    assert [t["state"] for t in trials].count("COMPLETE") == 4
-    assert json.loads((run_dir / "summary.json").read_text())["trials"] == {"COMPLETE": 4}
-
-
 def test_chaos_an_executor_killed_and_the_driver_interrupted_then_resumed(tmp_path):
-    """Item 7 of #22: SIGKILL an executor mid-sweep, SIGINT the driver, rerun. No trial is
+    """Item 7 of #22: SIGKILL an executor mid-sweep (the sweep goes on: Spark retries the slot
+    task, the trial it held is asked again), SIGINT the driver, rerun. No trial is
     lost or run twice, and the sweep tried the same params as an uninterrupted run with the
     same seed (random search: its draws do not depend on results). Bounded: every wait has a
     deadline. A re-asked trial trains under its new number's seed, so scores may differ."""
