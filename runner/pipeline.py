@@ -7,16 +7,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner import stages
-from runner.cluster import resources
-from runner.cluster.spark import build_session, experiment
+from runner import recipe, stages
 from runner.cluster.targets import target_for
 from runner.config import as_plain
 from runner.data import preprocess, sources
 from runner.data.prepared import location
 from runner.errors import RunnerError
 from runner.observe import console, summary, trackers
-from runner.observe.events import EventSinks
 from runner.observe.result import RunResult
 from runner.serve import artifacts, infer
 from runner.serve.score import score
@@ -71,15 +68,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> RunRes
         prefix=prefix,
     )
     cache_root = location(cfg.data.cache_dir, original_cwd)
-    tracker = trackers.tracker_for(cfg, run_dir, original_cwd)
-    with EventSinks(tracker, view) as events, experiment(run_dir.name):
-        gpu_plan = resources.plan(target_for(cfg.deploy))  # cfg.deploy stays as saved
-        if gpu_plan.note:
-            events.info(f"[deploy] {gpu_plan.note}")
-        target = gpu_plan.target
-        with events.stage("spark", target.cfg.master):
-            spark = build_session(target, run_dir / "logs")
-
+    with recipe.started(cfg, run_dir, original_cwd, view) as (events, spark, target):
         with events.stage("preprocess", cfg.data.name):
             with events.spark_tasks(spark, "preprocess"):
                 prepared = preprocess.run(spark, cfg.data, cache_root, cfg.task)

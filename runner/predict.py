@@ -8,13 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.cluster import resources
-from runner.cluster.spark import build_session, experiment
+from runner import recipe
 from runner.cluster.targets import target_for
 from runner.data.prepared import PreparedDataset
 from runner.errors import RunnerError
 from runner.observe import console, summary, trackers
-from runner.observe.events import EventSinks
 from runner.observe.result import RunResult
 from runner.serve import artifacts, infer
 from runner.serve.score import score, scoring_model
@@ -39,13 +37,7 @@ def run(cfg: Any, run_dir: Path, original_cwd: Path, prefix: str = "") -> RunRes
     if problems:
         raise RunnerError("; ".join(problems))
     view = console.view(cfg.search.metric or "val_loss", quiet=cfg.quiet, prefix=prefix)
-    tracker = trackers.tracker_for(cfg, run_dir, original_cwd)
-    with EventSinks(tracker, view) as events, experiment(run_dir.name):
-        gpu_plan = resources.plan(target_for(cfg.deploy))  # as the train recipe plans it
-        if gpu_plan.note:
-            events.info(f"[deploy] {gpu_plan.note}")
-        with events.stage("spark", cfg.deploy.master):
-            spark = build_session(gpu_plan.target, run_dir / "logs")
+    with recipe.started(cfg, run_dir, original_cwd, view) as (events, spark, _):
         with events.stage("infer", str(source)):
             if cfg.inference.streaming:
                 predicted = _stream(spark, cfg.inference, artifact, entry, source, out)

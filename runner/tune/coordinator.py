@@ -136,8 +136,6 @@ class Coordinator:
 
     def finish(self, record: str, weights: xmlrpc.client.Binary) -> bool:
         """Take a trial's outcome and tell Optuna; False: the trial was lost meanwhile."""
-        import optuna
-
         outcome = TrialOutcome(**json.loads(record))
         outcome.weights = weights.data
         outcome.reasks = self._reasks.get(outcome.number, [])
@@ -154,12 +152,9 @@ class Coordinator:
                 if number == outcome.number:
                     del self._slot_trial[slot]
             self.on_finish(outcome, self.params[outcome.number])  # recorded before told
-            if outcome.state == "COMPLETE":
-                self.study.tell(trial, value)
-                if self.cost is not None:
-                    self.cost.observe(self.params[outcome.number], outcome.duration_s)
-            else:
-                self.study.tell(trial, state=getattr(optuna.trial.TrialState, outcome.state))
+            tell(self.study, trial, outcome, self.metric)
+            if outcome.state == "COMPLETE" and self.cost is not None:
+                self.cost.observe(self.params[outcome.number], outcome.duration_s)
         return True
 
     def lose_unfinished(self) -> list[int]:
@@ -214,6 +209,16 @@ class Coordinator:
                 raise
 
         return call
+
+
+def tell(study: Any, trial: Any, outcome: TrialOutcome, metric: str) -> None:
+    """Tell Optuna a finished trial's outcome: its value when complete, else its state."""
+    import optuna
+
+    if outcome.state == "COMPLETE":
+        study.tell(trial, outcome.metrics[metric])
+    else:
+        study.tell(trial, state=getattr(optuna.trial.TrialState, outcome.state))
 
 
 @dataclass

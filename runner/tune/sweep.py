@@ -30,7 +30,7 @@ from runner.tune import jsonl, search_space
 from runner.serve.artifacts import atomic_write
 from runner.config import as_plain
 from runner.observe.events import RunEvents
-from runner.tune.coordinator import REASKS, Coordinator
+from runner.tune.coordinator import REASKS, Coordinator, tell
 from runner.errors import RunIncomplete, RunnerError, first_line, spark_cause, with_path
 from runner.data.prepared import PreparedDataset
 from runner.cluster.resources import slots_per_cluster
@@ -377,10 +377,8 @@ def _close_interrupted(study: Any, finished: dict[int, TrialOutcome], metric: st
         if outcome is None:
             study.tell(trial.number, state=State.FAIL)
             study.enqueue_trial(trial.params, user_attrs={REASKS: trial.number})
-        elif outcome.state == "COMPLETE":
-            study.tell(trial.number, outcome.metrics[metric])
         else:
-            study.tell(trial.number, state=getattr(State, outcome.state))
+            tell(study, trial.number, outcome, metric)
 
 
 def _work(
