@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.cluster import class_cache
 from runner.errors import RunIncomplete, RunnerError, first_line
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ appender.file.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
 """
 
 _active: dict[str, Any] = {}  # key, session, log (the session's spark.log)
+_active_jvm: dict[str, Path] = {}  # archive: the class archive the driver JVM writes at exit
 _running: dict[int, str] = {}  # thread id -> the experiment it runs (its FAIR pool)
 _lock = threading.RLock()
 
@@ -140,13 +142,16 @@ def _build(target: "Target", log_dir: Path, conf: dict[str, str]) -> "SparkSessi
     log4j = log_dir / "log4j2.properties"
     log4j.write_text(_LOG4J2.format(log_file=log_dir / "spark.log"))
     java_opts = f"-Dlog4j2.configurationFile=file:{log4j}"
+    shared, pending = _class_sharing(deploy, conf)
     conf["spark.driver.extraJavaOptions"] = " ".join(
-        filter(None, [conf.get("spark.driver.extraJavaOptions"), java_opts])
+        filter(None, [conf.get("spark.driver.extraJavaOptions"), shared, java_opts])
     )
     with _stderr_to(log_dir / "spark.log"), _registration_bound(deploy) as gave_up:
         try:
             session = _start(SparkSession.builder.master(deploy.master), deploy, conf)
         except RunnerError:
+            if pending is not None:
+                class_cache.release(pending)
             if not gave_up.is_set():
                 raise
             raise RunnerError(
@@ -155,10 +160,37 @@ def _build(target: "Target", log_dir: Path, conf: dict[str, str]) -> "SparkSessi
                 "master? Fix deploy.master, start the cluster (just cluster), or use deploy=local"
             ) from None
     session.sparkContext.setLogLevel("ERROR")
+    if pending is not None:
+        _active_jvm["archive"] = pending
     _plain_interrupt()
     if target.waits_for_executors:
         _await_executor(session, deploy)
     return session
+
+
+def _class_sharing(deploy: Any, conf: dict[str, str]) -> tuple[str, Path | None]:
+    """The driver JVM's class-data-sharing options (``deploy.class_cache``), and the archive
+    it will write at exit; none once this process's JVM runs (its options are set)."""
+    from pyspark import SparkContext
+
+    if not deploy.class_cache or SparkContext._gateway is not None:
+        return "", None
+    return class_cache.java_options(conf)
+
+
+def _at_exit() -> None:
+    """Stop the session; publish the class archive this process's JVM writes as it exits."""
+    stop_session()
+    archive = _active_jvm.pop("archive", None)
+    if archive is None:
+        return
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        class_cache.publish(archive, gateway.proc.pid)
+    else:
+        class_cache.release(archive)
 
 
 def _plain_interrupt() -> None:
@@ -499,4 +531,4 @@ def _require_java() -> None:
         )
 
 
-atexit.register(stop_session)
+atexit.register(_at_exit)

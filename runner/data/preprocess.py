@@ -30,7 +30,7 @@ from runner.data.preparations import (
     preparation_of,
     preparation_path,
 )
-from runner.data.prepared import PreparedDataset, building, entry_in
+from runner.data.prepared import PreparedDataset, WrittenRows, building, entry_in, row_writer
 from runner.config import as_plain
 from runner.errors import RunnerError, first_line
 
@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 # Bump when the prepared layout or the steps' semantics change: old entries stop matching.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _LOCK_DIR = Path(tempfile.gettempdir()) / "spark-dl-runner-locks"
 _HASH_MOD = 1_000_000_007  # split hash resolution: ties only between ids 1e9 apart
+_BUCKETS = 1_000  # of the hash, per label: where stratified cut points fall
 
 
 def validate(cfg: Any) -> list[str]:
@@ -247,8 +248,11 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset, task: dict[s
             .select("*", F.col(steps.KEPT)["split"].alias("split"))
             .drop(steps.KEPT)
         )
+        writer = row_writer(out.uri, task_for(fitted.task).counts_labels)
+        written = WrittenRows()
         try:
-            prepared.write.partitionBy("split").parquet(out.data_uri)
+            for counted in prepared.mapInArrow(writer, "counts string").collect():
+                written.add(json.loads(counted["counts"]))
         except RunnerError:
             raise
         except Exception as err:
@@ -258,40 +262,29 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset, task: dict[s
     finally:
         if not raw.reread:
             rows.unpersist()
-    meta = _describe(spark, cfg, out.data_uri, fitted)
+    meta = _describe(cfg, written, fitted)
     out.write_meta({**meta, "preparation": preparation_path(source)})
 
 
-def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparation) -> dict:
-    """Check the written rows and describe them for ``meta.json``."""
-    from pyspark.sql import functions as F
-
+def _describe(cfg: Any, written: WrittenRows, fitted: FittedPreparation) -> dict:
+    """Check the written rows (as the writer tasks counted them) and describe them for
+    ``meta.json``."""
     from runner.tasks import task_for
 
-    written = spark.read.parquet(data)
-    stats = {
-        r["split"]: r
-        for r in written.groupBy("split")
-        .agg(
-            F.count("*").alias("rows"),
-            F.count_if(F.col("label").isNull()).alias("unlabelled"),
-        )
-        .collect()
-    }
-    rows = {s: int(stats[s]["rows"]) if s in stats else 0 for s in SPLITS}
+    rows = {s: written.rows.get(s, 0) for s in SPLITS}
     for split in SPLITS:
         if rows[split] == 0:
             raise RunnerError(
                 f"data.split: the {split} split is empty; raise data.split.{split} "
                 "or loosen the filters in data.steps"
             )
-    unlabelled = sum(int(r["unlabelled"]) for r in stats.values())
+    unlabelled = written.unlabelled
     if unlabelled:
         raise RunnerError(
             f"data.label: {unlabelled} rows have no label; add "
             f"{{op: dropna, columns: [{fitted.label}]}} to data.steps"
         )
-    described = task_for(fitted.task).describe_label(written)
+    described = task_for(fitted.task).describe_label(written.labels)
 
     own = fitted.describe()
     return {
@@ -312,9 +305,12 @@ def _describe(spark: "SparkSession", cfg: Any, data: str, fitted: FittedPreparat
 def _assign_split(df: "DataFrame", label: str, split: Any, stratify: bool) -> "DataFrame":
     """Add ``split`` from a seeded hash of ``id``: the same rows land in the same split.
 
-    Stratified: each label's train/val cut points are that label's quantiles of the
-    hash (one small aggregation, kept on the driver as a literal map), so every split
-    gets each class in proportion without sorting or shuffling the rows.
+    Stratified: each label's train/val cut points come from a histogram of the hash (one
+    small aggregation, kept on the driver as a literal map): a label's rows up to the first
+    of ``_BUCKETS`` buckets where its running count reaches the ratio go to train (within
+    1/``_BUCKETS`` of its rows; exact for small classes), so every split gets each class in
+    proportion without sorting or shuffling the rows. Counting buckets costs half of
+    ``percentile_approx``'s sketches (1.6-1.9 vs 2.7-3.7 s for 10M rows on 2 cores).
     """
     from itertools import chain
 
@@ -324,10 +320,7 @@ def _assign_split(df: "DataFrame", label: str, split: Any, stratify: bool) -> "D
     df = df.withColumn("_u", u)
     ratios = [split.train, split.train + split.val]
     if stratify:
-        # accuracy 1,000: each class's split sizes within 0.1 % (exact for small classes),
-        # at half the cost of 10,000 (4.3 s -> 2.3 s for 10M rows on 2 cores)
-        cuts = df.groupBy(label).agg(F.percentile_approx("_u", ratios, 1_000).alias("c"))
-        table = {r[label]: r["c"] for r in cuts.collect() if r[label] is not None}
+        table = {r[label]: r["c"] for r in _cut_points(df, label, ratios) if r[label] is not None}
         if not table:
             raise RunnerError(
                 f"data: no rows with a value in the label column {label!r} "
@@ -346,3 +339,25 @@ def _assign_split(df: "DataFrame", label: str, split: Any, stratify: bool) -> "D
         "split",
         F.when(F.col("_u") < first, "train").when(F.col("_u") < second, "val").otherwise("test"),
     ).drop("_u")
+
+
+def _cut_points(df: "DataFrame", label: str, ratios: list[float]) -> list[Any]:
+    """Per label, the ``_u`` below which each of ``ratios`` of its rows lie: the upper
+    edge of the first histogram bucket where the label's running count reaches it."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    buckets = df.groupBy(label, F.floor(F.col("_u") * _BUCKETS).alias("b")).count()
+    per_label = Window.partitionBy(label)
+    running = per_label.orderBy("b").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    counted = buckets.select(
+        label,
+        "b",
+        F.sum("count").over(running).alias("running"),
+        F.sum("count").over(per_label).alias("rows"),
+    )
+    edges = [
+        (F.min(F.when(F.col("running") >= ratio * F.col("rows"), F.col("b"))) + 1) / _BUCKETS
+        for ratio in ratios
+    ]
+    return counted.groupBy(label).agg(F.array(*edges).alias("c")).collect()

@@ -78,8 +78,13 @@ class Task(ABC):
     def label_column(self, df: "DataFrame", label: str) -> "Column":
         """The prepared ``label`` column (null where unknown) of transformed rows."""
 
-    def describe_label(self, written: "DataFrame") -> dict[str, Any]:
-        """Checks of the prepared rows' labels and what ``meta.json`` says of them."""
+    # describe_label reads each label value's rows (the prepared rows' writer counts them)
+    counts_labels: ClassVar[bool] = False
+
+    def describe_label(self, counts: Mapping[Any, tuple[int, int]]) -> dict[str, Any]:
+        """Checks of the prepared rows' labels and what ``meta.json`` says of them, from
+        ``counts``: each label value -> (its rows, its rows in the train split); empty
+        unless ``counts_labels``."""
         return {}
 
     # -- training and evaluation ----------------------------------------------------------

@@ -13,7 +13,6 @@ from runner.tasks.classification import (
     INTEGRAL,
     LABEL_INDEX,
     class_counts,
-    label_counts,
     string_classes,
 )
 
@@ -41,6 +40,7 @@ class Binary(Task):
     """``BCEWithLogitsLoss`` on one logit; accuracy, balanced accuracy, F1 (at 0.5), AUROC,
     average precision and log loss; predicts the class and the positive probability."""
 
+    counts_labels = True
     directions = {
         "auroc": "maximize",
         "accuracy": "maximize",
@@ -85,8 +85,7 @@ class Binary(Task):
             return F.when(index < 2, index).cast("float")
         return F.col(label).cast("int").cast("float")
 
-    def describe_label(self, written: "DataFrame") -> dict[str, Any]:
-        counts = label_counts(written)
+    def describe_label(self, counts: Mapping[Any, tuple[int, int]]) -> dict[str, Any]:
         bad = sum(n for label, (n, _) in counts.items() if label not in (0, 1))
         if bad:
             raise RunnerError(

@@ -42,21 +42,9 @@ def string_classes(train: "DataFrame", label: str) -> tuple["Transformer", list[
     return fitted, list(fitted.labelsArray[0])
 
 
-def label_counts(written: "DataFrame") -> dict[Any, tuple[int, int]]:
-    """Each label of the prepared rows -> (its rows, its rows in the train split), from one
-    aggregation."""
-    from pyspark.sql import functions as F
-
-    rows = written.groupBy("label").agg(
-        F.count("*").alias("n"), F.count_if(F.col("split") == "train").alias("train")
-    )
-    return {
-        r["label"]: (int(r["n"]), int(r["train"])) for r in rows.collect() if r["label"] is not None
-    }
-
-
-def class_counts(counts: dict[Any, tuple[int, int]], classes: int) -> list[int]:
-    """Rows of each class 0..classes-1 in the train split (of ``label_counts``)."""
+def class_counts(counts: Mapping[Any, tuple[int, int]], classes: int) -> list[int]:
+    """Rows of each class 0..classes-1 in the train split (of ``Task.describe_label``'s
+    counts)."""
     return [counts.get(k, (0, 0))[1] for k in range(classes)]
 
 
@@ -73,6 +61,7 @@ class Classification(Task):
     Integer labels keep ``prediction`` (the class) and ``probability`` (a list, by class).
     """
 
+    counts_labels = True
     directions = {
         "accuracy": "maximize",
         "balanced_accuracy": "maximize",
@@ -110,8 +99,7 @@ class Classification(Task):
             return F.when(index < len(self.classes), index).cast("long")
         return F.col(label).cast("long")
 
-    def describe_label(self, written: "DataFrame") -> dict[str, Any]:
-        counts = label_counts(written)
+    def describe_label(self, counts: Mapping[Any, tuple[int, int]]) -> dict[str, Any]:
         if counts and min(counts) < 0:
             raise RunnerError(
                 f"data.label: integer labels must be class indices 0..K-1, found {min(counts)}"

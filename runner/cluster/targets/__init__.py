@@ -32,6 +32,9 @@ class DeployConfig:
     connect_timeout_s: float = 10.0  # probe of the master's host:port before Spark starts
     cpus_per_trial: int = 1  # cores (and torch threads) per trial
     gpus_per_trial: float = 0.0  # GPUs per trial; fractions pack trials (0.25: four per GPU)
+    # Map the driver JVM's classes from an archive made by the first run (~190 MB under
+    # ~/.cache/spark-dl-runner/jvm): a cold start 3-4 s faster (runner.cluster.class_cache)
+    class_cache: bool = True
 
 
 @dataclass

@@ -69,9 +69,20 @@ class FileSource:
     @staticmethod
     def listing(spark: "SparkSession", path: str, key: str = "data.path") -> list[list]:
         """Every file under ``path`` as ``[path, size, mtime]``, sorted (``key`` names the
-        config key in errors)."""
+        config key in errors). A local path without globs is listed here: a Spark query's
+        first run in a fresh JVM costs ~1.5 s."""
         from pyspark.sql import functions as F
 
+        local = _local_path(path)
+        if local is not None and not any(ch in str(local) for ch in "*?[{"):
+            files = _local_listing(local)
+            if files is None:
+                raise RunnerError(f"{key}: {path} not found; set {key} to a file or folder")
+            if not files:
+                raise RunnerError(
+                    f"{key}: {path} holds no data files; put the files there or set {key} to them"
+                )
+            return files
         try:
             listing = (
                 spark.read.format("binaryFile")
@@ -152,6 +163,24 @@ def _local_problems(uri: str, local: Path, format: str) -> list[str]:
     ):
         return [_empty(uri, format)]
     return []
+
+
+def _local_listing(local: Path) -> Optional[list[list]]:
+    """Spark's listing of a local file or folder (``file:`` paths, hidden files left out);
+    None when it does not exist."""
+    if local.is_file():
+        files = [local.resolve()]
+    elif local.is_dir():
+        files = [
+            f.resolve()
+            for f in local.rglob("*")
+            if f.is_file() and not any(p.startswith(("_", ".")) for p in f.relative_to(local).parts)
+        ]
+    else:
+        return None
+    return sorted(
+        [f"file:{f}", (st := f.stat()).st_size, st.st_mtime_ns // 1_000_000] for f in files
+    )
 
 
 def _empty(uri: str, format: str) -> str:
