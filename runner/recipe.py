@@ -1,5 +1,6 @@
 """What both recipes (``runner.pipeline``, ``runner.predict``) start with: the run's event
-sinks (the tracker, then the view), the GPU plan and the Spark session."""
+sinks (the tracker, then the view), the GPU plan and the Spark session (the data source's
+Spark-free loading runs meanwhile)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from runner.cluster import resources
 from runner.cluster.spark import build_session, experiment
 from runner.cluster.targets import Target, target_for
+from runner.data import sources
 from runner.observe import trackers
 from runner.observe.events import EventSinks, RunEvents
 
@@ -30,6 +32,6 @@ def started(
         if gpu_plan.note:
             events.info(f"[deploy] {gpu_plan.note}")
         target = gpu_plan.target
-        with events.stage("spark", target.cfg.master):
+        with events.stage("spark", target.cfg.master), sources.prefetching(cfg.get("data")):
             spark = build_session(target, run_dir / "logs")
         yield events, spark, target

@@ -252,3 +252,17 @@ def test_categorical_indices_come_last_unscaled_with_zero_for_unseen_and_null(sp
     rows = out.orderBy("id").collect()
     assert [list(r.features) for r in rows] == [[0.0, 3.0], [0.0, 0.0], [0.0, 0.0]]
     assert [r[f"{steps.UNSEEN}color"] for r in rows] == [False, True, False]
+
+
+@pytest.mark.parametrize("strategy", ["mean", "median", "mode"])
+def test_impute_fills_as_pyspark_imputer_does(spark, strategy):
+    from pyspark.ml.feature import Imputer
+
+    rows = [(1.0, 2), (float("nan"), None), (3.0, 2), (None, 7), (3.0, 5), (8.0, 5)]
+    df = spark.createDataFrame(rows, "x double, n int")
+    step = OmegaConf.create({"op": "impute", "columns": ["x", "n"], "strategy": strategy})
+    [stage], _ = steps._impute(step, df, "data.steps[0] (impute)", "label")
+    ours = stage.transform(df)
+    theirs = Imputer(inputCols=["x", "n"], outputCols=["x", "n"], strategy=strategy).fit(df)
+    assert ours.dtypes == df.dtypes  # each column keeps its type
+    assert ours.collect() == theirs.transform(df).collect()

@@ -7,8 +7,8 @@ does what the stage does: a stratified split by a hash of ``id``, the steps fitt
 train rows (impute, one-hot, standard scaling), the three splits written as Parquet with
 ``features`` as one float array. Each run is a fresh process; for Spark the session's start
 is reported apart from the preparation, with the Spark jobs the preparation ran, the
-driver's Python and JVM peak memory. ``local[1]`` vs ``local[2]`` on the largest size shows
-how the stage scales with cores; cold ``data=digits`` (the default experiment's data, one
+driver's Python and JVM peak memory. ``local[1]`` pinned to one core (JVM, Python
+workers and all) vs ``local[2]`` on two, on the largest size, shows how the stage scales; cold ``data=digits`` (the default experiment's data, one
 small Spark job after another) shows the fixed cost small data pays.
 
     python -m runner.bench preprocess [--rows 1000000,10000000] [--csv-rows 1000000]
@@ -120,6 +120,10 @@ def _write_input(kind: str, rows: int) -> None:
 
 
 def _job(engine: str, kind: str, rows: int, cores: int) -> dict:
+    if engine == "spark" and cores < (os.cpu_count() or 1):
+        # local[N] alone still lets the JVM's compiler and collector threads and the Python
+        # workers use every core: pin the whole job (the JVM and its workers inherit it)
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])
     with tempfile.TemporaryDirectory() as tmp:
         result: dict[str, Any] = {"engine": engine, "input": kind, "rows": rows, "cores": cores}
         start = time.perf_counter()
@@ -316,8 +320,9 @@ def _table(results: list[dict]) -> str:
         f"Machine: {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB memory, load average "
         f"{os.getloadavg()[0]:.1f} at the end; {datetime.now():%Y-%m-%d %H:%M}. "
         f"{FEATURES} numeric features, {len(CLASSES)} classes; csv: nulls in f0 (imputed) and a "
-        f"{len(CITIES)}-city column (one-hot). Spark: `local[cores]`, default driver memory; "
-        "seconds exclude the session's start (its own column).",
+        f"{len(CITIES)}-city column (one-hot). Spark: `local[cores]` (with fewer cores than the "
+        "machine's, the whole job is pinned to them), default driver memory (1 GiB); seconds "
+        "exclude the session's start (its own column).",
         "",
         "| engine | input | rows | cores | seconds | rows/s | vs pandas | vs Polars | "
         "Spark jobs | session start s | driver Python peak MB | driver JVM peak MB |",

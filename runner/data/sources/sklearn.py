@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Optional
 
 from omegaconf import MISSING
@@ -41,11 +42,14 @@ class SklearnSource:
 
         return {"sklearn": sklearn.__version__}
 
+    def prefetch(self, cfg: Any) -> None:
+        """Import scikit-learn and read the data set while the Spark session starts."""
+        _bunch(cfg.dataset)
+
     def load(self, spark: "SparkSession", cfg: Any, labelled: bool = True) -> RawData:
         import pandas as pd
-        from sklearn import datasets
 
-        bunch = getattr(datasets, f"load_{cfg.dataset}")()
+        bunch = _bunch(cfg.dataset)
         frame = pd.DataFrame(
             {
                 "id": range(len(bunch.target)),
@@ -55,3 +59,10 @@ class SklearnSource:
         )
         df = spark.createDataFrame(frame, schema="id long, label long, features array<double>")
         return RawData(df, "label", None, reread=True)  # rows held in memory already
+
+
+@lru_cache(maxsize=4)
+def _bunch(dataset: str) -> Any:
+    from sklearn import datasets
+
+    return getattr(datasets, f"load_{dataset}")()
