@@ -7,9 +7,9 @@ does what the stage does: a stratified split by a hash of ``id``, the steps fitt
 train rows (impute, one-hot, standard scaling), the three splits written as Parquet with
 ``features`` as one float array. Each run is a fresh process; for Spark the session's start
 is reported apart from the preparation, with the Spark jobs the preparation ran, the
-driver's Python and JVM peak memory. ``local[1]`` pinned to one core (JVM, Python
-workers and all) vs ``local[2]`` on two, on the largest size, shows how the stage scales; cold ``data=digits`` (the default experiment's data, one
-small Spark job after another) shows the fixed cost small data pays.
+driver's Python and JVM peak memory. ``local[1]`` pinned to one core (JVM, Python workers
+and all) vs ``local[2]`` on two, on the largest size, shows how the stage scales; cold
+``data=digits`` (the default experiment's data) shows the fixed cost small data pays.
 
     python -m runner.bench preprocess [--rows 1000000,10000000] [--csv-rows 1000000]
 """
