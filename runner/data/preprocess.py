@@ -15,7 +15,7 @@ import fcntl
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,7 +240,7 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset, task: dict[s
     try:
         df = _assign_split(rows, raw.label, cfg.split, stratify)
         fitted = preparation.fit(spark, cfg, df, raw, task)
-        saved = _started(spark, fitted.save, out)  # its small jobs run beside the write's
+        fitted.save(out)
         # One pass writes the three splits: each row's split rides along in KEPT.
         carried = df.withColumn(steps.KEPT, F.struct("split")).drop("split")
         prepared = (
@@ -259,37 +259,11 @@ def _prepare(spark: "SparkSession", cfg: Any, out: PreparedDataset, task: dict[s
             raise steps.spark_error(
                 err, f"data: preparing the rows failed ({first_line(err)})"
             ) from err
-        finally:
-            saved()
     finally:
         if not raw.reread:
             rows.unpersist()
     meta = _describe(cfg, written, fitted)
     out.write_meta({**meta, "preparation": preparation_path(source)})
-
-
-def _started(spark: "SparkSession", work: Callable[..., None], *args: Any) -> Callable[[], None]:
-    """Start ``work(*args)`` on a thread that keeps this one's Spark job properties (its
-    scheduler pool); the returned call waits for it and raises what it raised."""
-    from pyspark import InheritableThread
-
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work(*args)
-        except BaseException as err:  # noqa: BLE001 -- raised in the caller's thread
-            failed.append(err)
-
-    thread = InheritableThread(run, session=spark)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if failed:
-            raise failed[0]
-
-    return wait
 
 
 def _describe(cfg: Any, written: WrittenRows, fitted: FittedPreparation) -> dict:
