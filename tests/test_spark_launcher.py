@@ -289,6 +289,23 @@ class TestSparkLauncherBatched(BatchedSweeperTestSuite):
     pass
 
 
+def _first_case(test: Callable) -> Callable:
+    """``test`` (a Hydra suite's method) with only the first case of its parametrization."""
+    import functools
+
+    (cases,) = [m for m in test.pytestmark if m.name == "parametrize"]
+
+    @functools.wraps(test)
+    def first(*args: Any, **kwargs: Any) -> Any:
+        return test(*args, **kwargs)
+
+    first.pytestmark = [  # type: ignore[attr-defined]
+        *(m for m in test.pytestmark if m is not cases),
+        pytest.mark.parametrize(cases.args[0], cases.args[1][:1], **cases.kwargs).mark,
+    ]
+    return first
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "task_launcher_cfg, extra_flags",
@@ -296,7 +313,10 @@ class TestSparkLauncherBatched(BatchedSweeperTestSuite):
            "hydra.launcher.master='local[1]'"])],
 )
 class TestSparkLauncherIntegration(IntegrationTestSuite):
-    pass
+    # Hydra's run-dir (5) and task-name (4) cases check Hydra's own naming, the same for
+    # every launcher; one of each runs here (each case is a Spark application, ~15 s)
+    test_custom_sweeper_run_workdir = _first_case(IntegrationTestSuite.test_custom_sweeper_run_workdir)
+    test_custom_task_name = _first_case(IntegrationTestSuite.test_custom_task_name)
 
 
 def test_readme_launcher_example_parses_as_typed_in_bash() -> None:
