@@ -1,15 +1,15 @@
 """``data.steps`` -> one fitted ``pyspark.ml`` PipelineModel, and applying it to rows.
 
 Each step becomes ``pyspark.ml`` stages fitted on the train split, in order: Spark SQL
-``filter``/``select``/``dropna`` as ``SQLTransformer``, ``impute`` as ``Imputer``,
+``filter``/``select``/``dropna`` as ``SQLTransformer``, ``impute`` as one over literals,
 ``onehot`` and ``categorical`` as a ``SQLTransformer`` over the categories a ``StringIndexer``
 found. Then the task's label stages (e.g. a string label indexed by ``StringIndexer``; see
 ``runner.tasks``), and the features: their statistics from one aggregation, written into one
 ``SQLTransformer`` as literals, which assembles the scaled ``array<float>`` the trials read
-(an expression per number, compiled by whole-stage code generation; a ``transform`` per
-array; no ``ml`` vectors), the ``categorical`` columns' indices unscaled at its end. The
-same model, saved with the prepared data, turns new rows into exactly the same features
-(``to_input`` -> model -> ``to_output``).
+(one ``array()`` of an expression per number, compiled by whole-stage code generation; a
+``transform`` per array; no ``ml`` vectors), the ``categorical`` columns' indices unscaled
+at its end. The same model, saved with the prepared data, turns new rows into exactly the
+same features (``to_input`` -> model -> ``to_output``).
 """
 
 from __future__ import annotations
