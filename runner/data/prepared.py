@@ -138,11 +138,6 @@ class PreparedDataset:
         }
 
     @property
-    def data_uri(self) -> str:
-        """Where Spark writes the rows, partitioned by ``split``."""
-        return f"{self.uri.rstrip('/')}/{DATA}"
-
-    @property
     def transform_uri(self) -> str:
         """The fitted preprocessing (a ``PipelineModel``)."""
         return f"{self.uri.rstrip('/')}/{TRANSFORM}"
