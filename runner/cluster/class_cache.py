@@ -18,6 +18,8 @@ import os
 import shutil
 from pathlib import Path
 
+from runner.cluster.processes import pid_alive
+
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 # Settings that shape the driver JVM's classpath or heap layout: part of the archive's key.
 _KEYED_CONF = (
@@ -73,11 +75,11 @@ def _await_and_rename(jvm_pid: int, pending: Path, timeout_s: float = 300.0) -> 
     """Wait for ``jvm_pid`` to exit, then publish what it wrote; release the claim."""
     import time
 
-    final = pending.with_name(pending.name.split(".")[0] + ".jsa")
+    final = _sibling(pending, ".jsa")
     deadline = time.monotonic() + timeout_s
-    while _alive(jvm_pid) and time.monotonic() < deadline:
+    while pid_alive(jvm_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if not _alive(jvm_pid) and pending.exists() and pending.stat().st_size > 0:
+    if not pid_alive(jvm_pid) and pending.exists() and pending.stat().st_size > 0:
         os.replace(pending, final)
     release(pending)
 
@@ -85,7 +87,12 @@ def _await_and_rename(jvm_pid: int, pending: Path, timeout_s: float = 300.0) -> 
 def release(pending: Path) -> None:
     """Give up making ``pending``'s archive (its JVM did not start, or is gone)."""
     pending.unlink(missing_ok=True)
-    pending.with_name(pending.name.split(".")[0] + ".making").unlink(missing_ok=True)
+    _sibling(pending, ".making").unlink(missing_ok=True)
+
+
+def _sibling(pending: Path, suffix: str) -> Path:
+    """The file of ``pending``'s key (``<key>.<pid>.tmp``) with ``suffix``."""
+    return pending.with_name(pending.name.split(".")[0] + suffix)
 
 
 def _claim(marker: Path, stale_s: float = 600.0) -> bool:
@@ -106,16 +113,6 @@ def _claim(marker: Path, stale_s: float = 600.0) -> bool:
             except FileNotFoundError:
                 pass
     return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _key(conf: dict[str, str]) -> str | None:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.cluster.processes import pid_alive
 from runner.errors import RunnerError
 
 HOST = "127.0.0.1"
@@ -241,13 +242,9 @@ def _listening(port: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
-    proc = _children.get(pid)
+    proc = _children.get(pid)  # a child of ours that exited is a zombie until reaped
     return proc is None or proc.poll() is None
 
 
