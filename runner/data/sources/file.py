@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -51,8 +52,8 @@ class FileSource:
             problems.append(
                 "data.format: delta needs delta-spark; pip install 'spark-dl-runner[delta]'"
             )
-        local = _local_path(cfg.path)
-        if local is not None and not any(ch in str(local) for ch in "*?[{"):
+        local = _plain_local_path(cfg.path)
+        if local is not None:
             problems += _local_problems(cfg.path, local, cfg.format)
         if cfg.label is None:
             problems.append("data.label: required to train; name the label column")
@@ -73,32 +74,31 @@ class FileSource:
         first run in a fresh JVM costs ~1.5 s."""
         from pyspark.sql import functions as F
 
-        local = _local_path(path)
-        if local is not None and not any(ch in str(local) for ch in "*?[{"):
-            files = _local_listing(local)
-            if files is None:
-                raise RunnerError(f"{key}: {path} not found; set {key} to a file or folder")
-            if not files:
-                raise RunnerError(
-                    f"{key}: {path} holds no data files; put the files there or set {key} to them"
+        local = _plain_local_path(path)
+        not_found = RunnerError(f"{key}: {path} not found; set {key} to a file or folder")
+        listing: list[Any]
+        if local is not None:
+            if not local.exists():
+                raise not_found
+            listing = [
+                (f"file:{f.resolve()}", (st := f.stat()).st_size, st.st_mtime_ns // 1_000_000)
+                for f in _data_files(local)
+            ]
+        else:
+            try:
+                listing = (
+                    spark.read.format("binaryFile")
+                    .option("recursiveFileLookup", "true")
+                    .load(path)
+                    .select("path", "length", F.unix_millis("modificationTime"))
+                    .collect()
                 )
-            return files
-        try:
-            listing = (
-                spark.read.format("binaryFile")
-                .option("recursiveFileLookup", "true")
-                .load(path)
-                .select("path", "length", F.unix_millis("modificationTime"))
-                .collect()
-            )
-        except Exception as err:
-            if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
+            except Exception as err:
+                if "PATH_NOT_FOUND" in str(err) or "does not exist" in str(err):
+                    raise not_found from None
                 raise RunnerError(
-                    f"{key}: {path} not found; set {key} to a file or folder"
+                    f"{key}: cannot list {path} ({spark_cause(err)}); check {key}"
                 ) from None
-            raise RunnerError(
-                f"{key}: cannot list {path} ({spark_cause(err)}); check {key}"
-            ) from None
         if not listing:
             raise RunnerError(
                 f"{key}: {path} holds no data files; put the files there or set {key} to them"
@@ -111,14 +111,8 @@ class FileSource:
         local = _local_path(cfg.path)
         if local is None or not local.exists() or cfg.format not in ("csv", "parquet"):
             return None
-        files = (
-            [local]
-            if local.is_file()
-            else sorted(
-                p
-                for p in local.rglob(f"*.{cfg.format}")
-                if not any(part.startswith((".", "_")) for part in p.parts)
-            )
+        files = sorted(
+            f for f in _data_files(local) if local.is_file() or f.suffix == f".{cfg.format}"
         )
         if not files:
             return None
@@ -157,30 +151,20 @@ def _local_problems(uri: str, local: Path, format: str) -> list[str]:
             f"data.path: {uri} is not readable (permission denied); "
             "give read access or copy the data somewhere readable"
         ]
-    if local.is_dir() and not any(
-        f.is_file() and not any(part.startswith(("_", ".")) for part in f.relative_to(local).parts)
-        for f in local.rglob("*")
-    ):
+    if local.is_dir() and next(_data_files(local), None) is None:
         return [_empty(uri, format)]
     return []
 
 
-def _local_listing(local: Path) -> Optional[list[list]]:
-    """Spark's listing of a local file or folder (``file:`` paths, hidden files left out);
-    None when it does not exist."""
+def _data_files(local: Path) -> Iterator[Path]:
+    """The data files of a local file or folder, as Spark lists them: the file, or every
+    file under the folder but hidden ones (a ``_*`` or ``.*`` name on the way)."""
     if local.is_file():
-        files = [local.resolve()]
-    elif local.is_dir():
-        files = [
-            f.resolve()
-            for f in local.rglob("*")
-            if f.is_file() and not any(p.startswith(("_", ".")) for p in f.relative_to(local).parts)
-        ]
-    else:
-        return None
-    return sorted(
-        [f"file:{f}", (st := f.stat()).st_size, st.st_mtime_ns // 1_000_000] for f in files
-    )
+        yield local
+        return
+    for f in local.rglob("*"):
+        if f.is_file() and not any(p.startswith(("_", ".")) for p in f.relative_to(local).parts):
+            yield f
 
 
 def _empty(uri: str, format: str) -> str:
@@ -192,8 +176,14 @@ def _empty(uri: str, format: str) -> str:
 
 def missing_local_path(uri: str) -> bool:
     """``uri`` is a local path (no glob) that does not exist."""
+    local = _plain_local_path(uri)
+    return local is not None and not local.exists()
+
+
+def _plain_local_path(uri: str) -> Optional[Path]:
+    """``uri`` as a local path when it is one and has no glob characters."""
     local = _local_path(uri)
-    return local is not None and not any(ch in str(local) for ch in "*?[{") and not local.exists()
+    return None if local is None or any(ch in str(local) for ch in "*?[{") else local
 
 
 def _local_path(uri: str) -> Optional[Path]:
