@@ -455,11 +455,13 @@ def row_writer(uri: str, count_labels: bool):
         fs = _filesystem(uri)[0]
         writers: dict[str, Any] = {}
         buffered: dict[str, list[pa.RecordBatch]] = {}
+        buffered_bytes: dict[str, int] = {}
         counts: dict[str, Any] = {"rows": {}, "unlabelled": 0}
         labels: dict[Any, list[int]] = {}
 
         def flush(split: str) -> None:
             table = pa.Table.from_batches(buffered.pop(split))
+            buffered_bytes.pop(split)
             if split not in writers:
                 _, directory = dataset._locate(_split_dir(split))
                 fs.create_dir(directory, recursive=True)
@@ -487,7 +489,8 @@ def row_writer(uri: str, count_labels: bool):
                         tally[0] += entry["counts"]
                         tally[1] += entry["counts"] if split == "train" else 0
                 buffered.setdefault(split, []).append(part)
-                if sum(b.nbytes for b in buffered[split]) >= ROW_GROUP_BYTES:
+                buffered_bytes[split] = buffered_bytes.get(split, 0) + part.nbytes
+                if buffered_bytes[split] >= ROW_GROUP_BYTES:
                     flush(split)
         for split in list(buffered):
             flush(split)

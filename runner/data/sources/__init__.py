@@ -98,14 +98,15 @@ def prefetching(cfg: Any) -> Iterator[None]:
     Spark, e.g. importing scikit-learn, 1.4 s) on a thread while the block starts the
     session; a failure there is left for ``load`` to report."""
     fetch = getattr(source_for(cfg), "prefetch", None) if cfg is not None else None
+    if fetch is None:
+        yield
+        return
     thread = threading.Thread(target=_quietly, args=(fetch, cfg), daemon=True)
-    if fetch is not None:
-        thread.start()
+    thread.start()
     try:
         yield
     finally:
-        if fetch is not None:
-            thread.join()
+        thread.join()
 
 
 def _quietly(fetch: Any, cfg: Any) -> None:
