@@ -27,26 +27,30 @@ if TYPE_CHECKING:
     from runner.cluster.targets import Target
 
 # Quiet, small-data-friendly defaults; any of them can be overridden in deploy.spark_conf.
-_DEFAULT_CONF = {
+_SPARK_DEFAULTS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    "spark.python.worker.reuse": "true",
+    # Concurrent experiments (hydra/launcher=spark) each submit to their own pool.
+    "spark.scheduler.mode": "FAIR",
+}
+# ...and SQL settings, the only ones a Spark Connect client can set.
+_SQL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.python.worker.reuse": "true",
     # A write partitioned by a few values (inference.partition_by into a table) keeps a
     # writer per value open instead of sorting every task's rows by them first (-3 s of
     # 14 s when the prepared splits, 10M rows, were written so).
     "spark.sql.maxConcurrentOutputFileWriters": "4",
-    # Concurrent experiments (hydra/launcher=spark) each submit to their own pool.
-    "spark.scheduler.mode": "FAIR",
-}
-# Over Spark Connect only session-level (SQL) settings can be set by the client.
-_CONNECT_DEFAULTS = {
-    "spark.sql.shuffle.partitions": _DEFAULT_CONF["spark.sql.shuffle.partitions"],
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.sql.maxConcurrentOutputFileWriters": _DEFAULT_CONF[
-        "spark.sql.maxConcurrentOutputFileWriters"
-    ],
+    # The optimizer would evaluate every projection over an in-memory table (a scikit-learn
+    # data set, a pandas frame) on the driver, interpreted: planning digits' prepared rows
+    # took 0.8-1.4 s of a 1 s job. Spark's own test suites exclude the rule too.
+    "spark.sql.optimizer.excludedRules": (
+        "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation"
+    ),
+    # pyspark records the Python call site of every DataFrame call for error messages (and
+    # imports IPython to do so, 0.5 s); ours are one line naming the key.
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
 
 _LOG4J2 = """\
@@ -75,7 +79,7 @@ def build_session(target: "Target", log_dir: Path) -> "SparkSession":
     RunnerError.
     """
     deploy = target.cfg
-    defaults = _CONNECT_DEFAULTS if target.remote else _DEFAULT_CONF
+    defaults = _SQL_DEFAULTS if target.remote else {**_SPARK_DEFAULTS, **_SQL_DEFAULTS}
     conf = {
         **defaults,
         **target.spark_conf(),

@@ -9,9 +9,6 @@ that the steps in ``runner.data.steps`` turn into the features array (files).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
@@ -55,8 +52,8 @@ def table_rows(
 
 class Source(Protocol):
     """What the preprocess stage asks of a source; ``cfg`` is its ``data`` config node.
-    A source may also have ``prefetch(cfg)``: :func:`prefetching` runs it while the
-    session starts."""
+    A source may also have ``prefetch(cfg)``, the part of ``load`` that needs no Spark:
+    ``runner.recipe`` runs it while the session starts."""
 
     def validate(self, cfg: Any) -> list[str]:
         """Problems found without Spark, each naming its key."""
@@ -90,27 +87,3 @@ def expected_input_shape(cfg: Any) -> list[Any]:
     if hasattr(source, "input_shape"):
         return list(source.input_shape(cfg))
     return list(cfg.get("image_shape") or [None])
-
-
-@contextmanager
-def prefetching(cfg: Any) -> Iterator[None]:
-    """Run the source's ``prefetch(cfg)`` (optional: the part of ``load`` that needs no
-    Spark, e.g. importing scikit-learn, 1.4 s) on a thread while the block starts the
-    session; a failure there is left for ``load`` to report."""
-    fetch = getattr(source_for(cfg), "prefetch", None) if cfg is not None else None
-    if fetch is None:
-        yield
-        return
-    thread = threading.Thread(target=_quietly, args=(fetch, cfg), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-
-
-def _quietly(fetch: Any, cfg: Any) -> None:
-    try:
-        fetch(cfg)
-    except Exception:  # noqa: BLE001 -- load reports it
-        pass
