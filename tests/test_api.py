@@ -21,10 +21,10 @@ def test_a_mistake_raises_one_line():
 
 
 @pytest.mark.slow
-def test_run_then_load_model(tmp_path):
+def test_run_then_load_model(tmp_path, digits_cache):
     """In a subprocess, as a notebook would (its own Spark session)."""
     overrides = [*TINY, "train.epochs=1", "stages=[preprocess,sweep]",
-                 f"hydra.run.dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'c'}"]
+                 f"hydra.run.dir={tmp_path / 'run'}", f"data.cache_dir={digits_cache}"]
     code = f"import json, runner; print(json.dumps(runner.run({overrides!r}).sweep.trials))"
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,

@@ -70,12 +70,12 @@ def test_missing_java_is_reported(tmp_path):
     assert not (run_dir / "summary.json").exists()
 
 
-def test_a_sweep_whose_spark_jobs_keep_failing_fails_in_one_line(tmp_path):
+def test_a_sweep_whose_spark_jobs_keep_failing_fails_in_one_line(tmp_path, digits_cache):
     from tests.crash_model import crash_tickets
 
     run_dir = tmp_path / "run"
     tickets = crash_tickets(tmp_path / "tickets", 100)
-    proc = run_cli([*TINY, f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+    proc = run_cli([*TINY, f"hydra.run.dir={run_dir}", f"data.cache_dir={digits_cache}",
                     "model._target_=tests.crash_model.CrashingMLP", f"+model.tickets={tickets}"],
                    tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -87,7 +87,7 @@ def test_a_sweep_whose_spark_jobs_keep_failing_fails_in_one_line(tmp_path):
     assert not (run_dir / "summary.json").exists()
 
 
-def test_ctrl_c_is_one_line_and_the_rerun_finishes_the_sweep(tmp_path):
+def test_ctrl_c_is_one_line_and_the_rerun_finishes_the_sweep(tmp_path, digits_cache):
     import os
     import signal
     import subprocess
@@ -95,7 +95,7 @@ def test_ctrl_c_is_one_line_and_the_rerun_finishes_the_sweep(tmp_path):
 
     run_dir = tmp_path / "run"
     args = ["search.n_trials=6", "train.epochs=100", f"hydra.run.dir={run_dir}",
-            f"data.cache_dir={tmp_path / 'cache'}"]
+            f"data.cache_dir={digits_cache}"]
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

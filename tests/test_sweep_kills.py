@@ -86,8 +86,10 @@ def _run_and_kill(args: list[str], cwd: Path, rng: random.Random, lines: tuple[i
     return killed
 
 
-def test_random_sigkills_then_rerun_keep_every_trial_once_and_the_best(spark, cfg, tmp_path):
-    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+def test_random_sigkills_then_rerun_keep_every_trial_once_and_the_best(
+    spark, cfg, tmp_path, digits_cache
+):
+    cache, run_dir = digits_cache, tmp_path / "run"
     prepared = preprocess.run(spark, cfg.data, cache, cfg.task)  # once, for every run below
     rng = random.Random(int(os.environ.get("RUNNER_TEST_KILL_SEED", "22")))
     killed = sum(

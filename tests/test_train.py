@@ -91,13 +91,13 @@ def test_local_mode_follows_the_target(option, local):
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_cli_trains_on_local_cluster_and_deploys_the_trained_model(tmp_path):
+def test_cli_trains_on_local_cluster_and_deploys_the_trained_model(tmp_path, digits_cache):
     """Two barrier tasks on separate executor JVMs; the CLI's own session, stopped at exit."""
     run_dir = tmp_path / "run"
     proc = run_cli(
         ["deploy=local_cluster", "train.local_mode=false", "stages=[preprocess,train,infer]",
          "train.enabled=true",
-         "train.epochs=6", f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}"],
+         "train.epochs=6", f"hydra.run.dir={run_dir}", f"data.cache_dir={digits_cache}"],
         tmp_path,
         timeout=900,
     )
