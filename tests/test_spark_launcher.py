@@ -170,16 +170,6 @@ def test_multirun_runs_jobs_in_spark_workers_batch_by_batch(tmp_path: Path) -> N
         assert (sweep / job / "my_app.log").is_file()
 
 
-@pytest.mark.slow
-def test_failing_job_fails_multirun_like_basic_launcher(tmp_path: Path) -> None:
-    run = run_app(tmp_path, f"hydra.sweep.dir={tmp_path / 'sweep'}", "x=1,fail")
-    assert run.returncode != 0
-    assert "ValueError: job asked to fail" in run.output
-    assert "Traceback in the Spark task" in run.output  # the remote traceback survives
-    assert (tmp_path / "sweep" / "0" / "result.txt").read_text().split()[0] == "2"
-    assert not (tmp_path / "sweep" / "1" / "result.txt").exists()
-
-
 def attempts(job_dir: Path) -> int:
     return len((job_dir / "attempts.txt").read_text().splitlines())
 
@@ -196,14 +186,19 @@ def test_sys_exit_fails_its_job_only_with_the_basic_launchers_exit_code(tmp_path
 
 
 @pytest.mark.slow
-def test_unpicklable_exception_reaches_the_driver_with_its_traceback(tmp_path: Path) -> None:
-    run = run_app(tmp_path, f"hydra.sweep.dir={tmp_path / 'sweep'}", "x=unpicklable,1")
+def test_failing_jobs_reach_the_driver_with_their_tracebacks(tmp_path: Path) -> None:
+    """A job's exception, even one that cannot be pickled, fails the multirun like the basic
+    launcher, with the remote traceback; the other jobs finish."""
+    run = run_app(tmp_path, f"hydra.sweep.dir={tmp_path / 'sweep'}", "x=unpicklable,fail,1")
     assert run.returncode == 1, run.output
+    assert "#1 x=fail failed: ValueError: job asked to fail" in run.output
+    # the first failure is raised, as the basic launcher does, with the remote traceback
     assert "Unpicklable: job holds a lock" in run.output
     assert "Traceback in the Spark task" in run.output
     assert 'raise Unpicklable("job holds a lock")' in run.output
     assert "cannot be sent back" not in run.output
-    assert (tmp_path / "sweep" / "1" / "result.txt").exists()
+    assert not (tmp_path / "sweep" / "1" / "result.txt").exists()
+    assert (tmp_path / "sweep" / "2" / "result.txt").read_text().split()[0] == "2"
 
 
 @pytest.mark.slow
@@ -230,33 +225,21 @@ def test_return_values_reach_the_sweeper(
 
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_local_cluster_master(tmp_path: Path) -> None:
+def test_local_cluster_master_runs_jobs_and_does_not_retry_failed_ones(tmp_path: Path) -> None:
+    # A cluster retries a failed task up to spark.task.maxFailures (4) times.
     run = run_app(
         tmp_path,
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "hydra.launcher.master='local-cluster[2,1,1024]'",  # quoted for Hydra's grammar
         "hydra.launcher.cpus_per_job=1",  # a task ResourceProfile: needs a cluster master
-        "x=1,2",
-    )
-    assert run.returncode == 0, run.output
-    results = job_results(tmp_path / "sweep")
-    assert [value for value, _ in results] == [2, 4]
-    assert all(pid != run.pid for _, pid in results)
-
-
-@pytest.mark.slow
-@pytest.mark.cluster
-def test_job_failures_are_not_retried_on_a_cluster(tmp_path: Path) -> None:
-    # A cluster retries a failed task up to spark.task.maxFailures (4) times.
-    run = run_app(
-        tmp_path,
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        "hydra.launcher.master='local-cluster[2,1,1024]'",
-        "x=exit,unpicklable",
+        "x=1,exit,unpicklable,2",
     )
     assert run.returncode == 3, run.output
     assert "Unpicklable: job holds a lock" in run.output
-    assert [attempts(tmp_path / "sweep" / job) for job in "01"] == [1, 1]
+    assert [attempts(tmp_path / "sweep" / job) for job in "12"] == [1, 1]
+    results = [(tmp_path / "sweep" / job / "result.txt").read_text().split() for job in "03"]
+    assert [int(value) for value, _ in results] == [2, 4]
+    assert all(int(pid) != run.pid for _, pid in results)
 
 
 # Hydra's own launcher conformance suites, for the task mode (a generic Hydra app). The
