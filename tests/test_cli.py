@@ -94,7 +94,7 @@ def test_ctrl_c_is_one_line_and_the_rerun_finishes_the_sweep(tmp_path, digits_ca
     import time
 
     run_dir = tmp_path / "run"
-    args = ["search.n_trials=6", "train.epochs=100", f"hydra.run.dir={run_dir}",
+    args = ["search.n_trials=6", "train.epochs=30", f"hydra.run.dir={run_dir}",
             f"data.cache_dir={digits_cache}"]
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env,

@@ -70,16 +70,15 @@ def test_experiment_and_stage_infer_run_over_spark_connect(connect_server, tmp_p
                     tmp_path, timeout=300)
     assert slots.returncode == 2 and "deploy.task_slots" in slots.stderr
 
-    # a file source's identity (the cache key) is listed by a DataFrame query: no SparkContext
+    # a file source over Connect: its identity (the cache key) and rows, no SparkContext
     csv = tmp_path / "rows.csv"
     csv.write_text("a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(60)))
-    files = [*common, "data=csv", f"data.path={csv}", f"data.cache_dir={tmp_path / 'cache'}",
-             "stages=[preprocess]"]
-    for run, hit in (("csv1", False), ("csv2", True)):
-        proc = run_cli([*files, f"hydra.run.dir={tmp_path / run}"], tmp_path, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-        summary = json.loads((tmp_path / run / "summary.json").read_text())
-        assert summary["data"]["cache_hit"] is hit and sum(summary["data"]["rows"].values()) == 60
+    proc = run_cli([*common, "data=csv", f"data.path={csv}", f"data.cache_dir={tmp_path / 'cache'}",
+                    "stages=[preprocess]", f"hydra.run.dir={tmp_path / 'csv'}"], tmp_path,
+                   timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "csv" / "summary.json").read_text())
+    assert summary["data"]["cache_hit"] is False and sum(summary["data"]["rows"].values()) == 60
 
     # last, the server killed mid-sweep (#22): one line naming deploy.master within about
     # deploy.connect_timeout_s (the client's retries are bounded to it), exit 1, resumable,

@@ -29,17 +29,9 @@ def test_reviews_text_cnn_from_the_cli_then_new_texts(tmp_path):
     assert NOISE <= 0.05
     assert (run_dir / "prepared" / "transform" / "tokenizer.json").exists()
 
+    # new texts, unlabelled and under another column name (labelled new rows' metrics are
+    # the same for every modality: test_infer); their truth is known here
     texts = [review(50_000 + i, 9) for i in range(40)]
-    path = tmp_path / "new.parquet"
-    pq.write_table(pa.table({"text": [t for t, _ in texts],
-                             "label": [LABELS[y] for _, y in texts]}), path)
-    scored = tmp_path / "scored"
-    proc = run_cli(["stages=[infer]", f"model_path={run_dir}", "data@inference.data=text",
-                    f"inference.data.path={path}", f"hydra.run.dir={scored}"], tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = json.loads((scored / "summary.json").read_text())
-    assert result["test_metrics"]["test_accuracy"] >= 0.8
-
     unlabelled = tmp_path / "tickets.parquet"  # no label, the text under another name
     pq.write_table(pa.table({"ticket": list(range(40)), "body": [t for t, _ in texts]}),
                    unlabelled)
