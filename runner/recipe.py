@@ -52,8 +52,12 @@ def _prefetching(cfg: Any) -> Iterator[None]:
         from runner.train import model
 
         threading.Thread(target=_quietly, args=(model.prefetch,), daemon=True).start()
-    fetch = getattr(sources.source_for(cfg.data), "prefetch", None)
-    if "preprocess" not in selected or fetch is None:
+    fetch = (
+        getattr(sources.source_for(cfg.data), "prefetch", None)
+        if "preprocess" in selected
+        else None
+    )
+    if fetch is None:
         yield
         return
     thread = threading.Thread(target=_quietly, args=(lambda: fetch(cfg.data),), daemon=True)
